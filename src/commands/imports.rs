@@ -1,0 +1,107 @@
+//! `annuaire import`, `annuaire imports list|show|approve`: running imports and reading
+//! their records.
+
+use anyhow::Context;
+use sqlx::PgPool;
+
+use super::{Outcome, print_json};
+use crate::import::{self, ImportError, ImportOptions};
+use crate::store::runs::{self, RunSummary};
+
+pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: bool) -> anyhow::Result<Outcome> {
+    match import::import(pool, source, options).await {
+        Ok(run) => {
+            report(&run, json)?;
+            Ok(if run.status == "held" { Outcome::Held } else { Outcome::Success })
+        }
+        Err(ImportError::Busy) => Err(ImportError::Busy.into()),
+        Err(error) => {
+            // The failed run is recorded: show it, so that its id and counts are at hand.
+            if json {
+                if let Some(run) = runs::list(pool, 1).await?.into_iter().next() {
+                    print_json(&run)?;
+                }
+            }
+            Err(anyhow::Error::new(error).context(format!("while importing {source}")))
+        }
+    }
+}
+
+fn report(run: &RunSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        return print_json(run);
+    }
+    println!("{}", one_line(run));
+    if let Some(message) = &run.message {
+        println!("  {message}");
+    }
+    Ok(())
+}
+
+fn one_line(run: &RunSummary) -> String {
+    let n = |v: Option<i64>| v.map_or("-".to_owned(), |v| v.to_string());
+    format!(
+        "run {} {}: {} professionals (+{} ~{} -{}), {} mailboxes, {} lines read, {} rejected, source {}",
+        run.id,
+        run.status,
+        n(run.professionals),
+        n(run.added),
+        n(run.changed),
+        n(run.removed),
+        n(run.mailboxes),
+        run.lines_read,
+        run.rejected,
+        run.source
+    )
+}
+
+pub async fn list(pool: &PgPool, limit: i64, json: bool) -> anyhow::Result<Outcome> {
+    let list = runs::list(pool, limit).await.context("while listing import runs")?;
+    if json {
+        print_json(&list)?;
+    } else if list.is_empty() {
+        println!("no import runs yet");
+    } else {
+        for run in &list {
+            println!("{}  {}", run.started_at.format("%Y-%m-%d %H:%M:%S"), one_line(run));
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome> {
+    let run = runs::get(pool, id).await?.with_context(|| format!("run {id} does not exist"))?;
+    let rejects = runs::rejects(pool, id).await?;
+    if json {
+        let mut value = serde_json::to_value(&run)?;
+        value["rejected_lines"] = serde_json::to_value(&rejects)?;
+        print_json(&value)?;
+        return Ok(Outcome::Success);
+    }
+    println!("{}", one_line(&run));
+    if let Some(message) = &run.message {
+        println!("message: {message}");
+    }
+    println!("extract: {}", run.extract_ts.map_or("unknown".to_owned(), |t| t.to_rfc3339()));
+    println!("checksum: {}", run.checksum.as_deref().unwrap_or("-"));
+    println!("phases (ms): {}", run.phases);
+    if let Some(gate) = &run.gate {
+        println!("per identifier type: {gate}");
+    }
+    for file in run.files.as_array().into_iter().flatten() {
+        println!("file: {file}");
+    }
+    if !rejects.is_empty() {
+        println!("rejected lines ({} kept of {}):", rejects.len(), run.rejected);
+        for r in &rejects {
+            println!("  {}:{}: {}  | {}", r.file, r.line, r.reason, r.content);
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+pub async fn approve(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome> {
+    let run = import::approve(pool, id).await.with_context(|| format!("while approving run {id}"))?;
+    report(&run, json)?;
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,33 @@
+//! What each command-line command does, with its output and exit status. `main.rs` only
+//! parses arguments; these functions talk to the library and print for people or scripts.
+
+pub mod claims;
+// pub mod gen_sample;
+pub mod imports;
+
+/// Exit statuses, documented in the README; scripts and schedulers branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success = 0,
+    Failure = 1,
+    /// An import held by the safety gate: nothing was published.
+    Held = 3,
+    /// `claims`: this identifier was never seen.
+    NotFound = 4,
+    /// `claims`: known, but absent from the published extract.
+    Removed = 5,
+    /// `claims`: not an RPPS, ADELI or national identifier.
+    MalformedId = 6,
+}
+
+impl From<Outcome> for std::process::ExitCode {
+    fn from(outcome: Outcome) -> Self {
+        std::process::ExitCode::from(outcome as u8)
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

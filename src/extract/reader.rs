@@ -1,0 +1,387 @@
+//! Streaming reader of one extract file: bytes in, canonical rows out.
+//! The files are `|`-separated with no quoting (a `"` is data), a trailing `|` on every
+//! line, columns known only by their header label. This module is pure: it reads from any
+//! `Read` and hands each row (or each rejected line) to a sink, holding one line at a time.
+
+use std::io::Read;
+
+use csv_async::{AsyncReaderBuilder, ByteRecord, Terminator};
+use futures::executor::block_on;
+use futures::io::AllowStdIo;
+
+use super::columns::{FileKind, header_key};
+use super::ExtractError;
+use crate::national_id::is_national_id;
+
+/// Where each canonical column sits in this file's lines.
+#[derive(Debug, Clone)]
+pub struct HeaderMap {
+    pub kind: FileKind,
+    /// Canonical index → field index in the file, `None` for a column the file lacks.
+    positions: Vec<Option<usize>>,
+    /// Number of labelled columns in the file (the trailing `|` excluded).
+    pub file_columns: usize,
+    /// Labels this program does not know: kept out of the way, reported, never an error.
+    pub unknown_columns: Vec<String>,
+}
+
+impl HeaderMap {
+    /// Maps a header line's labels onto the canonical columns of `kind`.
+    pub fn new(kind: FileKind, file: &str, labels: &[String]) -> Result<HeaderMap, ExtractError> {
+        let mut labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
+        // The trailing `|` of the header yields one empty label: not a column.
+        while labels.last().is_some_and(|l| l.trim().is_empty()) {
+            labels.pop();
+        }
+        let canonical = kind.columns();
+        let keys: Vec<String> = canonical.iter().map(|c| header_key(c)).collect();
+        let mut positions = vec![None; canonical.len()];
+        let mut unknown_columns = Vec::new();
+        for (field_index, label) in labels.iter().enumerate() {
+            let key = header_key(label);
+            match keys.iter().position(|k| *k == key) {
+                Some(canonical_index) if positions[canonical_index].is_none() => {
+                    positions[canonical_index] = Some(field_index)
+                }
+                Some(_) => {
+                    return Err(ExtractError::DuplicateColumn {
+                        file: file.to_owned(),
+                        name: (*label).to_owned(),
+                    });
+                }
+                None => unknown_columns.push((*label).to_owned()),
+            }
+        }
+        for required in kind.required() {
+            let index = canonical.iter().position(|c| c == required);
+            if index.is_some_and(|i| positions[i].is_none()) {
+                return Err(ExtractError::MissingColumn {
+                    file: file.to_owned(),
+                    name: (*required).to_owned(),
+                });
+            }
+        }
+        Ok(HeaderMap { kind, positions, file_columns: labels.len(), unknown_columns })
+    }
+
+    /// How many canonical columns the file actually carries (48, 52 or 56 for
+    /// Personne_activite).
+    pub fn known_columns(&self) -> usize {
+        self.positions.iter().filter(|p| p.is_some()).count()
+    }
+}
+
+/// A line the reader refused, with what a person needs to find and fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub line: u64,
+    pub reason: String,
+    /// The start of the line as read, for the operator's eyes.
+    pub content: String,
+}
+
+/// Receives the rows of one file in file order.
+pub trait RowSink {
+    /// `fields` are in canonical order, trimmed; a column absent from the file is `""`.
+    fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError>;
+    fn reject(&mut self, reject: Reject) -> Result<(), ExtractError>;
+}
+
+/// Counts for one file read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileStats {
+    pub lines: u64,
+    pub rows: u64,
+    pub rejected: u64,
+    pub columns: usize,
+    pub unknown_columns: Vec<String>,
+}
+
+const REJECT_CONTENT_CHARS: usize = 300;
+
+fn csv_reader<R: Read + Send>(input: R) -> csv_async::AsyncReader<AllowStdIo<R>> {
+    AsyncReaderBuilder::new()
+        .delimiter(b'|')
+        // The files have no quoting: `"` is ordinary data (`BATIMENT "B"`).
+        .quoting(false)
+        .has_headers(false)
+        // Field counts are checked here, line by line, so that a bad line is a reject.
+        .flexible(true)
+        // LF only: a stray `\r` is trimmed off the last field instead of ending a line.
+        .terminator(Terminator::Any(b'\n'))
+        .buffer_capacity(1 << 20)
+        .create_reader(AllowStdIo::new(input))
+}
+
+/// Reads only the header line of a file and maps it, so that a missing column is found
+/// before anything is staged.
+pub fn read_header<R: Read + Send>(
+    kind: FileKind,
+    file: &str,
+    input: R,
+) -> Result<HeaderMap, ExtractError> {
+    let mut reader = csv_reader(input);
+    let mut record = ByteRecord::new();
+    block_on(read_header_record(kind, file, &mut reader, &mut record))
+}
+
+async fn read_header_record<R: Read + Send>(
+    kind: FileKind,
+    file: &str,
+    reader: &mut csv_async::AsyncReader<AllowStdIo<R>>,
+    record: &mut ByteRecord,
+) -> Result<HeaderMap, ExtractError> {
+    let found = reader
+        .read_byte_record(record)
+        .await
+        .map_err(|e| ExtractError::read(file, e))?;
+    if !found {
+        return Err(ExtractError::EmptyFile { file: file.to_owned() });
+    }
+    let mut labels = Vec::with_capacity(record.len());
+    for (i, raw) in record.iter().enumerate() {
+        let raw = if i == 0 { strip_bom(raw) } else { raw };
+        let label = std::str::from_utf8(raw).map_err(|_| ExtractError::InvalidUtf8 {
+            file: file.to_owned(),
+            line: 1,
+            column: format!("header field {}", i + 1),
+        })?;
+        labels.push(label.trim_end_matches('\r').to_owned());
+    }
+    HeaderMap::new(kind, file, &labels)
+}
+
+fn strip_bom(raw: &[u8]) -> &[u8] {
+    raw.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(raw)
+}
+
+/// Streams a whole file into `sink`. Fatal problems (missing column, invalid UTF-8,
+/// unreadable input) stop the read; a line with the wrong number of fields or a
+/// malformed identifier is rejected and the read goes on.
+pub fn read_file<R: Read + Send>(
+    kind: FileKind,
+    file: &str,
+    input: R,
+    sink: &mut dyn RowSink,
+) -> Result<FileStats, ExtractError> {
+    block_on(async {
+        let mut reader = csv_reader(input);
+        let mut record = ByteRecord::new();
+        let header = read_header_record(kind, file, &mut reader, &mut record).await?;
+        let mut stats = FileStats {
+            columns: header.known_columns(),
+            unknown_columns: header.unknown_columns.clone(),
+            ..FileStats::default()
+        };
+        loop {
+            let more = reader
+                .read_byte_record(&mut record)
+                .await
+                .map_err(|e| ExtractError::read(file, e))?;
+            if !more {
+                break;
+            }
+            let line = record.position().map_or(stats.lines + 2, |p| p.line());
+            stats.lines += 1;
+            let mut fields: Vec<&str> = Vec::with_capacity(kind.columns().len());
+            match map_line(&header, file, line, &record, &mut fields)? {
+                None => {
+                    stats.rows += 1;
+                    sink.row(line, &fields)?;
+                }
+                Some(reason) => {
+                    stats.rejected += 1;
+                    sink.reject(Reject { line, reason, content: line_preview(&record) })?;
+                }
+            }
+        }
+        Ok(stats)
+    })
+}
+
+/// Fills `fields` with the canonical values of one line, or says why the line is rejected.
+fn map_line<'r>(
+    header: &HeaderMap,
+    file: &str,
+    line: u64,
+    record: &'r ByteRecord,
+    fields: &mut Vec<&'r str>,
+) -> Result<Option<String>, ExtractError> {
+    let mut count = record.len();
+    // Every line should end with `|`, which yields one last empty field; accept a line
+    // without it too (the MSSanté file's habit is unconfirmed).
+    if count == header.file_columns + 1 && trim_field(record.get(count - 1).unwrap_or(b"")).is_empty() {
+        count -= 1;
+    }
+    if count != header.file_columns {
+        return Ok(Some(format!(
+            "expected {} fields, found {}",
+            header.file_columns, count
+        )));
+    }
+    if record.as_slice().contains(&0) {
+        return Ok(Some("contains a NUL byte".to_owned()));
+    }
+    for (canonical_index, position) in header.positions.iter().enumerate() {
+        let value = match position {
+            Some(i) => {
+                let raw = trim_field(record.get(*i).unwrap_or(b""));
+                std::str::from_utf8(raw).map_err(|_| ExtractError::InvalidUtf8 {
+                    file: file.to_owned(),
+                    line,
+                    column: header.kind.columns()[canonical_index].to_owned(),
+                })?
+            }
+            None => "",
+        };
+        fields.push(value.trim());
+    }
+    let id_column = header.kind.national_id_column();
+    let national_id = fields[id_column];
+    let id_required = header.kind != FileKind::MsSante;
+    if (id_required || !national_id.is_empty()) && !is_national_id(national_id) {
+        return Ok(Some(format!(
+            "malformed {} {:?}",
+            header.kind.columns()[id_column],
+            national_id
+        )));
+    }
+    Ok(None)
+}
+
+fn trim_field(raw: &[u8]) -> &[u8] {
+    raw.strip_suffix(b"\r").unwrap_or(raw)
+}
+
+fn line_preview(record: &ByteRecord) -> String {
+    let joined: Vec<u8> = record
+        .iter()
+        .collect::<Vec<_>>()
+        .join(&b'|');
+    String::from_utf8_lossy(&joined).chars().take(REJECT_CONTENT_CHARS).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::columns::{PERSONNE_ACTIVITE, pa};
+
+    #[derive(Default)]
+    struct Collect {
+        rows: Vec<(u64, Vec<String>)>,
+        rejects: Vec<Reject>,
+    }
+
+    impl RowSink for Collect {
+        fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError> {
+            self.rows.push((line, fields.iter().map(|f| f.to_string()).collect()));
+            Ok(())
+        }
+        fn reject(&mut self, reject: Reject) -> Result<(), ExtractError> {
+            self.rejects.push(reject);
+            Ok(())
+        }
+    }
+
+    fn header(n: usize) -> String {
+        let mut h = PERSONNE_ACTIVITE[..n].join("|");
+        h.push('|');
+        h
+    }
+
+    fn line(n: usize, id: &str, name: &str) -> String {
+        let mut values = vec![String::new(); n];
+        values[pa::TYPE_ID] = id[..1].to_owned();
+        values[pa::ID_PP] = id[1..].to_owned();
+        values[pa::NATIONAL_ID] = id.to_owned();
+        values[pa::NOM_EXERCICE] = name.to_owned();
+        values[pa::CODE_PROFESSION] = "10".to_owned();
+        let mut l = values.join("|");
+        l.push('|');
+        l
+    }
+
+    fn read(text: &[u8]) -> Result<(Collect, FileStats), ExtractError> {
+        let mut sink = Collect::default();
+        let stats = read_file(FileKind::PersonneActivite, "pa.txt", text, &mut sink)?;
+        Ok((sink, stats))
+    }
+
+    #[test]
+    fn reads_by_header_name_with_quotes_bom_crlf_and_trailing_separator() {
+        let mut h: Vec<&str> = PERSONNE_ACTIVITE.to_vec();
+        h.swap(pa::NOM_EXERCICE, pa::PRENOM_EXERCICE);
+        h.push("Colonne future");
+        let mut text = format!("\u{feff}{}|\r\n", h.join("|"));
+        let mut values = vec![""; h.len()];
+        values[0] = "8";
+        values[1] = "10001234565";
+        values[2] = "810001234565";
+        values[pa::NOM_EXERCICE] = "JEANNE"; // file column 7 is the first name here
+        values[pa::PRENOM_EXERCICE] = " DUPONT ";
+        values[pa::RAISON_SOCIALE] = "RESIDENCE \"LES TILLEULS\"";
+        text.push_str(&format!("{}|\r\n", values.join("|")));
+        let (sink, stats) = read(text.as_bytes()).unwrap();
+        assert_eq!(stats.rows, 1);
+        assert_eq!(stats.unknown_columns, vec!["Colonne future".to_owned()]);
+        let (line_no, row) = &sink.rows[0];
+        assert_eq!(*line_no, 2);
+        assert_eq!(row[pa::NOM_EXERCICE], "DUPONT");
+        assert_eq!(row[pa::PRENOM_EXERCICE], "JEANNE");
+        assert_eq!(row[pa::RAISON_SOCIALE], "RESIDENCE \"LES TILLEULS\"");
+        assert_eq!(row[pa::CODE_GENRE], "");
+    }
+
+    #[test]
+    fn legacy_48_column_file_reads_missing_columns_as_empty() {
+        let text = format!("{}\n{}\n", header(48), line(48, "810001234565", "A"));
+        let (sink, stats) = read(text.as_bytes()).unwrap();
+        assert_eq!(stats.columns, 48);
+        assert_eq!(sink.rows[0].1.len(), 56);
+        assert_eq!(sink.rows[0].1[pa::CODE_SECTEUR], "");
+    }
+
+    #[test]
+    fn missing_required_column_is_named() {
+        let mut cols: Vec<&str> = PERSONNE_ACTIVITE.to_vec();
+        cols.remove(pa::CODE_PROFESSION);
+        let text = format!("{}|\n", cols.join("|"));
+        let err = read(text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, ExtractError::MissingColumn { name, .. } if name == "Code profession"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_field_count_and_bad_id_are_rejected_with_line_numbers() {
+        let good = line(56, "810001234565", "A");
+        let short = good.replacen('|', "", 1);
+        let long = format!("{good}x|");
+        let bad_id = line(56, "8100012345", "B");
+        let text = format!("{}\n{good}\n{short}\n{long}\n{bad_id}\n{good}\n", header(56));
+        let (sink, stats) = read(text.as_bytes()).unwrap();
+        assert_eq!((stats.rows, stats.rejected, stats.lines), (2, 3, 5));
+        let lines: Vec<u64> = sink.rejects.iter().map(|r| r.line).collect();
+        assert_eq!(lines, vec![3, 4, 5]);
+        assert!(sink.rejects[0].reason.contains("expected 56 fields"), "{:?}", sink.rejects[0]);
+        assert!(sink.rejects[2].reason.contains("malformed"), "{:?}", sink.rejects[2]);
+    }
+
+    #[test]
+    fn invalid_utf8_is_fatal_and_names_line_and_column() {
+        let mut text = format!("{}\n{}\n", header(56), line(56, "810001234565", "A")).into_bytes();
+        let bad = line(56, "810001234573", "LEF\u{1}VRE").replace('\u{1}', "\u{0}");
+        let bad = bad.into_bytes().into_iter().map(|b| if b == 0 { 0xE9 } else { b });
+        text.extend(bad);
+        text.push(b'\n');
+        let err = read(&text).unwrap_err();
+        match err {
+            ExtractError::InvalidUtf8 { line, column, .. } => {
+                assert_eq!(line, 3);
+                assert_eq!(column, "Nom d'exercice");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+}

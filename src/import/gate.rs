@@ -1,0 +1,108 @@
+//! The safety gate, as the national back office does it: per identifier type, an import
+//! that would remove more than 1 % or change more than 5 % of the published professionals
+//! is held for a human instead of being published.
+
+use serde::Serialize;
+
+/// Thresholds in percent of the published professionals of one identifier type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GateThresholds {
+    pub max_removed_pct: f64,
+    pub max_changed_pct: f64,
+}
+
+impl Default for GateThresholds {
+    fn default() -> Self {
+        GateThresholds { max_removed_pct: 1.0, max_changed_pct: 5.0 }
+    }
+}
+
+/// Diff counts of one identifier type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TypeCounts {
+    /// Published (not removed) before this run.
+    pub published: i64,
+    pub added: i64,
+    pub changed: i64,
+    pub removed: i64,
+    pub unchanged: i64,
+}
+
+/// Counts per identifier type: `rpps` (type 8) and `adeli` (type 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DiffCounts {
+    pub rpps: TypeCounts,
+    pub adeli: TypeCounts,
+}
+
+impl DiffCounts {
+    pub fn of_type(&mut self, id_type: u8) -> &mut TypeCounts {
+        if id_type == b'0' { &mut self.adeli } else { &mut self.rpps }
+    }
+
+    pub fn total(&self, pick: impl Fn(&TypeCounts) -> i64) -> i64 {
+        pick(&self.rpps) + pick(&self.adeli)
+    }
+}
+
+/// Why a run is held, in words for the operator; `None` when it may be published.
+pub fn evaluate(counts: &DiffCounts, thresholds: GateThresholds) -> Option<String> {
+    let mut reasons = Vec::new();
+    for (name, c) in [("RPPS", counts.rpps), ("ADELI", counts.adeli)] {
+        if c.published == 0 {
+            // Nothing published of this type: nothing to lose, as on a first import.
+            continue;
+        }
+        let pct = |n: i64| n as f64 * 100.0 / c.published as f64;
+        if pct(c.removed) > thresholds.max_removed_pct {
+            reasons.push(format!(
+                "{name}: {} of {} published professionals removed ({:.2} % > {} %)",
+                c.removed, c.published, pct(c.removed), thresholds.max_removed_pct
+            ));
+        }
+        if pct(c.changed) > thresholds.max_changed_pct {
+            reasons.push(format!(
+                "{name}: {} of {} published professionals changed ({:.2} % > {} %)",
+                c.changed, c.published, pct(c.changed), thresholds.max_changed_pct
+            ));
+        }
+    }
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(published: i64, removed: i64, changed: i64) -> DiffCounts {
+        DiffCounts {
+            rpps: TypeCounts { published, removed, changed, ..TypeCounts::default() },
+            adeli: TypeCounts::default(),
+        }
+    }
+
+    #[test]
+    fn holds_above_thresholds_and_passes_at_them() {
+        let t = GateThresholds::default();
+        assert_eq!(evaluate(&counts(1000, 10, 50), t), None);
+        let removed = evaluate(&counts(1000, 11, 0), t).unwrap();
+        assert!(removed.contains("RPPS: 11 of 1000 published professionals removed"), "{removed}");
+        let changed = evaluate(&counts(1000, 0, 51), t).unwrap();
+        assert!(changed.contains("changed (5.10 % > 5 %)"), "{changed}");
+    }
+
+    #[test]
+    fn each_identifier_type_is_judged_on_its_own() {
+        let mut c = counts(100_000, 0, 0);
+        c.adeli = TypeCounts { published: 50, removed: 1, ..TypeCounts::default() };
+        let reason = evaluate(&c, GateThresholds::default()).unwrap();
+        assert!(reason.starts_with("ADELI: 1 of 50"), "{reason}");
+    }
+
+    #[test]
+    fn empty_store_is_not_gated() {
+        let mut c = counts(0, 0, 0);
+        c.rpps.added = 1000;
+        assert_eq!(evaluate(&c, GateThresholds::default()), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! The import pipeline: source → read and stage (COPY) → build and diff → safety gate →
+//! atomic publish, recorded as a run. One import at a time per database (an advisory
+//! lock); whatever fails, the published generation stays exactly as it was.
+
+pub mod build;
+pub mod gate;
+pub mod publish;
+pub mod record;
+pub mod stage;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+
+use crate::download;
+use crate::extract::{ExtractError, FileKind, Source};
+use crate::progress::Progress;
+use crate::store::copy::CopyFormatError;
+use crate::store::runs::{self, RunFacts, RunSummary};
+pub use gate::GateThresholds;
+
+/// Settings of one import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Publish even when the safety gate would hold the run.
+    pub force: bool,
+    pub gate: GateThresholds,
+    /// Share of rejected lines (percent of all lines read) above which the run fails.
+    pub max_reject_pct: f64,
+    /// Where downloads of URL sources go while they are imported.
+    pub download_dir: PathBuf,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            force: false,
+            gate: GateThresholds::default(),
+            max_reject_pct: 0.1,
+            download_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+    #[error("download failed: {0}")]
+    Download(#[from] download::DownloadError),
+    #[error("{rejected} of {lines} lines rejected ({pct:.3} % > {max} %); see `annuaire imports show`")]
+    TooManyRejects { rejected: i64, lines: i64, pct: f64, max: f64 },
+    #[error("another import is running on this database; try again when it has finished")]
+    Busy,
+    #[error("run {0} does not exist")]
+    NoSuchRun(i64),
+    #[error("run {run} is {status}, only a held run can be approved")]
+    NotHeld { run: i64, status: String },
+    #[error(
+        "run {run} was compared with generation {base}, but generation {current} is published now; import the extract again"
+    )]
+    StaleApproval { run: i64, base: String, current: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    CopyFormat(#[from] CopyFormatError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<tokio::task::JoinError> for ImportError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ImportError::Internal(format!("worker thread failed: {e}"))
+    }
+}
+
+/// An arbitrary fixed key: the advisory lock that makes imports exclusive per database.
+const IMPORT_LOCK_KEY: i64 = 0x616e_6e75_6169_7265; // "annuaire"
+
+/// Holds the import lock for as long as it lives (a session lock on its own connection,
+/// released when the connection closes, so a killed process never leaves it taken).
+struct ImportLock(PoolConnection<Postgres>);
+
+impl ImportLock {
+    async fn acquire(pool: &PgPool) -> Result<ImportLock, ImportError> {
+        let mut conn = pool.acquire().await?;
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(IMPORT_LOCK_KEY)
+            .fetch_one(&mut *conn)
+            .await?;
+        if !taken {
+            return Err(ImportError::Busy);
+        }
+        Ok(ImportLock(conn))
+    }
+
+    async fn release(mut self) {
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(IMPORT_LOCK_KEY).execute(&mut *self.0).await;
+    }
+}
+
+/// Runs found `running` while we hold the lock were interrupted (killed process, lost
+/// database): mark them failed and drop their data.
+async fn recover_interrupted(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let interrupted = sqlx::query(
+        "UPDATE import_run SET status = 'failed', finished_at = now(),
+             message = 'interrupted: the importing process stopped before the run ended'
+         WHERE status = 'running'",
+    )
+    .execute(pool)
+    .await?;
+    if interrupted.rows_affected() > 0 {
+        tracing::warn!(runs = interrupted.rows_affected(), "marked interrupted runs as failed");
+    }
+    publish::discard_unpublished_data(pool).await
+}
+
+/// Imports `location` (a path or an http(s) URL). Returns the run record whatever the
+/// outcome (published, held, skipped); `Err` only for a failed run, which is recorded too.
+pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> Result<RunSummary, ImportError> {
+    let lock = ImportLock::acquire(pool).await?;
+    recover_interrupted(pool).await?;
+    let run_id = runs::create(pool, location).await?;
+    tracing::info!(run_id, source = location, "import started");
+    let mut facts = RunFacts { forced: options.force, ..RunFacts::default() };
+    let outcome = run(pool, run_id, location, options, &mut facts).await;
+    let result = match outcome {
+        Ok((status, message)) => {
+            if status != "published" {
+                runs::record(pool, run_id, status, &facts, message.as_deref()).await?;
+            }
+            tracing::info!(run_id, status, message = message.as_deref().unwrap_or(""), "import ended");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(run_id, %error, "import failed");
+            runs::record(pool, run_id, "failed", &facts, Some(&error.to_string())).await?;
+            publish::discard_unpublished_data(pool).await?;
+            Err(error)
+        }
+    };
+    lock.release().await;
+    result?;
+    runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))
+}
+
+fn elapsed_ms(facts: &mut RunFacts, phase: &str, started: Instant) {
+    facts.phases.insert(phase.to_owned(), serde_json::json!(started.elapsed().as_millis() as u64));
+}
+
+async fn run(
+    pool: &PgPool,
+    run_id: i64,
+    location: &str,
+    options: &ImportOptions,
+    facts: &mut RunFacts,
+) -> Result<(&'static str, Option<String>), ImportError> {
+    let started = Instant::now();
+    let local = download::fetch_if_remote(location, &options.download_dir).await?;
+    elapsed_ms(facts, "download", started);
+
+    let started = Instant::now();
+    let path = local.path().to_owned();
+    let source = Arc::new(tokio::task::spawn_blocking(move || Source::open(&path)).await??);
+    facts.source = Some(location.to_owned());
+    facts.extract_ts = source.extract_timestamp();
+    facts.has_directory = source.file(FileKind::PersonneActivite).is_some();
+    facts.has_mailboxes = source.file(FileKind::MsSante).is_some();
+    if !facts.has_directory && (source.file(FileKind::SavoirFaire).is_some() || source.file(FileKind::DiplAutExerc).is_some()) {
+        return Err(ExtractError::Source {
+            path: location.to_owned(),
+            reason: "has SavoirFaire or Dipl_AutExerc files but no Personne_activite file".to_owned(),
+        }
+        .into());
+    }
+    let for_checksum = Arc::clone(&source);
+    let checksum = tokio::task::spawn_blocking(move || for_checksum.checksum()).await??;
+    facts.checksum = Some(checksum.clone());
+    if let Some(published) = runs::published_with_checksum(pool, &checksum).await? {
+        return Ok(("skipped", Some(format!("same extract as published run {published} (checksum {checksum})"))));
+    }
+    if let Some(held) = runs::held_with_checksum(pool, &checksum).await? {
+        return Ok(("skipped", Some(format!("same extract as held run {held}: approve it with `annuaire imports approve {held}`"))));
+    }
+    stage::check_headers(Arc::clone(&source)).await?;
+    let progress = Progress::default();
+    let report_guard = progress.report("reading", source.total_size());
+    let staged = stage::stage(pool, Arc::clone(&source), progress).await?;
+    drop(report_guard);
+    facts.files = staged.files.clone();
+    facts.lines_read = staged.lines;
+    facts.rejected = staged.rejected;
+    runs::insert_rejects(pool, run_id, &staged.kept_rejects).await?;
+    elapsed_ms(facts, "read_stage", started);
+    let reject_pct = if staged.lines == 0 { 0.0 } else { staged.rejected as f64 * 100.0 / staged.lines as f64 };
+    if reject_pct > options.max_reject_pct {
+        return Err(ImportError::TooManyRejects {
+            rejected: staged.rejected,
+            lines: staged.lines,
+            pct: reject_pct,
+            max: options.max_reject_pct,
+        });
+    }
+
+    let mut hold_reason = None;
+    if facts.has_directory {
+        let started = Instant::now();
+        facts.base_run_id = runs::current_generation(pool).await?;
+        let published = build::load_published(pool).await?;
+        elapsed_ms(facts, "diff", started);
+        let started = Instant::now();
+        let outcome = build::build(pool, run_id, published).await?;
+        elapsed_ms(facts, "build", started);
+        let started = Instant::now();
+        publish::record_removals(pool, run_id, &outcome.removed).await?;
+        let counts = outcome.counts;
+        facts.professionals = Some(outcome.professionals);
+        facts.added = Some(counts.total(|c| c.added));
+        facts.changed = Some(counts.total(|c| c.changed));
+        facts.removed = Some(counts.total(|c| c.removed));
+        facts.gate = Some(serde_json::to_value(counts).map_err(|e| ImportError::Internal(e.to_string()))?);
+        if outcome.orphans > 0 {
+            tracing::warn!(run_id, professionals = outcome.orphans, "savoir-faire or diploma lines without a Personne_activite line ignored");
+        }
+        hold_reason = gate::evaluate(&counts, options.gate);
+        let diff_ms = facts.phases.get("diff").and_then(|v| v.as_u64()).unwrap_or(0);
+        facts.phases.insert("diff".into(), serde_json::json!(diff_ms + started.elapsed().as_millis() as u64));
+    }
+    if facts.has_mailboxes {
+        facts.mailboxes = Some(publish::build_mailboxes(pool, run_id).await?);
+    }
+    match hold_reason {
+        Some(reason) if !options.force => {
+            return Ok(("held", Some(format!("held by the safety gate: {reason}; publish it with `annuaire imports approve {run_id}`"))));
+        }
+        Some(reason) => tracing::warn!(run_id, %reason, "safety gate overridden by --force"),
+        None => {}
+    }
+    let started = Instant::now();
+    // The facts are written first so that the published run is complete the moment it
+    // becomes visible.
+    runs::record(pool, run_id, "running", facts, None).await?;
+    let changed_at = facts.extract_ts.unwrap_or_else(chrono::Utc::now);
+    publish::publish(pool, run_id, facts.has_directory, facts.has_mailboxes, changed_at).await?;
+    elapsed_ms(facts, "publish", started);
+    runs::record(pool, run_id, "published", facts, None).await?;
+    Ok(("published", None))
+}
+
+/// Publishes a held run, if the generation it was compared with is still the published one.
+pub async fn approve(pool: &PgPool, run_id: i64) -> Result<RunSummary, ImportError> {
+    let lock = ImportLock::acquire(pool).await?;
+    let result = approve_locked(pool, run_id).await;
+    lock.release().await;
+    result
+}
+
+async fn approve_locked(pool: &PgPool, run_id: i64) -> Result<RunSummary, ImportError> {
+    let run = runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))?;
+    if run.status != "held" {
+        return Err(ImportError::NotHeld { run: run_id, status: run.status });
+    }
+    let current = runs::current_generation(pool).await?;
+    if current != run.base_run_id {
+        let name = |id: Option<i64>| id.map_or("none".to_owned(), |i| i.to_string());
+        return Err(ImportError::StaleApproval { run: run_id, base: name(run.base_run_id), current: name(current) });
+    }
+    let flags: (bool, bool) = sqlx::query_as("SELECT has_directory, has_mailboxes FROM import_run WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(pool)
+        .await?;
+    let changed_at = run.extract_ts.unwrap_or_else(chrono::Utc::now);
+    publish::publish(pool, run_id, flags.0, flags.1, changed_at).await?;
+    sqlx::query("UPDATE import_run SET message = coalesce(message, '') || ' (approved)' WHERE id = $1")
+        .bind(run_id)
+        .execute(pool)
+        .await?;
+    tracing::info!(run_id, "held run approved and published");
+    runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))
+}

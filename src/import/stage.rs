@@ -1,0 +1,148 @@
+//! Read and stage: every file of the source is streamed through the reader on a blocking
+//! thread and `COPY`-ed into `stage_line` as it is read, so memory holds about one chunk,
+//! whatever the file size. Rejected lines are counted, and the first ones kept.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use sqlx::PgPool;
+use tokio::sync::mpsc;
+
+use super::ImportError;
+use crate::extract::reader::{self, Reject, RowSink};
+use crate::extract::{ExtractError, FileKind, HeaderMap, Source};
+use crate::progress::Progress;
+use crate::store::copy::CopyEncoder;
+use crate::store::runs::{KEPT_REJECTS, RejectedLine};
+
+const CHUNK_BYTES: usize = 1 << 20;
+/// Chunks in flight between the reader thread and the COPY: enough to keep both busy.
+const CHANNEL_CHUNKS: usize = 8;
+
+/// What staging learned of each file.
+#[derive(Debug, Default)]
+pub struct StageReport {
+    pub files: Vec<serde_json::Value>,
+    pub lines: i64,
+    pub rejected: i64,
+    pub kept_rejects: Vec<RejectedLine>,
+}
+
+/// Checks every file's header before anything is written, so that a missing column fails
+/// the run with nothing staged.
+pub async fn check_headers(source: Arc<Source>) -> Result<Vec<HeaderMap>, ImportError> {
+    tokio::task::spawn_blocking(move || {
+        source
+            .files
+            .iter()
+            .map(|file| source.with_reader(file, |r| reader::read_header(file.kind, &file.name, r)))
+            .collect::<Result<Vec<_>, ExtractError>>()
+    })
+    .await?
+    .map_err(ImportError::from)
+}
+
+pub async fn stage(pool: &PgPool, source: Arc<Source>, progress: Progress) -> Result<StageReport, ImportError> {
+    sqlx::query("TRUNCATE stage_line").execute(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn
+        .copy_in_raw("COPY stage_line (file, line_no, national_id, fields) FROM STDIN (FORMAT binary)")
+        .await?;
+    let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let reading = tokio::task::spawn_blocking(move || read_all(&source, tx, &progress));
+    let mut send_error = None;
+    while let Some(chunk) = rx.recv().await {
+        if let Err(e) = copy.send(chunk).await {
+            send_error = Some(e);
+            break;
+        }
+    }
+    // Dropping the receiver makes the reader stop at its next chunk.
+    drop(rx);
+    let read_result = reading.await?;
+    match (send_error, read_result) {
+        (None, Ok(report)) => {
+            copy.finish().await?;
+            Ok(report)
+        }
+        (Some(db_error), _) => {
+            let _ = copy.abort("staging failed").await;
+            Err(db_error.into())
+        }
+        (None, Err(read_error)) => {
+            let _ = copy.abort("extract unreadable").await;
+            Err(read_error.into())
+        }
+    }
+}
+
+fn read_all(source: &Source, tx: mpsc::Sender<Bytes>, progress: &Progress) -> Result<StageReport, ExtractError> {
+    let mut sink = StageSink { encoder: CopyEncoder::new(CHUNK_BYTES), tx, kind: FileKind::PersonneActivite, file_name: String::new(), report: StageReport::default() };
+    for file in &source.files {
+        sink.kind = file.kind;
+        sink.file_name = file.name.clone();
+        let stats = source.with_reader(file, |r| {
+            let mut counted = progress.counting(r);
+            reader::read_file(file.kind, &file.name, &mut counted, &mut sink)
+        })?;
+        tracing::info!(file = %file.name, lines = stats.lines, rejected = stats.rejected, columns = stats.columns, "file read");
+        if !stats.unknown_columns.is_empty() {
+            tracing::warn!(file = %file.name, columns = ?stats.unknown_columns, "unknown columns ignored");
+        }
+        sink.report.lines += stats.lines as i64;
+        sink.report.rejected += stats.rejected as i64;
+        sink.report.files.push(serde_json::json!({
+            "kind": file.kind.label(),
+            "name": file.name,
+            "lines": stats.lines,
+            "rows": stats.rows,
+            "rejected": stats.rejected,
+            "columns": stats.columns,
+            "unknown_columns": stats.unknown_columns,
+        }));
+    }
+    let StageSink { encoder, tx, report, .. } = sink;
+    tx.blocking_send(encoder.finish()).map_err(|_| stopped())?;
+    Ok(report)
+}
+
+fn stopped() -> ExtractError {
+    ExtractError::Stopped("the database stopped accepting staged rows".to_owned())
+}
+
+struct StageSink {
+    encoder: CopyEncoder,
+    tx: mpsc::Sender<Bytes>,
+    kind: FileKind,
+    file_name: String,
+    report: StageReport,
+}
+
+impl RowSink for StageSink {
+    fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError> {
+        let national_id = fields[self.kind.national_id_column()];
+        self.encoder
+            .row(4)
+            .int2(self.kind.code())
+            .int8(line as i64)
+            .text(national_id)
+            .joined_text(fields, b'|');
+        if let Some(chunk) = self.encoder.take_full_chunk() {
+            self.tx.blocking_send(chunk).map_err(|_| stopped())?;
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, reject: Reject) -> Result<(), ExtractError> {
+        tracing::debug!(file = %self.file_name, line = reject.line, reason = %reject.reason, "line rejected");
+        if self.report.kept_rejects.len() < KEPT_REJECTS {
+            self.report.kept_rejects.push(RejectedLine {
+                file: self.file_name.clone(),
+                line: reject.line as i64,
+                reason: reject.reason,
+                content: reject.content,
+            });
+        }
+        Ok(())
+    }
+}

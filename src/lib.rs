@@ -1,0 +1,21 @@
+//! annuaire: a Postgres copy of the French health directory (Annuaire Santé), imported
+//! from its public extracts one generation at a time, serving sectoral claims to identity
+//! providers. See README.md for the whole picture and ../ARCHITECTURE in the docs.
+
+pub mod claims;
+pub mod commands;
+pub mod download;
+pub mod embedded_pg;
+pub mod extract;
+pub mod import;
+pub mod national_id;
+pub mod progress;
+// pub mod samplegen;
+pub mod store;
+
+/// TLS (for `DATABASE_URL` servers and downloads) uses rustls with the *ring* provider;
+/// it must be chosen once per process before the first TLS connection.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

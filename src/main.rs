@@ -1,0 +1,198 @@
+//! The `annuaire` command line: parses arguments and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use annuaire::commands::{self, Outcome};
+use annuaire::import::{GateThresholds, ImportOptions};
+use annuaire::store::{DatabaseSettings, Store};
+
+/// Keeps a Postgres copy of the French health directory (Annuaire Santé) from its public
+/// extracts, one checked generation at a time, and serves the sectoral claims of each
+/// professional.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct DatabaseArgs {
+    /// PostgreSQL server to use. Unset: run a private cluster under ANNUAIRE_HOME from the
+    /// machine's PostgreSQL binaries (created on first use).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Home of the embedded cluster and of downloads.
+    #[arg(long, env = "ANNUAIRE_HOME", global = true, default_value = ".annuaire")]
+    home: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply the database migrations (every command that needs them does it too).
+    Migrate,
+    /// Import an extract: a PS_LibreAcces zip, a directory of .txt files, one .txt file, or
+    /// an http(s) URL of one of those. Exit 0 published or skipped, 3 held, 1 failed.
+    Import(ImportArgs),
+    /// Inspect and approve import runs.
+    #[command(subcommand)]
+    Imports(ImportsCommand),
+    /// Print the claims document of a professional as JSON (national id, bare RPPS or bare
+    /// ADELI). Exit 0 found, 4 never seen, 5 removed (date on stderr), 6 malformed id.
+    Claims {
+        /// e.g. 810001234565, 10001234565 (RPPS) or 012600631 (ADELI)
+        id: String,
+    },
+    /// Write a deterministic, realistic PS_LibreAcces zip (national scale: 1700000).
+    GenSample(GenSampleArgs),
+    /// Manage the embedded PostgreSQL cluster.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// Path or URL of the extract.
+    source: String,
+    /// Publish even if the safety gate would hold the run.
+    #[arg(long)]
+    force: bool,
+    /// Hold the run when more than this percent of the published professionals of one
+    /// identifier type would be removed.
+    #[arg(long, env = "ANNUAIRE_MAX_REMOVED_PCT", default_value_t = 1.0)]
+    max_removed_pct: f64,
+    /// Hold the run when more than this percent of one identifier type would change.
+    #[arg(long, env = "ANNUAIRE_MAX_CHANGED_PCT", default_value_t = 5.0)]
+    max_changed_pct: f64,
+    /// Fail the run when more than this percent of the lines are rejected.
+    #[arg(long, env = "ANNUAIRE_MAX_REJECT_PCT", default_value_t = 0.1)]
+    max_reject_pct: f64,
+    /// Print the run record as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum ImportsCommand {
+    /// The latest runs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One run with its timings, files and rejected lines.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a run held by the safety gate.
+    Approve {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct GenSampleArgs {
+    #[arg(long, default_value_t = 1000)]
+    professionals: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Days after the base population: some gone, some new, some changed.
+    #[arg(long, default_value_t = 0)]
+    day: u32,
+    /// Directory to write the zip into.
+    #[arg(long, default_value = ".")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Stop the embedded cluster.
+    Stop,
+    /// Print the URL of the embedded database (for psql), starting it if needed.
+    Url,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    annuaire::install_crypto_provider();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(outcome) => outcome.into(),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            Outcome::Failure.into()
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    let settings = DatabaseSettings { url: cli.database.database_url, home: cli.database.home };
+    match cli.command {
+        Command::GenSample(args) => {
+            let options = annuaire::samplegen::GenOptions {
+                professionals: args.professionals,
+                seed: args.seed,
+                day: args.day,
+                out_dir: args.out,
+            };
+            tokio::task::spawn_blocking(move || commands::gen_sample::run(&options)).await?
+        }
+        Command::Db(DbCommand::Stop) => {
+            let home = settings.home.clone();
+            let was_running = tokio::task::spawn_blocking(move || annuaire::embedded_pg::EmbeddedCluster::stop(&home)).await??;
+            println!("{}", if was_running { "stopped" } else { "not running" });
+            Ok(Outcome::Success)
+        }
+        command => {
+            let store = Store::open(&settings).await?;
+            let pool = &store.pool;
+            match command {
+                Command::Migrate => {
+                    println!("database schema is up to date");
+                    Ok(Outcome::Success)
+                }
+                Command::Import(args) => {
+                    let options = ImportOptions {
+                        force: args.force,
+                        gate: GateThresholds { max_removed_pct: args.max_removed_pct, max_changed_pct: args.max_changed_pct },
+                        max_reject_pct: args.max_reject_pct,
+                        download_dir: settings.home.join("downloads"),
+                    };
+                    commands::imports::import(pool, &args.source, &options, args.json).await
+                }
+                Command::Imports(ImportsCommand::List { json, limit }) => commands::imports::list(pool, limit, json).await,
+                Command::Imports(ImportsCommand::Show { run, json }) => commands::imports::show(pool, run, json).await,
+                Command::Imports(ImportsCommand::Approve { run, json }) => commands::imports::approve(pool, run, json).await,
+                Command::Claims { id } => commands::claims::show(pool, &id).await,
+                Command::Db(DbCommand::Url) => {
+                    println!("{}", settings.url.as_deref().unwrap_or("(embedded; see ANNUAIRE_HOME)"));
+                    Ok(Outcome::Success)
+                }
+                Command::GenSample(_) | Command::Db(DbCommand::Stop) => unreachable!("handled above"),
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Reading professionals of the published generation: the claims lookup and its answers
+//! (found, removed since a date, never seen).
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+
+use crate::national_id::NationalId;
+
+/// The answer to "what are the claims of this professional?".
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimsLookup {
+    /// The claims document as JSON bytes, exactly as computed at import.
+    Found { claims_json: Vec<u8>, extract_ts: Option<DateTime<Utc>> },
+    /// Known but absent from the published extract since `removed_at`.
+    Removed { removed_at: DateTime<Utc> },
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("stored claims of {0} cannot be decompressed: {1}")]
+    Corrupt(String, std::io::Error),
+}
+
+pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLookup, LookupError> {
+    let row: Option<(Option<DateTime<Utc>>, Vec<u8>, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT p.removed_at, r.claims_zst, run.extract_ts
+         FROM professional p
+         JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
+         LEFT JOIN publication pub ON true
+         LEFT JOIN import_run run ON run.id = pub.run_id
+         WHERE p.national_id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(db)
+    .await?;
+    Ok(match row {
+        None => ClaimsLookup::NotFound,
+        Some((Some(removed_at), _, _)) => ClaimsLookup::Removed { removed_at },
+        Some((None, compressed, extract_ts)) => {
+            let claims_json = zstd::decode_all(compressed.as_slice())
+                .map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
+            ClaimsLookup::Found { claims_json, extract_ts }
+        }
+    })
+}
+
+/// Counts of the published generation, for summaries and the safety gate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishedCounts {
+    pub rpps: i64,
+    pub adeli: i64,
+    pub removed: i64,
+}
+
+pub async fn counts(db: impl PgExecutor<'_>) -> Result<PublishedCounts, sqlx::Error> {
+    let (rpps, adeli, removed): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE removed_at IS NULL AND id_type = '8'),
+                count(*) FILTER (WHERE removed_at IS NULL AND id_type = '0'),
+                count(*) FILTER (WHERE removed_at IS NOT NULL)
+         FROM professional",
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(PublishedCounts { rpps, adeli, removed })
+}

@@ -1,0 +1,195 @@
+//! Import runs: their record (status, timings, counts, message) and their rejected lines.
+//! The JSON form of `RunSummary` is the stable `--json` output documented in the README.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{FromRow, PgExecutor};
+
+/// What an operator sees of a run.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct RunSummary {
+    pub id: i64,
+    pub status: String,
+    pub source: String,
+    pub extract_ts: Option<DateTime<Utc>>,
+    pub checksum: Option<String>,
+    pub forced: bool,
+    pub base_run_id: Option<i64>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    /// Milliseconds per phase.
+    pub phases: serde_json::Value,
+    pub files: serde_json::Value,
+    pub lines_read: i64,
+    pub rejected: i64,
+    pub professionals: Option<i64>,
+    pub mailboxes: Option<i64>,
+    pub added: Option<i64>,
+    pub changed: Option<i64>,
+    pub removed: Option<i64>,
+    pub gate: Option<serde_json::Value>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct RejectedLine {
+    pub file: String,
+    pub line: i64,
+    pub reason: String,
+    pub content: String,
+}
+
+/// How many rejected lines of one run are kept for `imports show`.
+pub const KEPT_REJECTS: usize = 1000;
+
+/// The columns of `RunSummary`, as a literal so that queries stay static strings.
+macro_rules! summary_columns {
+    () => {
+        "id, status, source, extract_ts, checksum, forced, base_run_id, started_at, finished_at, \
+         published_at, phases, files, lines_read, rejected, professionals, mailboxes, added, \
+         changed, removed, gate, message"
+    };
+}
+
+pub async fn create(db: impl PgExecutor<'_>, source: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("INSERT INTO import_run (source) VALUES ($1) RETURNING id")
+        .bind(source)
+        .fetch_one(db)
+        .await
+}
+
+pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RunSummary>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", summary_columns!(), " FROM import_run WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RunSummary>, sqlx::Error> {
+    sqlx::query_as(concat!("SELECT ", summary_columns!(), " FROM import_run ORDER BY id DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(db)
+        .await
+}
+
+pub async fn rejects(db: impl PgExecutor<'_>, id: i64) -> Result<Vec<RejectedLine>, sqlx::Error> {
+    sqlx::query_as("SELECT file, line, reason, content FROM import_reject WHERE run_id = $1 ORDER BY file, line")
+        .bind(id)
+        .fetch_all(db)
+        .await
+}
+
+/// Records the rejected lines kept for a run, set-wise.
+pub async fn insert_rejects(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    rejects: &[RejectedLine],
+) -> Result<(), sqlx::Error> {
+    let files: Vec<&str> = rejects.iter().map(|r| r.file.as_str()).collect();
+    let lines: Vec<i64> = rejects.iter().map(|r| r.line).collect();
+    let reasons: Vec<&str> = rejects.iter().map(|r| r.reason.as_str()).collect();
+    let contents: Vec<&str> = rejects.iter().map(|r| r.content.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO import_reject (run_id, file, line, reason, content)
+         SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(files)
+    .bind(lines)
+    .bind(reasons)
+    .bind(contents)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The facts learned about a run as it goes; written together when it ends.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub source: Option<String>,
+    pub extract_ts: Option<DateTime<Utc>>,
+    pub checksum: Option<String>,
+    pub forced: bool,
+    pub base_run_id: Option<i64>,
+    pub has_directory: bool,
+    pub has_mailboxes: bool,
+    pub phases: serde_json::Map<String, serde_json::Value>,
+    pub files: Vec<serde_json::Value>,
+    pub lines_read: i64,
+    pub rejected: i64,
+    pub professionals: Option<i64>,
+    pub mailboxes: Option<i64>,
+    pub added: Option<i64>,
+    pub changed: Option<i64>,
+    pub removed: Option<i64>,
+    pub gate: Option<serde_json::Value>,
+}
+
+pub async fn record(
+    db: impl PgExecutor<'_>,
+    id: i64,
+    status: &str,
+    facts: &RunFacts,
+    message: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE import_run SET status = $2, source = coalesce($3, source), extract_ts = $4,
+            checksum = $5, forced = $6, base_run_id = $7, has_directory = $8, has_mailboxes = $9,
+            phases = $10, files = $11, lines_read = $12, rejected = $13, professionals = $14,
+            mailboxes = $15, added = $16, changed = $17, removed = $18, gate = $19, message = $20,
+            finished_at = CASE WHEN $2 = 'running' THEN NULL ELSE now() END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(&facts.source)
+    .bind(facts.extract_ts)
+    .bind(&facts.checksum)
+    .bind(facts.forced)
+    .bind(facts.base_run_id)
+    .bind(facts.has_directory)
+    .bind(facts.has_mailboxes)
+    .bind(serde_json::Value::Object(facts.phases.clone()))
+    .bind(serde_json::Value::Array(facts.files.clone()))
+    .bind(facts.lines_read)
+    .bind(facts.rejected)
+    .bind(facts.professionals)
+    .bind(facts.mailboxes)
+    .bind(facts.added)
+    .bind(facts.changed)
+    .bind(facts.removed)
+    .bind(&facts.gate)
+    .bind(message)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The published directory generation (its run id), if any.
+pub async fn current_generation(db: impl PgExecutor<'_>) -> Result<Option<i64>, sqlx::Error> {
+    let row: Option<Option<i64>> = sqlx::query_scalar("SELECT run_id FROM publication")
+        .fetch_optional(db)
+        .await?;
+    Ok(row.flatten())
+}
+
+/// The published run (directory or mailboxes) that read this very extract, if any.
+pub async fn published_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT r.id FROM publication p JOIN import_run r ON r.id IN (p.run_id, p.mailbox_run_id)
+         WHERE r.checksum = $1 ORDER BY r.id DESC LIMIT 1",
+    )
+    .bind(checksum)
+    .fetch_optional(db)
+    .await
+}
+
+/// A held run of the same extract, if one waits for approval.
+pub async fn held_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM import_run WHERE status = 'held' AND checksum = $1 ORDER BY id DESC LIMIT 1")
+        .bind(checksum)
+        .fetch_optional(db)
+        .await
+}

@@ -1,0 +1,139 @@
+//! The command line as operators and scripts use it: exit statuses, `--json` output, the
+//! claims document on stdout, and an import killed mid-way that leaves nothing behind.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{cargo_bin, samples, test_db};
+
+fn annuaire(url: &str, args: &[&str]) -> Output {
+    Command::new(cargo_bin())
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn sample(path: &str) -> String {
+    samples().join(path).to_string_lossy().into_owned()
+}
+
+#[tokio::test]
+async fn import_json_claims_and_exit_statuses() {
+    let db = test_db().await;
+    let out = annuaire(&db.url, &["import", &sample("ps-libreacces"), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("--json prints JSON");
+    for field in ["id", "status", "added", "changed", "removed", "rejected", "professionals", "phases"] {
+        assert!(run.get(field).is_some(), "missing {field} in {run}");
+    }
+    assert_eq!(run["status"], "published");
+    assert_eq!(run["added"], 17);
+
+    let out = annuaire(&db.url, &["claims", "10003456125"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("claims JSON");
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(samples().join("expected/810003456125.json")).unwrap()).unwrap();
+    assert_eq!(doc, expected);
+
+    let out = annuaire(&db.url, &["claims", "810000000000"]);
+    assert_eq!(out.status.code(), Some(4), "never seen");
+    let out = annuaire(&db.url, &["claims", "12345"]);
+    assert_eq!(out.status.code(), Some(6), "malformed");
+    assert!(stderr(&out).contains("malformed identifier"), "{}", stderr(&out));
+
+    // Day 2 is held by the default gate: exit 3, and `imports approve` publishes it.
+    let out = annuaire(&db.url, &["import", &sample("ps-libreacces-day2"), "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let held: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(held["status"], "held");
+    let held_id = held["id"].as_i64().unwrap().to_string();
+    let out = annuaire(&db.url, &["imports", "approve", &held_id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = annuaire(&db.url, &["claims", "810013908172"]);
+    assert_eq!(out.status.code(), Some(5), "removed");
+    assert!(stderr(&out).contains("removed from the directory on 2026-11-26"), "{}", stderr(&out));
+
+    let out = annuaire(&db.url, &["imports", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let statuses: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["published", "published"]);
+}
+
+#[tokio::test]
+async fn failed_import_exits_1_and_show_lists_rejected_lines() {
+    let db = test_db().await;
+    let out = annuaire(&db.url, &["import", &sample("damaged/bad-lines")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("2 of 19 lines rejected"), "{}", stderr(&out));
+    let out = annuaire(&db.url, &["imports", "show", "1", "--json"]);
+    let run: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(run["status"], "failed");
+    let lines: Vec<i64> = run["rejected_lines"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    assert_eq!(lines, vec![13, 18]);
+    let out = annuaire(&db.url, &["imports", "show", "1"]);
+    assert!(stdout(&out).contains("PS_LibreAcces_Personne_activite_202611250900.txt:13: expected 56 fields, found 55"), "{}", stdout(&out));
+}
+
+/// A killed importer leaves the published generation as it was, and the next run works
+/// without any manual clean-up.
+#[tokio::test]
+async fn killed_import_changes_nothing_and_the_next_run_recovers() {
+    let db = test_db().await;
+    let out = annuaire(&db.url, &["import", &sample("ps-libreacces")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let work = tempfile::tempdir().unwrap();
+    let out = annuaire(&db.url, &["gen-sample", "--professionals", "150000", "--seed", "7", "--out", &work.path().to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let zip = std::fs::read_dir(work.path()).unwrap().next().unwrap().unwrap().path();
+
+    let mut child = Command::new(cargo_bin())
+        .args(["import", &zip.to_string_lossy(), "--force"])
+        .env("DATABASE_URL", &db.url)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("import starts");
+    // Kill it once its COPY has moved many rows, i.e. in the middle of its work.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let copied: Option<i64> = sqlx::query_scalar("SELECT max(tuples_processed) FROM pg_stat_progress_copy WHERE datname = current_database()")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        if copied.unwrap_or(0) > 10_000 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the import ended before it could be killed");
+        assert!(Instant::now() < deadline, "the import never started staging");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let out = annuaire(&db.url, &["claims", "810003456125"]);
+    assert_eq!(out.status.code(), Some(0), "the published generation still answers");
+    let published: i64 = sqlx::query_scalar("SELECT run_id FROM publication").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(published, 1);
+
+    let out = annuaire(&db.url, &["import", &sample("ps-libreacces-day2"), "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(run["status"], "published");
+    let killed: (String, String) = sqlx::query_as("SELECT status, message FROM import_run WHERE id = 2").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(killed.0, "failed");
+    assert!(killed.1.contains("interrupted"), "{}", killed.1);
+    let leftovers: i64 = sqlx::query_scalar("SELECT count(*) FROM professional_record WHERE run_id = 2").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(leftovers, 0);
+}
