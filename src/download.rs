@@ -40,6 +40,7 @@ pub async fn fetch_if_remote(location: &str, dir: &Path) -> Result<LocalSource, 
     let write_error = |path: &Path, e: std::io::Error| DownloadError::Write { path: path.display().to_string(), reason: e.to_string() };
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
     let temp = tempfile::Builder::new().prefix("annuaire-download-").tempdir_in(dir).map_err(|e| write_error(dir, e))?;
+    crate::install_crypto_provider();
     let client = reqwest::Client::builder().build().map_err(http_error)?;
     let response = client.get(location).send().await.map_err(http_error)?;
     if !response.status().is_success() {

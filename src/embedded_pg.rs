@@ -109,7 +109,11 @@ pub enum EmbeddedPgError {
         log: PathBuf,
         log_tail: String,
     },
-    #[error("server for {} did not become ready within {}s (state: {state})", data_dir.display(), SERVER_TIMEOUT.as_secs())]
+    #[error(
+        "server for {} did not become ready within {}s (state: {state})",
+        data_dir.display(),
+        SERVER_TIMEOUT.as_secs()
+    )]
     NotReady { data_dir: PathBuf, state: String },
     #[error("pg_ctl stop failed ({status}):\n{output}")]
     StopFailed { status: ExitStatus, output: String },
@@ -220,7 +224,7 @@ impl EmbeddedCluster {
         let _lock = layout.lock()?;
 
         if let Some(pid_file) = wait_while_transitioning(&layout.data_dir)? {
-            debug!(data_dir = %layout.data_dir.display(), pid = pid_file.pid, "reusing running PostgreSQL");
+            debug!(pid = pid_file.pid, data_dir = %layout.data_dir.display(), "reusing PostgreSQL");
             return Ok(EmbeddedCluster::from_pid_file(&layout, bin_dir, pid_file));
         }
 

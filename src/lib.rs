@@ -10,7 +10,7 @@ pub mod extract;
 pub mod import;
 pub mod national_id;
 pub mod progress;
-// pub mod samplegen;
+pub mod samplegen;
 pub mod store;
 
 /// TLS (for `DATABASE_URL` servers and downloads) uses rustls with the *ring* provider;

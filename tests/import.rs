@@ -142,11 +142,11 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
 async fn held_run_publishes_nothing_until_approved() {
     let db = migrated().await;
     let first = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
-    // 1 of 17 removed (5.9 %) and 1 changed: above the default 1 % / 5 %.
+    // 1 of 16 RPPS removed (6.25 %) and 1 changed: above the default 1 % / 5 %.
     let held = import(&db.pool, &day2(), &ImportOptions::default()).await.expect("day 2 runs");
     assert_eq!(held.status, "held");
     let message = held.message.clone().unwrap_or_default();
-    assert!(message.contains("RPPS: 1 of 17 published professionals removed"), "{message}");
+    assert!(message.contains("RPPS: 1 of 16 published professionals removed"), "{message}");
     assert_eq!(published_run(&db.pool).await, Some(first.id));
     assert!(matches!(claims(&db.pool, "810013908172").await, ClaimsLookup::Found { .. }));
     assert_eq!(claims(&db.pool, "810010583929").await, ClaimsLookup::NotFound);

@@ -2,7 +2,7 @@
 //! parses arguments; these functions talk to the library and print for people or scripts.
 
 pub mod claims;
-// pub mod gen_sample;
+pub mod gen_sample;
 pub mod imports;
 
 /// Exit statuses, documented in the README; scripts and schedulers branch on them.

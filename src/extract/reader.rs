@@ -23,6 +23,9 @@ pub struct HeaderMap {
     pub file_columns: usize,
     /// Labels this program does not know: kept out of the way, reported, never an error.
     pub unknown_columns: Vec<String>,
+    /// The header ends with `|`: then every line must, or a line one field short could not
+    /// be told from a complete line without its final `|`.
+    trailing_separator: bool,
 }
 
 impl HeaderMap {
@@ -30,7 +33,8 @@ impl HeaderMap {
     pub fn new(kind: FileKind, file: &str, labels: &[String]) -> Result<HeaderMap, ExtractError> {
         let mut labels: Vec<&str> = labels.iter().map(|l| l.as_str()).collect();
         // The trailing `|` of the header yields one empty label: not a column.
-        while labels.last().is_some_and(|l| l.trim().is_empty()) {
+        let trailing_separator = labels.len() > 1 && labels.last().is_some_and(|l| l.trim().is_empty());
+        if trailing_separator {
             labels.pop();
         }
         let canonical = kind.columns();
@@ -61,7 +65,7 @@ impl HeaderMap {
                 });
             }
         }
-        Ok(HeaderMap { kind, positions, file_columns: labels.len(), unknown_columns })
+        Ok(HeaderMap { kind, positions, file_columns: labels.len(), unknown_columns, trailing_separator })
     }
 
     /// How many canonical columns the file actually carries (48, 52 or 56 for
@@ -207,17 +211,23 @@ fn map_line<'r>(
     record: &'r ByteRecord,
     fields: &mut Vec<&'r str>,
 ) -> Result<Option<String>, ExtractError> {
-    let mut count = record.len();
-    // Every line should end with `|`, which yields one last empty field; accept a line
-    // without it too (the MSSanté file's habit is unconfirmed).
-    if count == header.file_columns + 1 && trim_field(record.get(count - 1).unwrap_or(b"")).is_empty() {
-        count -= 1;
-    }
-    if count != header.file_columns {
-        return Ok(Some(format!(
-            "expected {} fields, found {}",
-            header.file_columns, count
-        )));
+    // A line ending with `|` yields one last empty field, which is not a value. When the
+    // header has a trailing `|`, every line must have one; when it has none (the MSSanté
+    // file's habit is unconfirmed), lines are accepted with or without it.
+    let raw = record.len();
+    let columns = header.file_columns;
+    let ends_with_separator = raw > 1 && trim_field(record.get(raw - 1).unwrap_or(b"")).is_empty();
+    let well_formed = if header.trailing_separator {
+        ends_with_separator && raw == columns + 1
+    } else {
+        raw == columns || (ends_with_separator && raw == columns + 1)
+    };
+    if !well_formed {
+        if header.trailing_separator && !ends_with_separator && raw == columns {
+            return Ok(Some(format!("expected {columns} fields and a final '|', found no final '|'")));
+        }
+        let found = if ends_with_separator { raw - 1 } else { raw };
+        return Ok(Some(format!("expected {columns} fields, found {found}")));
     }
     if record.as_slice().contains(&0) {
         return Ok(Some("contains a NUL byte".to_owned()));
@@ -266,7 +276,7 @@ mod tests {
     use super::*;
     use crate::extract::columns::{PERSONNE_ACTIVITE, pa};
 
-    #[derive(Default)]
+    #[derive(Debug, Default)]
     struct Collect {
         rows: Vec<(u64, Vec<String>)>,
         rejects: Vec<Reject>,

@@ -142,8 +142,11 @@ pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> R
             Err(error)
         }
     };
+    // Staged lines are only needed while the run works; keep the space free in between.
+    let truncated = sqlx::query("TRUNCATE stage_line").execute(pool).await;
     lock.release().await;
     result?;
+    truncated?;
     runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))
 }
 

@@ -33,9 +33,9 @@ pub(crate) struct Profession {
     pub savoir_faire: &'static [(u64, Code, Code)],
 }
 
-macro_rules! profession {
-    ($name:ident, $code:expr, $label:expr, $kind:ident, $f:expr, $aut:expr, $dip:expr, $sf:expr) => {
-        pub(crate) static $name: Profession = Profession {
+macro_rules! professions {
+    ($($name:ident = $code:expr, $label:expr, $kind:ident, $f:expr, $aut:expr, $dip:expr, $sf:expr;)*) => {
+        $(pub(crate) static $name: Profession = Profession {
             code: $code,
             label: $label,
             kind: Kind::$kind,
@@ -43,7 +43,7 @@ macro_rules! profession {
             autorite: $aut,
             diploma: $dip,
             savoir_faire: $sf,
-        };
+        };)*
     };
 }
 
@@ -60,9 +60,21 @@ const SF_DEC: Code = ("DEC", "Droit d'exercice complémentaire");
 /// Extra (non-specialty) savoir-faire of médecins, each drawn independently.
 static MEDECIN_EXTRA: [(u64, Code, Code); 12] = [
     (91_000, SF_CAPA, ("CAPA06", "Capacité de gérontologie")),
-    (78_000, SF_CAPA, ("CAPA05", "Capacité de médecine d'urgence")),
-    (39_000, SF_CAPA, ("CAPA10", "Capacité de médecine et biologie du sport")),
-    (32_000, SF_CAPA, ("CAPA07", "Capacité d'addictologie clinique")),
+    (
+        78_000,
+        SF_CAPA,
+        ("CAPA05", "Capacité de médecine d'urgence"),
+    ),
+    (
+        39_000,
+        SF_CAPA,
+        ("CAPA10", "Capacité de médecine et biologie du sport"),
+    ),
+    (
+        32_000,
+        SF_CAPA,
+        ("CAPA07", "Capacité d'addictologie clinique"),
+    ),
     (78_000, SF_C, ("C044", "Échographie")),
     (52_000, SF_C, ("C012", "Médecine palliative")),
     (39_000, SF_C, ("C037", "Angiologie")),
@@ -127,25 +139,27 @@ static SAGE_FEMME_SF: [(u64, Code, Code); 1] =
     [(40_000, SF_OP, ("OP50", "Échographie obstétricale"))];
 static NONE_SF: [(u64, Code, Code); 0] = [];
 
-profession!(MEDECIN, "10", "Médecin", Medecin, 51, "CNOM/CNOM/ARS", ("DE10", "Diplôme d'Etat de docteur en médecine"), &MEDECIN_EXTRA);
-profession!(PHARMACIEN, "21", "Pharmacien", Pharmacien, 68, "CNOP/CNOP/ARS", ("DE21", "Diplôme d'Etat de docteur en pharmacie"), &PHARMACIEN_SF);
-profession!(AUDIO, "26", "Audioprothésiste", Commerce, 42, "ARS/ARS/ARS", ("DE26", "Diplôme d'Etat d'audioprothésiste"), &NONE_SF);
-profession!(OPTICIEN, "28", "Opticien-Lunetier", Commerce, 56, "ARS/ARS/ARS", ("BTS28", "BTS Opticien-Lunetier"), &NONE_SF);
-profession!(ASSIST_DENT, "31", "Assistant dentaire", Salarie, 95, "ARS/ARS/ARS", ("TP31", "Titre d'assistant dentaire"), &NONE_SF);
-profession!(DENTISTE, "40", "Chirurgien-Dentiste", Dentiste, 49, "CNOCD/CNOCD/ARS", ("DE40", "Diplôme d'Etat de docteur en chirurgie dentaire"), &DENTISTE_SF);
-profession!(SAGE_FEMME, "50", "Sage-Femme", SageFemme, 97, "CNOSF/CNOSF/ARS", ("DE50", "Diplôme d'Etat de sage-femme"), &SAGE_FEMME_SF);
-profession!(INFIRMIER, "60", "Infirmier", Infirmier, 86, "CNOI/CNOI/ARS", ("DE60", "Diplôme d'Etat d'infirmier"), &INFIRMIER_SF);
-profession!(KINE, "70", "Masseur-Kinésithérapeute", Liberal, 51, "CNOMK/CNOMK/ARS", ("DE70", "Diplôme d'Etat de masseur-kinésithérapeute"), &KINE_SF);
-profession!(PEDICURE, "80", "Pédicure-Podologue", Liberal, 71, "CNOPP/CNOPP/ARS", ("DE80", "Diplôme d'Etat de pédicure-podologue"), &NONE_SF);
-profession!(ORTHOPROTH, "81", "Orthoprothésiste", Commerce, 30, "ARS/ARS/ARS", ("BTS81", "BTS Prothésiste-orthésiste"), &NONE_SF);
-profession!(TECH_LABO, "86", "Technicien de laboratoire médical", Salarie, 80, "ARS/ARS/ARS", ("DE86", "Diplôme d'Etat de technicien de laboratoire médical"), &NONE_SF);
-profession!(ORTHOPHONISTE, "91", "Orthophoniste", Liberal, 96, "ARS/ARS/ARS", ("CC91", "Certificat de capacité d'orthophoniste"), &NONE_SF);
-profession!(ORTHOPTISTE, "92", "Orthoptiste", Liberal, 88, "ARS/ARS/ARS", ("CC92", "Certificat de capacité d'orthoptiste"), &NONE_SF);
-profession!(PSYCHOLOGUE, "93", "Psychologue", Liberal, 86, "ARS/ARS/ARS", ("M93", "Master de psychologie"), &NONE_SF);
-profession!(ERGO, "94", "Ergothérapeute", Salarie, 86, "ARS/ARS/ARS", ("DE94", "Diplôme d'Etat d'ergothérapeute"), &NONE_SF);
-profession!(DIETETICIEN, "95", "Diététicien", Liberal, 92, "ARS/ARS/ARS", ("BTS95", "BTS Diététique"), &NONE_SF);
-profession!(PSYCHOMOT, "96", "Psychomotricien", Salarie, 88, "ARS/ARS/ARS", ("DE96", "Diplôme d'Etat de psychomotricien"), &NONE_SF);
-profession!(MANIP_ERM, "98", "Manipulateur ERM", Salarie, 72, "ARS/ARS/ARS", ("DE98", "Diplôme d'Etat de manipulateur d'électroradiologie médicale"), &NONE_SF);
+professions! {
+    MEDECIN = "10", "Médecin", Medecin, 51, "CNOM/CNOM/ARS", ("DE10", "Diplôme d'Etat de docteur en médecine"), &MEDECIN_EXTRA;
+    PHARMACIEN = "21", "Pharmacien", Pharmacien, 68, "CNOP/CNOP/ARS", ("DE21", "Diplôme d'Etat de docteur en pharmacie"), &PHARMACIEN_SF;
+    AUDIO = "26", "Audioprothésiste", Commerce, 42, "ARS/ARS/ARS", ("DE26", "Diplôme d'Etat d'audioprothésiste"), &NONE_SF;
+    OPTICIEN = "28", "Opticien-Lunetier", Commerce, 56, "ARS/ARS/ARS", ("BTS28", "BTS Opticien-Lunetier"), &NONE_SF;
+    ASSIST_DENT = "31", "Assistant dentaire", Salarie, 95, "ARS/ARS/ARS", ("TP31", "Titre d'assistant dentaire"), &NONE_SF;
+    DENTISTE = "40", "Chirurgien-Dentiste", Dentiste, 49, "CNOCD/CNOCD/ARS", ("DE40", "Diplôme d'Etat de docteur en chirurgie dentaire"), &DENTISTE_SF;
+    SAGE_FEMME = "50", "Sage-Femme", SageFemme, 97, "CNOSF/CNOSF/ARS", ("DE50", "Diplôme d'Etat de sage-femme"), &SAGE_FEMME_SF;
+    INFIRMIER = "60", "Infirmier", Infirmier, 86, "CNOI/CNOI/ARS", ("DE60", "Diplôme d'Etat d'infirmier"), &INFIRMIER_SF;
+    KINE = "70", "Masseur-Kinésithérapeute", Liberal, 51, "CNOMK/CNOMK/ARS", ("DE70", "Diplôme d'Etat de masseur-kinésithérapeute"), &KINE_SF;
+    PEDICURE = "80", "Pédicure-Podologue", Liberal, 71, "CNOPP/CNOPP/ARS", ("DE80", "Diplôme d'Etat de pédicure-podologue"), &NONE_SF;
+    ORTHOPROTH = "81", "Orthoprothésiste", Commerce, 30, "ARS/ARS/ARS", ("BTS81", "BTS Prothésiste-orthésiste"), &NONE_SF;
+    TECH_LABO = "86", "Technicien de laboratoire médical", Salarie, 80, "ARS/ARS/ARS", ("DE86", "Diplôme d'Etat de technicien de laboratoire médical"), &NONE_SF;
+    ORTHOPHONISTE = "91", "Orthophoniste", Liberal, 96, "ARS/ARS/ARS", ("CC91", "Certificat de capacité d'orthophoniste"), &NONE_SF;
+    ORTHOPTISTE = "92", "Orthoptiste", Liberal, 88, "ARS/ARS/ARS", ("CC92", "Certificat de capacité d'orthoptiste"), &NONE_SF;
+    PSYCHOLOGUE = "93", "Psychologue", Liberal, 86, "ARS/ARS/ARS", ("M93", "Master de psychologie"), &NONE_SF;
+    ERGO = "94", "Ergothérapeute", Salarie, 86, "ARS/ARS/ARS", ("DE94", "Diplôme d'Etat d'ergothérapeute"), &NONE_SF;
+    DIETETICIEN = "95", "Diététicien", Liberal, 92, "ARS/ARS/ARS", ("BTS95", "BTS Diététique"), &NONE_SF;
+    PSYCHOMOT = "96", "Psychomotricien", Salarie, 88, "ARS/ARS/ARS", ("DE96", "Diplôme d'Etat de psychomotricien"), &NONE_SF;
+    MANIP_ERM = "98", "Manipulateur ERM", Salarie, 72, "ARS/ARS/ARS", ("DE98", "Diplôme d'Etat de manipulateur d'électroradiologie médicale"), &NONE_SF;
+}
 
 /// Label of the DE diploma type (the diploma code itself is per profession).
 pub(crate) const DIPLOMA_TYPE_DE: Code = ("DE", "Diplôme d'Etat français");
@@ -163,8 +177,14 @@ pub(crate) static DU_LIST: [Code; 6] = [
     ("DU071", "DU de douleur"),
     ("DU088", "DU de réanimation néonatale"),
 ];
-pub(crate) static UE_COUNTRIES: [&str; 6] =
-    ["Belgique", "Roumanie", "Espagne", "Italie", "Allemagne", "Portugal"];
+pub(crate) static UE_COUNTRIES: [&str; 6] = [
+    "Belgique",
+    "Roumanie",
+    "Espagne",
+    "Italie",
+    "Allemagne",
+    "Portugal",
+];
 
 /// Profession mix of RPPS professionals (weights per 10 000).
 pub(crate) static RPPS_MIX: [(u32, &Profession); 19] = [
@@ -238,7 +258,10 @@ pub(crate) const SA_COMMERCE: Code = ("SA29", "Magasin d'optique ou d'audioproth
 
 pub(crate) const SECTION_A: Code = ("A", "Pharmacien titulaire d'officine");
 pub(crate) const SECTION_D: Code = ("D", "Pharmacien adjoint d'officine et autres exercices");
-pub(crate) const SECTION_E: Code = ("E", "Pharmacien des départements et collectivités d'outre-mer");
+pub(crate) const SECTION_E: Code = (
+    "E",
+    "Pharmacien des départements et collectivités d'outre-mer",
+);
 pub(crate) const SECTION_G: Code = ("G", "Pharmacien biologiste");
 pub(crate) const SECTION_H: Code = ("H", "Pharmacien des établissements de santé");
 

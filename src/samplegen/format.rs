@@ -7,42 +7,94 @@ use super::rng::{Rng, key, tag};
 use super::structures::{self, Owner, Structure};
 
 pub(crate) const ACTIVITE_HEADER: [&str; 56] = [
-    "Type d'identifiant PP", "Identifiant PP", "Identification nationale PP",
-    "Code civilité d'exercice", "Libellé civilité d'exercice", "Code civilité", "Libellé civilité",
-    "Nom d'exercice", "Prénom d'exercice", "Code profession", "Libellé profession",
-    "Code catégorie professionnelle", "Libellé catégorie professionnelle",
-    "Code type savoir-faire", "Libellé type savoir-faire", "Code savoir-faire",
-    "Libellé savoir-faire", "Code mode exercice", "Libellé mode exercice", "Numéro SIRET site",
-    "Numéro SIREN site", "Numéro FINESS site", "Numéro FINESS établissement juridique",
-    "Identifiant technique de la structure", "Raison sociale site", "Enseigne commerciale site",
-    "Complément destinataire (coord. structure)", "Complément point géographique (coord. structure)",
-    "Numéro Voie (coord. structure)", "Indice répétition voie (coord. structure)",
-    "Code type de voie (coord. structure)", "Libellé type de voie (coord. structure)",
-    "Libellé Voie (coord. structure)", "Mention distribution (coord. structure)",
-    "Bureau cedex (coord. structure)", "Code postal (coord. structure)",
-    "Code commune (coord. structure)", "Libellé commune (coord. structure)",
-    "Code pays (coord. structure)", "Libellé pays (coord. structure)",
-    "Téléphone (coord. structure)", "Téléphone 2 (coord. structure)",
-    "Télécopie (coord. structure)", "Adresse e-mail (coord. structure)",
-    "Code Département (structure)", "Libellé Département (structure)",
-    "Ancien identifiant de la structure", "Autorité d'enregistrement", "Code secteur d'activité",
-    "Libellé secteur d'activité", "Code section tableau pharmaciens",
-    "Libellé section tableau pharmaciens", "Code rôle", "Libellé rôle", "Code genre activité",
+    "Type d'identifiant PP",
+    "Identifiant PP",
+    "Identification nationale PP",
+    "Code civilité d'exercice",
+    "Libellé civilité d'exercice",
+    "Code civilité",
+    "Libellé civilité",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Code profession",
+    "Libellé profession",
+    "Code catégorie professionnelle",
+    "Libellé catégorie professionnelle",
+    "Code type savoir-faire",
+    "Libellé type savoir-faire",
+    "Code savoir-faire",
+    "Libellé savoir-faire",
+    "Code mode exercice",
+    "Libellé mode exercice",
+    "Numéro SIRET site",
+    "Numéro SIREN site",
+    "Numéro FINESS site",
+    "Numéro FINESS établissement juridique",
+    "Identifiant technique de la structure",
+    "Raison sociale site",
+    "Enseigne commerciale site",
+    "Complément destinataire (coord. structure)",
+    "Complément point géographique (coord. structure)",
+    "Numéro Voie (coord. structure)",
+    "Indice répétition voie (coord. structure)",
+    "Code type de voie (coord. structure)",
+    "Libellé type de voie (coord. structure)",
+    "Libellé Voie (coord. structure)",
+    "Mention distribution (coord. structure)",
+    "Bureau cedex (coord. structure)",
+    "Code postal (coord. structure)",
+    "Code commune (coord. structure)",
+    "Libellé commune (coord. structure)",
+    "Code pays (coord. structure)",
+    "Libellé pays (coord. structure)",
+    "Téléphone (coord. structure)",
+    "Téléphone 2 (coord. structure)",
+    "Télécopie (coord. structure)",
+    "Adresse e-mail (coord. structure)",
+    "Code Département (structure)",
+    "Libellé Département (structure)",
+    "Ancien identifiant de la structure",
+    "Autorité d'enregistrement",
+    "Code secteur d'activité",
+    "Libellé secteur d'activité",
+    "Code section tableau pharmaciens",
+    "Libellé section tableau pharmaciens",
+    "Code rôle",
+    "Libellé rôle",
+    "Code genre activité",
     "Libellé genre activité",
 ];
 
 pub(crate) const SAVOIR_FAIRE_HEADER: [&str; 13] = [
-    "Type d'identifiant PP", "Identifiant PP", "Identification nationale PP", "Nom d'exercice",
-    "Prénom d'exercice", "Code profession", "Libellé profession", "Code catégorie professionnelle",
-    "Libellé catégorie professionnelle", "Code type savoir-faire", "Libellé type savoir-faire",
-    "Code savoir-faire", "Libellé savoir-faire",
+    "Type d'identifiant PP",
+    "Identifiant PP",
+    "Identification nationale PP",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Code profession",
+    "Libellé profession",
+    "Code catégorie professionnelle",
+    "Libellé catégorie professionnelle",
+    "Code type savoir-faire",
+    "Libellé type savoir-faire",
+    "Code savoir-faire",
+    "Libellé savoir-faire",
 ];
 
 pub(crate) const DIPLOME_HEADER: [&str; 13] = [
-    "Type d'identifiant PP", "Identifiant PP", "Identification nationale PP", "Nom d'exercice",
-    "Prénom d'exercice", "Code type diplôme obtenu", "Libellé type diplôme obtenu",
-    "Code diplôme obtenu", "Libellé diplôme obtenu", "Code type autorisation",
-    "Libellé type autorisation", "Code discipline autorisation", "Libellé discipline autorisation",
+    "Type d'identifiant PP",
+    "Identifiant PP",
+    "Identification nationale PP",
+    "Nom d'exercice",
+    "Prénom d'exercice",
+    "Code type diplôme obtenu",
+    "Libellé type diplôme obtenu",
+    "Code diplôme obtenu",
+    "Libellé diplôme obtenu",
+    "Code type autorisation",
+    "Libellé type autorisation",
+    "Code discipline autorisation",
+    "Libellé discipline autorisation",
 ];
 
 /// Header line: labels each followed by `|`, then LF.
@@ -139,20 +191,42 @@ fn activite_line(
         own_tel = structures::phone(&mut rng, &s.dep);
         tel = &own_tel;
     }
-    for v in [&s.siret, &s.siren, &s.finess, &s.finess_ej, &s.tech_id, &s.raison_sociale, &s.enseigne] {
+    for v in [
+        &s.siret,
+        &s.siren,
+        &s.finess,
+        &s.finess_ej,
+        &s.tech_id,
+        &s.raison_sociale,
+        &s.enseigne,
+    ] {
         field(out, v);
     }
     field(out, a.service.unwrap_or(s.compl_dest.as_str()));
     field(out, &s.compl_geo);
     field(out, &s.num_voie);
     field(out, s.indice);
-    if s.voie.is_empty() { empties(out, 2) } else { code(out, Some(s.type_voie)) }
-    let place = [s.mention.as_str(), &s.cedex, &s.postcode, &s.commune_code, &s.commune_label];
+    if s.voie.is_empty() {
+        empties(out, 2)
+    } else {
+        code(out, Some(s.type_voie))
+    }
+    let place = [
+        s.mention.as_str(),
+        &s.cedex,
+        &s.postcode,
+        &s.commune_code,
+        &s.commune_label,
+    ];
     field(out, s.voie);
     for v in place {
         field(out, v);
     }
-    if s.pays.0.is_empty() { empties(out, 2) } else { code(out, Some(s.pays)) }
+    if s.pays.0.is_empty() {
+        empties(out, 2)
+    } else {
+        code(out, Some(s.pays))
+    }
     for v in [tel, s.tel2.as_str(), s.fax.as_str(), s.email.as_str()] {
         field(out, v);
     }
@@ -160,10 +234,16 @@ fn activite_line(
     empties(out, 2);
     field(out, &s.ancien_id);
     field(out, ex.profession.autorite);
-    if s.secteur.0.is_empty() { empties(out, 2) } else { code(out, Some(s.secteur)) }
+    if s.secteur.0.is_empty() {
+        empties(out, 2)
+    } else {
+        code(out, Some(s.secteur))
+    }
     let section = match a.section {
         // Pharmacists overseas are on their own section of the roll.
-        Some(codes::SECTION_A | codes::SECTION_D) if s.dep.starts_with("97") => Some(codes::SECTION_E),
+        Some(codes::SECTION_A | codes::SECTION_D) if s.dep.starts_with("97") => {
+            Some(codes::SECTION_E)
+        }
         other => other,
     };
     code(out, section);

@@ -55,7 +55,10 @@ pub enum GenError {
     #[error("writing {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("writing zip {path}: {source}")]
-    Zip { path: PathBuf, source: zip::result::ZipError },
+    Zip {
+        path: PathBuf,
+        source: zip::result::ZipError,
+    },
 }
 
 /// The three entries, in the order of the real zip, with their share of the work (for progress).
@@ -90,12 +93,24 @@ impl Entry {
 /// Extract timestamp `YYYYMMDDHHMM` of `day` (Paris local time) and the matching zip time.
 pub fn extract_timestamp(day: u32) -> Result<(String, zip::DateTime), GenError> {
     let bad = || GenError::InvalidOptions(format!("day {day} is out of range"));
-    let base = Paris.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).single().ok_or_else(bad)?;
-    let t = base.checked_add_days(Days::new(u64::from(day))).ok_or_else(bad)?;
+    let base = Paris
+        .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
+        .single()
+        .ok_or_else(bad)?;
+    let t = base
+        .checked_add_days(Days::new(u64::from(day)))
+        .ok_or_else(bad)?;
     let ts = t.format("%Y%m%d%H%M").to_string();
     let year = u16::try_from(t.year()).map_err(|_| bad())?;
-    let zt = zip::DateTime::from_date_and_time(year, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, 0)
-        .map_err(|_| bad())?;
+    let zt = zip::DateTime::from_date_and_time(
+        year,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        0,
+    )
+    .map_err(|_| bad())?;
     Ok((ts, zt))
 }
 
@@ -104,11 +119,17 @@ pub fn extract_timestamp(day: u32) -> Result<(String, zip::DateTime), GenError> 
 /// the number of professionals, weighted by each entry's share of the bytes.
 pub fn generate(opts: &GenOptions, progress: &dyn Fn(u64)) -> Result<GenSummary, GenError> {
     let pop = Population::new(opts.professionals, opts.seed, opts.day)?;
-    let ctx = Ctx { seed: opts.seed, pools: Pools::new(opts.professionals), pop };
+    let ctx = Ctx {
+        seed: opts.seed,
+        pools: Pools::new(opts.professionals),
+        pop,
+    };
     let (ts, mtime) = extract_timestamp(opts.day)?;
     fs::create_dir_all(&opts.out_dir).map_err(|e| io_err(&opts.out_dir, e))?;
     let zip_path = opts.out_dir.join(format!("PS_LibreAcces_{ts}.zip"));
-    let tmp_path = opts.out_dir.join(format!(".PS_LibreAcces_{ts}.zip.partial"));
+    let tmp_path = opts
+        .out_dir
+        .join(format!(".PS_LibreAcces_{ts}.zip.partial"));
     tracing::info!(professionals = opts.professionals, seed = opts.seed, day = opts.day, path = %zip_path.display(), "generating sample extract");
     let result = write_zip(&ctx, &tmp_path, &ts, mtime, progress);
     let mut summary = match result {
@@ -126,7 +147,10 @@ pub fn generate(opts: &GenOptions, progress: &dyn Fn(u64)) -> Result<GenSummary,
 }
 
 fn io_err(path: &Path, source: io::Error) -> GenError {
-    GenError::Io { path: path.to_owned(), source }
+    GenError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn write_zip(
@@ -136,7 +160,10 @@ fn write_zip(
     mtime: zip::DateTime,
     progress: &dyn Fn(u64),
 ) -> Result<GenSummary, GenError> {
-    let zip_err = |source| GenError::Zip { path: path.to_owned(), source };
+    let zip_err = |source| GenError::Zip {
+        path: path.to_owned(),
+        source,
+    };
     let file = File::create(path).map_err(|e| io_err(path, e))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     // ~470 bytes of text per professional in all; past 4 GiB an entry needs ZIP64.
@@ -159,7 +186,8 @@ fn write_zip(
     let mut done_weighted = 0u64;
     let mut buf = String::with_capacity(8 << 10);
     for entry in Entry::ALL {
-        zip.start_file(format!("{}{ts}.txt", entry.prefix()), options).map_err(zip_err)?;
+        zip.start_file(format!("{}{ts}.txt", entry.prefix()), options)
+            .map_err(zip_err)?;
         let mut w = BufWriter::with_capacity(256 << 10, &mut zip);
         let io = |e| io_err(path, e);
         buf.clear();
@@ -193,7 +221,7 @@ fn write_zip(
                 summary.uncompressed_bytes += buf.len() as u64;
                 buf.clear();
             }
-            if alive % 16_384 == 0 {
+            if alive.is_multiple_of(16_384) {
                 progress((done_weighted + alive * entry.weight()) / 100);
             }
         }
@@ -208,7 +236,9 @@ fn write_zip(
     }
     let mut inner = zip.finish().map_err(zip_err)?;
     inner.flush().map_err(|e| io_err(path, e))?;
-    let file = inner.into_inner().map_err(|e| io_err(path, e.into_error()))?;
+    let file = inner
+        .into_inner()
+        .map_err(|e| io_err(path, e.into_error()))?;
     file.sync_all().map_err(|e| io_err(path, e))?;
     Ok(summary)
 }

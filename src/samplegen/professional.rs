@@ -123,7 +123,11 @@ fn exercice(ctx: &Ctx, rng: &mut Rng, prof: &'static Profession, first: bool) ->
     let student = first && rng.chance(student_ppm);
     let categorie = if student {
         codes::CAT_ETUDIANT
-    } else if matches!(prof.kind, Kind::Medecin | Kind::Infirmier | Kind::Pharmacien) && rng.chance(5_000) {
+    } else if matches!(
+        prof.kind,
+        Kind::Medecin | Kind::Infirmier | Kind::Pharmacien
+    ) && rng.chance(5_000)
+    {
         codes::CAT_MILITAIRE
     } else {
         codes::CAT_CIVIL
@@ -135,7 +139,13 @@ fn exercice(ctx: &Ctx, rng: &mut Rng, prof: &'static Profession, first: bool) ->
         Kind::Pharmacien if rng.chance(600_000) => Some(codes::CIV_EX_DR),
         _ => None,
     };
-    let mut ex = Exercice { profession: prof, categorie, civ_ex, savoir_faire: Vec::new(), activities: Vec::new() };
+    let mut ex = Exercice {
+        profession: prof,
+        categorie,
+        civ_ex,
+        savoir_faire: Vec::new(),
+        activities: Vec::new(),
+    };
     if student {
         return ex;
     }
@@ -175,6 +185,7 @@ fn activity(ctx: &Ctx, rng: &mut Rng, prof: &Profession, n: usize) -> Activity {
     let hosp = Site::Shared(Pool::Hospital, 0);
     let ind = Site::Individual(n as u32 + 1);
     let extra = n > 0;
+    #[rustfmt::skip]
     let choices: &[(u32, (Site, Code))] = match prof.kind {
         Kind::Medecin if !extra => &[(25, (ind, L)), (20, (GROUP, L)), (42, (hosp, S)), (5, (MSP, L)), (5, (hosp, L)), (3, (LABO, S))],
         Kind::Medecin => &[(25, (hosp, L)), (15, (hosp, S)), (25, (ind, L)), (25, (GROUP, L)), (10, (MSP, L))],
@@ -242,7 +253,9 @@ fn activity(ctx: &Ctx, rng: &mut Rng, prof: &Profession, n: usize) -> Activity {
     }
     if prof.kind == Kind::Pharmacien {
         (a.section, a.role) = match a.site {
-            Site::Shared(Pool::Officine, _) if is_l => (Some(codes::SECTION_A), Some(codes::ROLE_TITULAIRE)),
+            Site::Shared(Pool::Officine, _) if is_l => {
+                (Some(codes::SECTION_A), Some(codes::ROLE_TITULAIRE))
+            }
             Site::Shared(Pool::Officine, _) => (Some(codes::SECTION_D), Some(codes::ROLE_ADJOINT)),
             Site::Shared(Pool::Labo, _) => (Some(codes::SECTION_G), a.role),
             Site::Shared(Pool::Hospital, _) => (Some(codes::SECTION_H), a.role),
@@ -268,28 +281,59 @@ fn diplomas(rng: &mut Rng, ex: &Exercice) -> Vec<Diploma> {
     let regulated = !matches!(prof.kind, Kind::Salarie | Kind::Commerce);
     if regulated && rng.chance(30_000) {
         let country = rng.pick(&codes::UE_COUNTRIES);
-        let diploma = Some((format!("UE{}", prof.code), format!("Diplôme de {} ({country})", prof.label)));
+        let diploma = Some((
+            format!("UE{}", prof.code),
+            format!("Diplôme de {} ({country})", prof.label),
+        ));
         let auth = Some((codes::AUTH_TYPE, (prof.code, prof.label)));
         if rng.chance(500_000) {
-            out.push(Diploma { kind: Some(codes::DIPLOMA_TYPE_UE), diploma, auth });
+            out.push(Diploma {
+                kind: Some(codes::DIPLOMA_TYPE_UE),
+                diploma,
+                auth,
+            });
         } else {
-            out.push(Diploma { kind: Some(codes::DIPLOMA_TYPE_UE), diploma, auth: None });
-            out.push(Diploma { kind: None, diploma: None, auth });
+            out.push(Diploma {
+                kind: Some(codes::DIPLOMA_TYPE_UE),
+                diploma,
+                auth: None,
+            });
+            out.push(Diploma {
+                kind: None,
+                diploma: None,
+                auth,
+            });
         }
     } else {
         let (code, label) = prof.diploma;
-        out.push(Diploma { kind: Some(codes::DIPLOMA_TYPE_DE), diploma: Some((code.into(), label.into())), auth: None });
+        out.push(Diploma {
+            kind: Some(codes::DIPLOMA_TYPE_DE),
+            diploma: Some((code.into(), label.into())),
+            auth: None,
+        });
     }
     if let (Kind::Medecin, Some(&(_, (code, label)))) = (prof.kind, ex.savoir_faire.first()) {
         let des = (format!("D{code}"), format!("DES {label}"));
-        out.push(Diploma { kind: Some(codes::DIPLOMA_TYPE_DES), diploma: Some(des), auth: None });
+        out.push(Diploma {
+            kind: Some(codes::DIPLOMA_TYPE_DES),
+            diploma: Some(des),
+            auth: None,
+        });
     }
     if regulated && rng.chance(80_000) {
         let (code, label) = *rng.pick(&codes::DU_LIST);
-        out.push(Diploma { kind: Some(codes::DIPLOMA_TYPE_DU), diploma: Some((code.into(), label.into())), auth: None });
+        out.push(Diploma {
+            kind: Some(codes::DIPLOMA_TYPE_DU),
+            diploma: Some((code.into(), label.into())),
+            auth: None,
+        });
     }
     if rng.chance(5_000) {
-        out.push(Diploma { kind: None, diploma: None, auth: Some((codes::AUTH_TYPE_TEMP, (prof.code, prof.label))) });
+        out.push(Diploma {
+            kind: None,
+            diploma: None,
+            auth: Some((codes::AUTH_TYPE_TEMP, (prof.code, prof.label))),
+        });
     }
     out
 }
@@ -314,7 +358,15 @@ fn mutate(ctx: &Ctx, p: &mut Professional, rng: &mut Rng) {
         }
         65..=79 => {
             let prof = ex.profession;
-            let a = activity(ctx, rng, prof, ex.activities.len());
+            let mut a = activity(ctx, rng, prof, ex.activities.len());
+            if let Site::Individual(_) = a.site {
+                // After a removal the count no longer gives a free rank: take the next one.
+                let ranks = ex.activities.iter().map(|a| match a.site {
+                    Site::Individual(r) => r,
+                    _ => 0,
+                });
+                a.site = Site::Individual(ranks.max().unwrap_or(0) + 1);
+            }
             ex.activities.push(a);
         }
         80..=89 if n > 1 => {

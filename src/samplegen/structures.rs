@@ -64,7 +64,11 @@ impl Pools {
     pub(crate) fn pick(&self, pool: Pool, rng: &mut Rng) -> u64 {
         let size = self.size(pool);
         let a = rng.below(size);
-        if pool == Pool::Hospital { a.min(rng.below(size)) } else { a }
+        if pool == Pool::Hospital {
+            a.min(rng.below(size))
+        } else {
+            a
+        }
     }
 }
 
@@ -192,7 +196,7 @@ fn address(rng: &mut Rng, s: &mut Structure, abroad_ppm: u64) {
     }
     s.type_voie = *rng.weighted(names::STREET_TYPES);
     s.voie = *rng.pick(names::STREETS);
-    if rng.chance(8_000) {
+    if rng.chance(4_000) {
         s.compl_geo = (*rng.pick(names::QUOTED)).to_owned();
     } else if rng.chance(150_000) {
         s.compl_geo = (*rng.pick(names::BUILDINGS)).to_owned();
@@ -210,7 +214,11 @@ fn address(rng: &mut Rng, s: &mut Structure, abroad_ppm: u64) {
 pub(crate) fn shared(seed: u64, pool: Pool, index: u64) -> Structure {
     let mut rng = Rng::new(key(&[seed, tag::STRUCTURE, pool.tag(), index]));
     let mut s = Structure::default();
-    let abroad = if matches!(pool, Pool::Group(_)) { 1_500 } else { 0 };
+    let abroad = if matches!(pool, Pool::Group(_)) {
+        1_500
+    } else {
+        0
+    };
     address(&mut rng, &mut s, abroad);
     let word = *rng.pick(names::GROUP_WORDS);
     match pool {
@@ -222,7 +230,11 @@ pub(crate) fn shared(seed: u64, pool: Pool, index: u64) -> Structure {
             } else {
                 format!("PHARMACIE {word}")
             };
-            s.enseigne = if rng.chance(300_000) { format!("GRANDE PHARMACIE {word}") } else { String::new() };
+            s.enseigne = if rng.chance(300_000) {
+                format!("GRANDE PHARMACIE {word}")
+            } else {
+                String::new()
+            };
             s.secteur = codes::SA_OFFICINE;
         }
         Pool::Labo => {
@@ -239,7 +251,10 @@ pub(crate) fn shared(seed: u64, pool: Pool, index: u64) -> Structure {
         Pool::Group(code) => group(&mut rng, &mut s, code, word),
     }
     if s.email.is_empty() && rng.chance(200_000) {
-        s.email = format!("contact@{}.fr", names::email_part(&format!("{} {}", word, s.town)));
+        s.email = format!(
+            "contact@{}.fr",
+            names::email_part(&format!("{} {}", word, s.town))
+        );
     }
     s
 }
@@ -260,14 +275,26 @@ fn finess_site(rng: &mut Rng, s: &mut Structure, siren_prefix: &str) {
 fn hospital(rng: &mut Rng, s: &mut Structure, word: &str) {
     let town = s.town.clone();
     let (prefix, secteur, name) = match rng.below(100) {
-        0..=39 => ("26", codes::SA_PUBLIC, format!("CENTRE HOSPITALIER DE {town}")),
-        40..=47 => ("26", codes::SA_PUBLIC, format!("CENTRE HOSPITALIER UNIVERSITAIRE DE {town}")),
+        0..=39 => (
+            "26",
+            codes::SA_PUBLIC,
+            format!("CENTRE HOSPITALIER DE {town}"),
+        ),
+        40..=47 => (
+            "26",
+            codes::SA_PUBLIC,
+            format!("CENTRE HOSPITALIER UNIVERSITAIRE DE {town}"),
+        ),
         48..=66 => ("3", codes::SA_PRIVE, format!("CLINIQUE {word}")),
         67..=72 => ("3", codes::SA_PRIVE, format!("POLYCLINIQUE {word}")),
         73..=81 => ("7", codes::SA_PSPH, format!("HOPITAL PRIVE {word}")),
         82..=92 => ("2", codes::SA_EHPAD, format!("EHPAD {word}")),
         93..=98 => ("7", codes::SA_CENTRE, format!("CENTRE DE SANTE {word}")),
-        _ => ("1", codes::SA_MILITAIRE, format!("HOPITAL D'INSTRUCTION DES ARMEES {word}")),
+        _ => (
+            "1",
+            codes::SA_MILITAIRE,
+            format!("HOPITAL D'INSTRUCTION DES ARMEES {word}"),
+        ),
     };
     finess_site(rng, s, prefix);
     s.raison_sociale = name;
@@ -282,7 +309,10 @@ fn hospital(rng: &mut Rng, s: &mut Structure, word: &str) {
         s.fax = phone(rng, &s.dep);
     }
     if rng.chance(250_000) {
-        s.email = format!("secretariat@{}.fr", names::email_part(&format!("{word} {town}")));
+        s.email = format!(
+            "secretariat@{}.fr",
+            names::email_part(&format!("{word} {town}"))
+        );
     }
 }
 
@@ -319,7 +349,11 @@ fn group(rng: &mut Rng, s: &mut Structure, code: u16, word: &str) {
         s.raison_sociale = format!("SELARL {what} {word}");
         s.secteur = codes::SA_SOCIETE;
     } else {
-        s.raison_sociale = if rng.chance(500_000) { format!("SCM {word}") } else { format!("{what} {word}") };
+        s.raison_sociale = if rng.chance(500_000) {
+            format!("SCM {word}")
+        } else {
+            format!("{what} {word}")
+        };
         s.secteur = codes::SA_GROUPE;
     }
 }
@@ -355,8 +389,18 @@ pub(crate) fn individual(activity_key: u64, owner: &Owner, rang: u32) -> Structu
         _ => String::new(),
     };
     if rng.chance(150_000) {
-        let domain = *rng.pick(&["orange.fr", "wanadoo.fr", "gmail.com", "free.fr", "laposte.net"]);
-        s.email = format!("{}.{}@{domain}", names::email_part(owner.prenom), names::email_part(owner.nom));
+        let domain = *rng.pick(&[
+            "orange.fr",
+            "wanadoo.fr",
+            "gmail.com",
+            "free.fr",
+            "laposte.net",
+        ]);
+        s.email = format!(
+            "{}.{}@{domain}",
+            names::email_part(owner.prenom),
+            names::email_part(owner.nom)
+        );
     }
     if rng.chance(250_000) {
         s.tel2 = mobile(&mut rng);

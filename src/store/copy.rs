@@ -14,7 +14,7 @@ pub struct CopyEncoder {
 
 impl CopyEncoder {
     pub fn new(chunk_size: usize) -> CopyEncoder {
-        let mut buffer = BytesMut::with_capacity(chunk_size + 4096);
+        let mut buffer = BytesMut::with_capacity(chunk_size.min(1 << 24) + 4096);
         buffer.put_slice(SIGNATURE);
         buffer.put_i32(0); // flags: no OIDs
         buffer.put_i32(0); // header extension length
