@@ -72,15 +72,27 @@ CREATE TABLE professional_record (
     family_name  text   NOT NULL,
     given_name   text   NOT NULL,
     -- zstd-compressed JSON: the claims document exactly as served, and the rest of the
-    -- record (savoir-faire, diplomas, labels). Compressed in the importer because the
-    -- documents are just under Postgres' own compression threshold and would otherwise
-    -- triple the size of the table and of its write-ahead log.
+    -- record (savoir-faire, diplomas, labels). Compressed in the importer with a dictionary
+    -- trained on the directory's own documents: about 200 bytes instead of 1.6 kB for a
+    -- claims document, four times faster to compress than without it, and small enough for
+    -- every server to hold the whole published generation in memory.
     claims_zst   bytea  NOT NULL,
     details_zst  bytea  NOT NULL,
+    -- The dictionary both were compressed with; NULL for plain zstd (imports too small to
+    -- train one).
+    dictionary_run_id bigint,
     CONSTRAINT professional_record_pk PRIMARY KEY (national_id, run_id)
 );
 
 CREATE INDEX professional_record_run_ix ON professional_record (run_id);
+
+-- zstd dictionaries, named by the run that trained them. Never deleted: records of any
+-- later run may have been compressed with them.
+CREATE TABLE compression_dictionary (
+    run_id     bigint      NOT NULL CONSTRAINT compression_dictionary_pk PRIMARY KEY,
+    dictionary bytea       NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- One row per professional ever published, pointing at its current record. No foreign key
 -- to professional_record: the publish transaction writes both sides set-wise, and checking

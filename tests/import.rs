@@ -327,3 +327,39 @@ async fn a_second_concurrent_import_is_refused() {
     assert!(matches!(error, ImportError::Busy), "{error}");
     assert_eq!(published_run(&db.pool).await, None);
 }
+
+/// Imports large enough to train a compression dictionary store records with it, later
+/// runs reuse it, and every stored document reads back.
+#[tokio::test]
+async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
+    use annuaire::samplegen::{GenOptions, generate};
+    let db = migrated().await;
+    let dir = tempfile::tempdir().unwrap();
+    let make = |day| {
+        let out = dir.path().join(format!("day{day}"));
+        std::fs::create_dir_all(&out).unwrap();
+        generate(&GenOptions { professionals: 6000, seed: 3, day, out_dir: out }, &|_| {}).unwrap().zip_path
+    };
+    let day0 = make(0);
+    let day1 = make(1);
+    let first = import(&db.pool, &day0, &ImportOptions::default()).await.expect("day 0");
+    assert_eq!((first.status.as_str(), first.professionals), ("published", Some(6000)));
+    let dictionaries: Vec<i64> = sqlx::query_scalar("SELECT run_id FROM compression_dictionary").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(dictionaries, vec![first.id]);
+    let second = import(&db.pool, &day1, &ImportOptions::default()).await.expect("day 1");
+    assert_eq!(second.status, "published", "{:?}", second.message);
+    assert!(second.added.unwrap() > 0 && second.changed.unwrap() > 0 && second.removed.unwrap() > 0, "{second:?}");
+    let unreused: i64 = sqlx::query_scalar("SELECT count(*) FROM professional_record WHERE dictionary_run_id IS DISTINCT FROM $1")
+        .bind(first.id)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(unreused, 0, "every record uses the first run's dictionary");
+    let ids: Vec<String> = sqlx::query_scalar("SELECT national_id FROM professional WHERE removed_at IS NULL").fetch_all(&db.pool).await.unwrap();
+    assert_eq!(ids.len() as i64, second.professionals.unwrap());
+    for id in ids.iter().step_by(97) {
+        let doc: serde_json::Value = serde_json::from_str(&claims_json(&db.pool, id).await).unwrap();
+        assert_eq!(doc["SubjectNameID"], id.as_str());
+        assert!(!doc["SubjectRefPro"]["exercices"].as_array().unwrap().is_empty());
+    }
+}

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
@@ -15,12 +15,11 @@ use super::ImportError;
 use super::gate::DiffCounts;
 use super::record::{self, ContentHash, Lines};
 use crate::extract::FileKind;
+use crate::store::codec;
 use crate::store::copy::{CopyDecoder, CopyEncoder};
 
 const CHUNK_BYTES: usize = 1 << 20;
 const CHANNEL_CHUNKS: usize = 8;
-/// zstd level: 3 is its default, a fair trade of speed for size on small JSON documents.
-const ZSTD_LEVEL: i32 = 3;
 
 /// National ids are at most 12 ASCII bytes: packed into an integer they make a compact key.
 fn key(national_id: &[u8]) -> u128 {
@@ -36,6 +35,8 @@ fn unkey(key: u128) -> String {
 pub struct Published {
     hashes: HashMap<u128, ContentHash>,
     pub counts: DiffCounts,
+    /// The latest compression dictionary (its run id and bytes), reused by every run.
+    dictionary: Option<(i64, Vec<u8>)>,
 }
 
 pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
@@ -57,6 +58,10 @@ pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
             published.counts.of_type(id.first().copied().unwrap_or(b'8')).published += 1;
         }
     }
+    drop(stream);
+    published.dictionary = sqlx::query_as("SELECT run_id, dictionary FROM compression_dictionary ORDER BY run_id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(published)
 }
 
@@ -68,6 +73,8 @@ pub struct BuildOutcome {
     /// Professionals with savoir-faire or diploma lines but no Personne_activite line.
     pub orphans: i64,
     pub removed: Vec<String>,
+    /// A dictionary this run trained, to be stored under its run id.
+    pub new_dictionary: Option<Vec<u8>>,
 }
 
 pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<BuildOutcome, ImportError> {
@@ -75,7 +82,7 @@ pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<B
     let mut in_conn = pool.acquire().await?;
     let mut copy_in = in_conn
         .copy_in_raw(
-            "COPY professional_record (national_id, run_id, change, content_hash, family_name, given_name, claims_zst, details_zst) FROM STDIN (FORMAT binary)",
+            "COPY professional_record (national_id, run_id, change, content_hash, family_name, given_name, claims_zst, details_zst, dictionary_run_id) FROM STDIN (FORMAT binary)",
         )
         .await?;
     // "C" collation: byte order is all the grouping needs, and much cheaper than a locale.
@@ -90,10 +97,17 @@ pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<B
     let builder = tokio::task::spawn_blocking(move || run_builder(run_id, published, raw_rx, rec_tx));
 
     let feed = async {
-        while let Some(chunk) = staged.next().await {
-            if raw_tx.send(chunk?).await.is_err() {
+        // The server sends one message per row: batch them, or the hand-over to the builder
+        // thread costs more than the build itself.
+        let mut batch = BytesMut::with_capacity(CHUNK_BYTES);
+        while let Some(message) = staged.next().await {
+            batch.extend_from_slice(&message?);
+            if batch.len() >= CHUNK_BYTES && raw_tx.send(batch.split().freeze()).await.is_err() {
                 break; // the builder stopped; its error tells why
             }
+        }
+        if !batch.is_empty() {
+            let _ = raw_tx.send(batch.freeze()).await;
         }
         drop(raw_tx);
         Ok::<(), ImportError>(())
@@ -111,6 +125,13 @@ pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<B
     match result {
         Ok(outcome) => {
             copy_in.finish().await?;
+            if let Some(dictionary) = &outcome.new_dictionary {
+                sqlx::query("INSERT INTO compression_dictionary (run_id, dictionary) VALUES ($1, $2)")
+                    .bind(run_id)
+                    .bind(dictionary)
+                    .execute(pool)
+                    .await?;
+            }
             Ok(outcome)
         }
         Err(e) => {
@@ -147,25 +168,53 @@ fn run_builder(
     Ok(outcome)
 }
 
+/// A record ready to be compressed and written.
+struct Built {
+    national_id: String,
+    change: &'static str,
+    hash: ContentHash,
+    family_name: String,
+    given_name: String,
+    claims: Vec<u8>,
+    details: Vec<u8>,
+}
+
+/// How records are compressed: with a dictionary (the store's, or one trained on this
+/// run's first records), or plainly when there are too few records to train one.
+enum Codec {
+    Ready { dictionary_run_id: Option<i64>, compressor: zstd::bulk::Compressor<'static> },
+    Training { pending: Vec<Built> },
+}
+
 struct Builder {
     run_id: i64,
     published: Published,
     encoder: CopyEncoder,
-    compressor: zstd::bulk::Compressor<'static>,
+    codec: Codec,
     current_id: Vec<u8>,
     lines: Lines,
     outcome: BuildOutcome,
 }
 
+fn internal(e: impl std::fmt::Display) -> ImportError {
+    ImportError::Internal(e.to_string())
+}
+
 impl Builder {
-    fn new(run_id: i64, published: Published) -> Result<Builder, ImportError> {
-        let compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| ImportError::Internal(e.to_string()))?;
+    fn new(run_id: i64, mut published: Published) -> Result<Builder, ImportError> {
+        let codec = match published.dictionary.take() {
+            Some((id, dictionary)) => Codec::Ready {
+                dictionary_run_id: Some(id),
+                compressor: codec::compressor(Some(&dictionary)).map_err(internal)?,
+            },
+            None => Codec::Training { pending: Vec::with_capacity(codec::TRAINING_SAMPLES) },
+        };
         let counts = published.counts;
         Ok(Builder {
             run_id,
             published,
             encoder: CopyEncoder::new(CHUNK_BYTES),
-            compressor,
+            codec,
             current_id: Vec::new(),
             lines: Lines::default(),
             outcome: BuildOutcome { counts, ..BuildOutcome::default() },
@@ -188,12 +237,29 @@ impl Builder {
         if self.current_id.is_empty() {
             return Ok(());
         }
-        let national_id = String::from_utf8_lossy(&self.current_id).into_owned();
+        let built = self.diff_and_build();
+        self.lines.clear();
+        if let Some(built) = built? {
+            match &mut self.codec {
+                Codec::Training { pending } => {
+                    pending.push(built);
+                    if pending.len() >= codec::TRAINING_SAMPLES {
+                        self.train()?;
+                    }
+                }
+                Codec::Ready { .. } => self.write(&built)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares the current professional with the published one; builds their record when
+    /// they are added or changed.
+    fn diff_and_build(&mut self) -> Result<Option<Built>, ImportError> {
         if self.lines.personne_activite.is_empty() {
             // Not a professional of this extract: if published before, they end up removed.
             self.outcome.orphans += 1;
-            self.lines.clear();
-            return Ok(());
+            return Ok(None);
         }
         self.outcome.professionals += 1;
         let hash = record::content_hash(&self.lines);
@@ -210,32 +276,71 @@ impl Builder {
             }
             Some(_) => {
                 counts.unchanged += 1;
-                self.lines.clear();
-                return Ok(());
+                return Ok(None);
             }
         };
-        if let Some(record) = record::build(&national_id, &self.lines) {
-            let claims = serde_json::to_vec(&record.claims).map_err(|e| ImportError::Internal(e.to_string()))?;
-            let details = serde_json::to_vec(&record.details).map_err(|e| ImportError::Internal(e.to_string()))?;
-            let claims_zst = self.compressor.compress(&claims).map_err(|e| ImportError::Internal(e.to_string()))?;
-            let details_zst = self.compressor.compress(&details).map_err(|e| ImportError::Internal(e.to_string()))?;
-            self.encoder
-                .row(8)
-                .text(&national_id)
-                .int8(self.run_id)
-                .text(change)
-                .bytes(&hash)
-                .text(&record.claims.family_name)
-                .text(&record.claims.given_name)
-                .bytes(&claims_zst)
-                .bytes(&details_zst);
+        let national_id = String::from_utf8_lossy(&self.current_id).into_owned();
+        let Some(record) = record::build(&national_id, &self.lines) else { return Ok(None) };
+        Ok(Some(Built {
+            change,
+            hash,
+            claims: serde_json::to_vec(&record.claims).map_err(internal)?,
+            details: serde_json::to_vec(&record.details).map_err(internal)?,
+            family_name: record.claims.family_name,
+            given_name: record.claims.given_name,
+            national_id,
+        }))
+    }
+
+    /// Trains a dictionary on the records gathered so far (or gives up on one), then
+    /// writes them.
+    fn train(&mut self) -> Result<(), ImportError> {
+        let Codec::Training { pending } = &mut self.codec else { return Ok(()) };
+        let pending = std::mem::take(pending);
+        let enough = pending.len() >= codec::TRAINING_SAMPLES;
+        let dictionary = if enough {
+            let samples: Vec<Vec<u8>> = pending.iter().flat_map(|b| [b.claims.clone(), b.details.clone()]).collect();
+            codec::train(&samples)
+        } else {
+            None
+        };
+        self.codec = Codec::Ready {
+            dictionary_run_id: dictionary.as_ref().map(|_| self.run_id),
+            compressor: codec::compressor(dictionary.as_deref()).map_err(internal)?,
+        };
+        self.outcome.new_dictionary = dictionary;
+        for built in &pending {
+            self.write(built)?;
         }
-        self.lines.clear();
+        Ok(())
+    }
+
+    fn write(&mut self, built: &Built) -> Result<(), ImportError> {
+        let Codec::Ready { dictionary_run_id, compressor } = &mut self.codec else {
+            return Err(internal("record written before its codec was chosen"));
+        };
+        let claims_zst = compressor.compress(&built.claims).map_err(internal)?;
+        let details_zst = compressor.compress(&built.details).map_err(internal)?;
+        self.encoder
+            .row(9)
+            .text(&built.national_id)
+            .int8(self.run_id)
+            .text(built.change)
+            .bytes(&built.hash)
+            .text(&built.family_name)
+            .text(&built.given_name)
+            .bytes(&claims_zst)
+            .bytes(&details_zst);
+        match dictionary_run_id {
+            Some(id) => self.encoder.int8(*id),
+            None => self.encoder.null(),
+        };
         Ok(())
     }
 
     fn finish(mut self) -> Result<(Bytes, BuildOutcome), ImportError> {
         self.flush()?;
+        self.train()?;
         let mut removed: Vec<String> = self.published.hashes.keys().map(|k| unkey(*k)).collect();
         removed.sort_unstable();
         for id in &removed {

@@ -50,6 +50,11 @@ impl CopyEncoder {
         self
     }
 
+    pub fn null(&mut self) -> &mut Self {
+        self.buffer.put_i32(-1);
+        self
+    }
+
     pub fn int2(&mut self, value: i16) -> &mut Self {
         self.buffer.put_i32(2);
         self.buffer.put_i16(value);

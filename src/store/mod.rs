@@ -2,6 +2,7 @@
 //! default cluster), migrations, and the queries of each aggregate (runs, professionals).
 //! Queries are runtime-checked; each is exercised by the integration tests.
 
+pub mod codec;
 pub mod copy;
 pub mod professionals;
 pub mod runs;

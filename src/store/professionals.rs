@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
 use crate::national_id::NationalId;
+use crate::store::codec;
 
 /// The answer to "what are the claims of this professional?".
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +26,12 @@ pub enum LookupError {
 }
 
 pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLookup, LookupError> {
-    let row: Option<(Option<DateTime<Utc>>, Vec<u8>, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT p.removed_at, r.claims_zst, run.extract_ts
+    type Row = (Option<DateTime<Utc>>, Vec<u8>, Option<Vec<u8>>, Option<DateTime<Utc>>);
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT p.removed_at, r.claims_zst, d.dictionary, run.extract_ts
          FROM professional p
          JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
+         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
          LEFT JOIN publication pub ON true
          LEFT JOIN import_run run ON run.id = pub.run_id
          WHERE p.national_id = $1",
@@ -38,9 +41,9 @@ pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLo
     .await?;
     Ok(match row {
         None => ClaimsLookup::NotFound,
-        Some((Some(removed_at), _, _)) => ClaimsLookup::Removed { removed_at },
-        Some((None, compressed, extract_ts)) => {
-            let claims_json = zstd::decode_all(compressed.as_slice())
+        Some((Some(removed_at), ..)) => ClaimsLookup::Removed { removed_at },
+        Some((None, compressed, dictionary, extract_ts)) => {
+            let claims_json = codec::decompress(&compressed, dictionary.as_deref())
                 .map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
             ClaimsLookup::Found { claims_json, extract_ts }
         }
