@@ -51,8 +51,8 @@ fn generate(dir: &Path, professionals: u64, day: u32) -> PathBuf {
     std::fs::read_dir(&out).expect("generated").map(|e| e.expect("entry").path()).find(|p| p.extension().is_some_and(|x| x == "zip")).expect("a zip")
 }
 
-fn unzip_personne_activite(zip_path: &Path, dir: &Path) -> PathBuf {
-    let target = dir.join("personne_activite.txt");
+fn unzip_personne_activite(zip_path: &Path, dir: &Path, professionals: u64) -> PathBuf {
+    let target = dir.join(format!("personne_activite-{professionals}.txt"));
     if !target.exists() {
         let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path).expect("zip")).expect("readable zip");
         let index = (0..archive.len())
@@ -83,7 +83,7 @@ fn main() {
 
     let day0 = generate(&dir, professionals, 0);
     let day1 = generate(&dir, professionals, 1);
-    let txt = unzip_personne_activite(&day0, &dir);
+    let txt = unzip_personne_activite(&day0, &dir, professionals);
     let txt_mb = std::fs::metadata(&txt).expect("txt").len() as f64 / 1e6;
 
     let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");

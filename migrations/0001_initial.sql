@@ -142,3 +142,9 @@ CREATE UNLOGGED TABLE stage_line (
     national_id text     NOT NULL,
     fields      text     NOT NULL
 );
+
+-- The professionals a run must build (added or changed), when they are a few among many:
+-- joined with stage_line so that only their lines are sorted and read back.
+CREATE UNLOGGED TABLE stage_build (
+    national_id text NOT NULL
+);

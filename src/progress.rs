@@ -32,7 +32,9 @@ impl Progress {
     pub fn report(&self, phase: &'static str, total: u64) -> ReportGuard {
         let progress = self.clone();
         let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let interactive = std::io::stderr().is_terminal();
+        // A bar only for a person at a terminal (stdout a terminal, as the CLI promises);
+        // it is drawn on stderr so that stdout stays clean for `--json`.
+        let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         let bar = interactive.then(|| {
             let bar = ProgressBar::new(total);
             if let Ok(style) = ProgressStyle::with_template(

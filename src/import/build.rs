@@ -1,8 +1,7 @@
-//! Build and diff in one pass: the staged lines come back sorted by professional (a server
-//! side sort, so memory stays bounded whatever the file order), each professional's record
-//! is hashed and compared with the published one, and only added or changed records are
-//! written. Memory holds the published hashes (about 40 bytes a professional) and one
-//! professional's lines.
+//! Build: the lines of the professionals the diff marked added or changed come back from
+//! the staging table sorted by professional (a server-side sort, so memory stays bounded
+//! whatever the file order), and each one's record is built, compressed and written with
+//! `COPY`. Memory holds the plan and one professional's lines.
 
 use std::collections::HashMap;
 
@@ -12,8 +11,9 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::ImportError;
+use super::diff::{self, Plan, key};
 use super::gate::DiffCounts;
-use super::record::{self, ContentHash, Lines};
+use super::record::{self, Lines};
 use crate::extract::FileKind;
 use crate::store::codec;
 use crate::store::copy::{CopyDecoder, CopyEncoder};
@@ -21,22 +21,13 @@ use crate::store::copy::{CopyDecoder, CopyEncoder};
 const CHUNK_BYTES: usize = 1 << 20;
 const CHANNEL_CHUNKS: usize = 8;
 
-/// National ids are at most 12 ASCII bytes: packed into an integer they make a compact key.
-fn key(national_id: &[u8]) -> u128 {
-    national_id.iter().take(16).enumerate().fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i))))
-}
-
-fn unkey(key: u128) -> String {
-    key.to_be_bytes().iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect()
-}
-
 /// The hashes of the published professionals (not removed), and how many of each type.
 #[derive(Default)]
 pub struct Published {
-    hashes: HashMap<u128, ContentHash>,
+    pub hashes: HashMap<u128, u128>,
     pub counts: DiffCounts,
     /// The latest compression dictionary (its run id and bytes), reused by every run.
-    dictionary: Option<(i64, Vec<u8>)>,
+    pub dictionary: Option<(i64, Vec<u8>)>,
 }
 
 pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
@@ -52,9 +43,8 @@ pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
         decoder.push(&chunk?);
         while let Some(row) = decoder.next_row()? {
             let (Some(id), Some(hash)) = (&row[0], &row[1]) else { continue };
-            let mut content = ContentHash::default();
-            content.copy_from_slice(&hash[..16.min(hash.len())]);
-            published.hashes.insert(key(id), content);
+            let hash: [u8; 16] = hash[..].try_into().map_err(|_| internal("stored content hash is not 16 bytes"))?;
+            published.hashes.insert(key(id), u128::from_be_bytes(hash));
             published.counts.of_type(id.first().copied().unwrap_or(b'8')).published += 1;
         }
     }
@@ -65,19 +55,29 @@ pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
     Ok(published)
 }
 
-/// What the pass found.
+/// What the build produced besides the records.
 #[derive(Debug, Default)]
 pub struct BuildOutcome {
-    pub counts: DiffCounts,
-    pub professionals: i64,
-    /// Professionals with savoir-faire or diploma lines but no Personne_activite line.
-    pub orphans: i64,
-    pub removed: Vec<String>,
+    pub records: i64,
     /// A dictionary this run trained, to be stored under its run id.
     pub new_dictionary: Option<Vec<u8>>,
 }
 
-pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<BuildOutcome, ImportError> {
+pub async fn build(
+    pool: &PgPool,
+    run_id: i64,
+    plan: Plan,
+    dictionary: Option<(i64, Vec<u8>)>,
+) -> Result<BuildOutcome, ImportError> {
+    if plan.build.is_empty() {
+        return Ok(BuildOutcome::default());
+    }
+    let selection = if plan.build_all {
+        "SELECT file, national_id, fields FROM stage_line WHERE file <> 4"
+    } else {
+        select_planned(pool, &plan).await?;
+        "SELECT s.file, s.national_id, s.fields FROM stage_line s JOIN stage_build b USING (national_id) WHERE s.file <> 4"
+    };
     let mut out_conn = pool.acquire().await?;
     let mut in_conn = pool.acquire().await?;
     let mut copy_in = in_conn
@@ -86,15 +86,13 @@ pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<B
         )
         .await?;
     // "C" collation: byte order is all the grouping needs, and much cheaper than a locale.
-    let mut staged = out_conn
-        .copy_out_raw(
-            "COPY (SELECT file, national_id, fields FROM stage_line WHERE file <> 4
-                   ORDER BY national_id COLLATE \"C\", file, line_no) TO STDOUT (FORMAT binary)",
-        )
-        .await?;
+    let statement = format!(
+        "COPY ({selection} ORDER BY national_id COLLATE \"C\", file, line_no) TO STDOUT (FORMAT binary)"
+    );
+    let mut staged = out_conn.copy_out_raw(&statement).await?;
     let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let (rec_tx, mut rec_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let builder = tokio::task::spawn_blocking(move || run_builder(run_id, published, raw_rx, rec_tx));
+    let builder = tokio::task::spawn_blocking(move || run_builder(run_id, plan, dictionary, raw_rx, rec_tx));
 
     let feed = async {
         // The server sends one message per row: batch them, or the hand-over to the builder
@@ -143,13 +141,29 @@ pub async fn build(pool: &PgPool, run_id: i64, published: Published) -> Result<B
     }
 }
 
+/// Writes the planned professionals' ids into `stage_build`, to select only their lines.
+async fn select_planned(pool: &PgPool, plan: &Plan) -> Result<(), ImportError> {
+    sqlx::query("TRUNCATE stage_build").execute(pool).await?;
+    let mut encoder = CopyEncoder::new(usize::MAX);
+    for id in plan.build.keys() {
+        encoder.row(1).text(&diff::unkey(*id));
+    }
+    let mut conn = pool.acquire().await?;
+    let mut copy = conn.copy_in_raw("COPY stage_build (national_id) FROM STDIN (FORMAT binary)").await?;
+    copy.send(encoder.finish()).await?;
+    copy.finish().await?;
+    sqlx::query("ANALYZE stage_build").execute(&mut *conn).await?;
+    Ok(())
+}
+
 fn run_builder(
     run_id: i64,
-    published: Published,
+    plan: Plan,
+    dictionary: Option<(i64, Vec<u8>)>,
     mut raw_rx: mpsc::Receiver<Bytes>,
     rec_tx: mpsc::Sender<Bytes>,
 ) -> Result<BuildOutcome, ImportError> {
-    let mut builder = Builder::new(run_id, published)?;
+    let mut builder = Builder::new(run_id, plan, dictionary)?;
     let mut decoder = CopyDecoder::default();
     while let Some(chunk) = raw_rx.blocking_recv() {
         decoder.push(&chunk);
@@ -172,7 +186,7 @@ fn run_builder(
 struct Built {
     national_id: String,
     change: &'static str,
-    hash: ContentHash,
+    hash: u128,
     family_name: String,
     given_name: String,
     claims: Vec<u8>,
@@ -188,7 +202,7 @@ enum Codec {
 
 struct Builder {
     run_id: i64,
-    published: Published,
+    plan: Plan,
     encoder: CopyEncoder,
     codec: Codec,
     current_id: Vec<u8>,
@@ -201,23 +215,22 @@ fn internal(e: impl std::fmt::Display) -> ImportError {
 }
 
 impl Builder {
-    fn new(run_id: i64, mut published: Published) -> Result<Builder, ImportError> {
-        let codec = match published.dictionary.take() {
+    fn new(run_id: i64, plan: Plan, dictionary: Option<(i64, Vec<u8>)>) -> Result<Builder, ImportError> {
+        let codec = match dictionary {
             Some((id, dictionary)) => Codec::Ready {
                 dictionary_run_id: Some(id),
                 compressor: codec::compressor(Some(&dictionary)).map_err(internal)?,
             },
             None => Codec::Training { pending: Vec::with_capacity(codec::TRAINING_SAMPLES) },
         };
-        let counts = published.counts;
         Ok(Builder {
             run_id,
-            published,
+            plan,
             encoder: CopyEncoder::new(CHUNK_BYTES),
             codec,
             current_id: Vec::new(),
             lines: Lines::default(),
-            outcome: BuildOutcome { counts, ..BuildOutcome::default() },
+            outcome: BuildOutcome::default(),
         })
     }
 
@@ -253,36 +266,14 @@ impl Builder {
         Ok(())
     }
 
-    /// Compares the current professional with the published one; builds their record when
-    /// they are added or changed.
+    /// Builds the current professional's record if the plan says so.
     fn diff_and_build(&mut self) -> Result<Option<Built>, ImportError> {
-        if self.lines.personne_activite.is_empty() {
-            // Not a professional of this extract: if published before, they end up removed.
-            self.outcome.orphans += 1;
-            return Ok(None);
-        }
-        self.outcome.professionals += 1;
-        let hash = record::content_hash(&self.lines);
-        let previous = self.published.hashes.remove(&key(&self.current_id));
-        let counts = self.outcome.counts.of_type(self.current_id[0]);
-        let change = match previous {
-            None => {
-                counts.added += 1;
-                "added"
-            }
-            Some(old) if old != hash => {
-                counts.changed += 1;
-                "changed"
-            }
-            Some(_) => {
-                counts.unchanged += 1;
-                return Ok(None);
-            }
-        };
+        let Some(&(change, hash)) = self.plan.build.get(&key(&self.current_id)) else { return Ok(None) };
         let national_id = String::from_utf8_lossy(&self.current_id).into_owned();
         let Some(record) = record::build(&national_id, &self.lines) else { return Ok(None) };
+        self.outcome.records += 1;
         Ok(Some(Built {
-            change,
+            change: change.as_str(),
             hash,
             claims: serde_json::to_vec(&record.claims).map_err(internal)?,
             details: serde_json::to_vec(&record.details).map_err(internal)?,
@@ -326,7 +317,7 @@ impl Builder {
             .text(&built.national_id)
             .int8(self.run_id)
             .text(built.change)
-            .bytes(&built.hash)
+            .bytes(&built.hash.to_be_bytes())
             .text(&built.family_name)
             .text(&built.given_name)
             .bytes(&claims_zst)
@@ -341,25 +332,6 @@ impl Builder {
     fn finish(mut self) -> Result<(Bytes, BuildOutcome), ImportError> {
         self.flush()?;
         self.train()?;
-        let mut removed: Vec<String> = self.published.hashes.keys().map(|k| unkey(*k)).collect();
-        removed.sort_unstable();
-        for id in &removed {
-            self.outcome.counts.of_type(id.as_bytes()[0]).removed += 1;
-        }
-        self.outcome.removed = removed;
         Ok((self.encoder.finish(), self.outcome))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_round_trip_national_ids() {
-        for id in ["810001234565", "0012600631", "02A0012345"] {
-            assert_eq!(unkey(key(id.as_bytes())), id);
-        }
-        assert_ne!(key(b"810001234565"), key(b"810001234573"));
     }
 }

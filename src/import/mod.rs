@@ -3,6 +3,7 @@
 //! lock); whatever fails, the published generation stays exactly as it was.
 
 pub mod build;
+pub mod diff;
 pub mod gate;
 pub mod publish;
 pub mod record;
@@ -143,7 +144,7 @@ pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> R
         }
     };
     // Staged lines are only needed while the run works; keep the space free in between.
-    let truncated = sqlx::query("TRUNCATE stage_line").execute(pool).await;
+    let truncated = sqlx::query("TRUNCATE stage_line, stage_build").execute(pool).await;
     lock.release().await;
     result?;
     truncated?;
@@ -191,9 +192,9 @@ async fn run(
     stage::check_headers(Arc::clone(&source)).await?;
     let progress = Progress::default();
     let report_guard = progress.report("reading", source.total_size());
-    let staged = stage::stage(pool, Arc::clone(&source), progress).await?;
+    let mut staged = stage::stage(pool, Arc::clone(&source), progress).await?;
     drop(report_guard);
-    facts.files = staged.files.clone();
+    facts.files = std::mem::take(&mut staged.files);
     facts.lines_read = staged.lines;
     facts.rejected = staged.rejected;
     runs::insert_rejects(pool, run_id, &staged.kept_rejects).await?;
@@ -213,24 +214,23 @@ async fn run(
         let started = Instant::now();
         facts.base_run_id = runs::current_generation(pool).await?;
         let published = build::load_published(pool).await?;
-        elapsed_ms(facts, "diff", started);
-        let started = Instant::now();
-        let outcome = build::build(pool, run_id, published).await?;
-        elapsed_ms(facts, "build", started);
-        let started = Instant::now();
-        publish::record_removals(pool, run_id, &outcome.removed).await?;
-        let counts = outcome.counts;
-        facts.professionals = Some(outcome.professionals);
+        let plan = diff::plan(staged.hashes, published.hashes, published.counts);
+        publish::record_removals(pool, run_id, &plan.removed).await?;
+        let counts = plan.counts;
+        facts.professionals = Some(plan.professionals);
         facts.added = Some(counts.total(|c| c.added));
         facts.changed = Some(counts.total(|c| c.changed));
         facts.removed = Some(counts.total(|c| c.removed));
         facts.gate = Some(serde_json::to_value(counts).map_err(|e| ImportError::Internal(e.to_string()))?);
-        if outcome.orphans > 0 {
-            tracing::warn!(run_id, professionals = outcome.orphans, "savoir-faire or diploma lines without a Personne_activite line ignored");
+        if plan.orphans > 0 {
+            tracing::warn!(run_id, professionals = plan.orphans, "savoir-faire or diploma lines without a Personne_activite line ignored");
         }
         hold_reason = gate::evaluate(&counts, options.gate);
-        let diff_ms = facts.phases.get("diff").and_then(|v| v.as_u64()).unwrap_or(0);
-        facts.phases.insert("diff".into(), serde_json::json!(diff_ms + started.elapsed().as_millis() as u64));
+        elapsed_ms(facts, "diff", started);
+        let started = Instant::now();
+        let built = build::build(pool, run_id, plan, published.dictionary).await?;
+        tracing::info!(run_id, records = built.records, "records built");
+        elapsed_ms(facts, "build", started);
     }
     if facts.has_mailboxes {
         facts.mailboxes = Some(publish::build_mailboxes(pool, run_id).await?);

@@ -1,11 +1,9 @@
-//! One professional's record, built from all their staged lines: the content hash that the
-//! diff compares, the claims document, and the details (savoir-faire, diplomas, labels).
-//! Pure: lines in, bytes out.
+//! One professional's record, built from all their staged lines: the claims document and
+//! the details (savoir-faire, diplomas, labels). Pure: lines in, documents out.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::claims::{self, ClaimsDocument};
 use crate::extract::FileKind;
@@ -34,32 +32,6 @@ impl Lines {
         self.savoir_faire.clear();
         self.diplomas.clear();
     }
-}
-
-pub type ContentHash = [u8; 16];
-
-/// Hash of the professional's data in the three files, blind to line order and to exact
-/// duplicate lines: reordering a file is not a change of the professional.
-pub fn content_hash(lines: &Lines) -> ContentHash {
-    let mut hasher = Sha256::new();
-    for (tag, file_lines) in [
-        (b'P', &lines.personne_activite),
-        (b'S', &lines.savoir_faire),
-        (b'D', &lines.diplomas),
-    ] {
-        let mut sorted: Vec<&str> = file_lines.iter().map(String::as_str).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        for line in sorted {
-            hasher.update([tag]);
-            hasher.update(line.as_bytes());
-            hasher.update(b"\n");
-        }
-    }
-    let digest = hasher.finalize();
-    let mut hash = [0u8; 16];
-    hash.copy_from_slice(&digest[..16]);
-    hash
 }
 
 /// Everything of the record besides the claims: what search and the admin pages show.
@@ -186,19 +158,6 @@ mod tests {
         values[pa::LIBELLE_PROFESSION] = "Médecin";
         values[pa::TELEPHONE] = phone;
         values.join("|")
-    }
-
-    #[test]
-    fn hash_ignores_order_and_duplicates_but_sees_any_value() {
-        let a = pa_line("810001234565", "0100000000");
-        let b = pa_line("810001234565", "0200000000");
-        let base = Lines { personne_activite: vec![a.clone(), b.clone()], ..Lines::default() };
-        let reordered = Lines { personne_activite: vec![b.clone(), a.clone(), a.clone()], ..Lines::default() };
-        assert_eq!(content_hash(&base), content_hash(&reordered));
-        let changed = Lines { personne_activite: vec![a.clone(), pa_line("810001234565", "0300000000")], ..Lines::default() };
-        assert_ne!(content_hash(&base), content_hash(&changed));
-        let with_diploma = Lines { diplomas: vec!["x".into()], ..Lines { personne_activite: vec![a, b], ..Lines::default() } };
-        assert_ne!(content_hash(&base), content_hash(&with_diploma));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Read and stage: every file of the source is streamed through the reader on a blocking
 //! thread and `COPY`-ed into `stage_line` as it is read, so memory holds about one chunk,
-//! whatever the file size. Rejected lines are counted, and the first ones kept.
+//! whatever the file size. Each professional's content hash is summed up on the way (for
+//! the diff); rejected lines are counted, and the first ones kept.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::ImportError;
+use super::diff::StagedHashes;
 use crate::extract::reader::{self, Reject, RowSink};
 use crate::extract::{ExtractError, FileKind, HeaderMap, Source};
 use crate::progress::Progress;
@@ -26,6 +28,7 @@ pub struct StageReport {
     pub lines: i64,
     pub rejected: i64,
     pub kept_rejects: Vec<RejectedLine>,
+    pub hashes: StagedHashes,
 }
 
 /// Checks every file's header before anything is written, so that a missing column fails
@@ -121,6 +124,7 @@ struct StageSink {
 impl RowSink for StageSink {
     fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError> {
         let national_id = fields[self.kind.national_id_column()];
+        self.report.hashes.add(self.kind, national_id, fields);
         self.encoder
             .row(4)
             .int2(self.kind.code())

@@ -1,0 +1,189 @@
+//! The diff of an extract against the published generation, computed while the lines are
+//! read: each professional's content hash is the sum of the hashes of their lines, so it
+//! ignores line order and needs no sort; only added and changed professionals are then
+//! built. Pure: hashes in, a plan out.
+
+use std::collections::HashMap;
+
+use sha2::{Digest, Sha256};
+
+use super::gate::DiffCounts;
+use crate::extract::FileKind;
+
+/// National ids are at most 12 ASCII bytes: packed into an integer they make a compact key.
+pub fn key(national_id: &[u8]) -> u128 {
+    national_id.iter().take(16).enumerate().fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i))))
+}
+
+pub fn unkey(key: u128) -> String {
+    key.to_be_bytes().iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect()
+}
+
+/// Hash of one line's canonical values, tagged with its file: the same values in another
+/// file are other data.
+pub fn line_hash(kind: FileKind, fields: &[&str]) -> u128 {
+    let mut hasher = Sha256::new();
+    hasher.update(kind.code().to_be_bytes());
+    for field in fields {
+        hasher.update(field.as_bytes());
+        hasher.update(b"|");
+    }
+    let digest = hasher.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&digest[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// What the reader learns of one professional.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Staged {
+    /// Sum of the line hashes (a multiset hash: order-blind; an extra copy of a line counts).
+    pub hash: u128,
+    /// Savoir-faire or diploma lines alone do not make a professional of the extract.
+    pub has_activity_line: bool,
+}
+
+/// Content hashes of the extract being read, per professional.
+#[derive(Debug, Default)]
+pub struct StagedHashes(HashMap<u128, Staged>);
+
+impl StagedHashes {
+    pub fn add(&mut self, kind: FileKind, national_id: &str, fields: &[&str]) {
+        if kind == FileKind::MsSante {
+            return;
+        }
+        let entry = self.0.entry(key(national_id.as_bytes())).or_default();
+        entry.hash = entry.hash.wrapping_add(line_hash(kind, fields));
+        entry.has_activity_line |= kind == FileKind::PersonneActivite;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Added,
+    Changed,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Changed => "changed",
+        }
+    }
+}
+
+/// What to build and what is gone.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Professionals to build, with their new content hash.
+    pub build: HashMap<u128, (Change, u128)>,
+    /// Every professional of the extract is to be built (an empty store): no need to
+    /// select them.
+    pub build_all: bool,
+    pub removed: Vec<String>,
+    pub counts: DiffCounts,
+    pub professionals: i64,
+    /// Professionals with savoir-faire or diploma lines but no Personne_activite line.
+    pub orphans: i64,
+}
+
+/// Compares the extract with the published hashes (`published` holds the published
+/// professionals' hashes and their counts per identifier type).
+pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_counts: DiffCounts) -> Plan {
+    let mut plan = Plan { counts: published_counts, build_all: published.is_empty(), ..Plan::default() };
+    for (id, staged) in staged.0 {
+        if !staged.has_activity_line {
+            plan.orphans += 1;
+            continue;
+        }
+        plan.professionals += 1;
+        let counts = plan.counts.of_type((id >> 120) as u8);
+        match published.remove(&id) {
+            None => {
+                counts.added += 1;
+                plan.build.insert(id, (Change::Added, staged.hash));
+            }
+            Some(old) if old != staged.hash => {
+                counts.changed += 1;
+                plan.build.insert(id, (Change::Changed, staged.hash));
+            }
+            Some(_) => counts.unchanged += 1,
+        }
+    }
+    let mut removed: Vec<String> = published.into_keys().map(unkey).collect();
+    removed.sort_unstable();
+    for id in &removed {
+        plan.counts.of_type(id.as_bytes()[0]).removed += 1;
+    }
+    plan.removed = removed;
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn staged(lines: &[(FileKind, &str, &[&str])]) -> StagedHashes {
+        let mut hashes = StagedHashes::default();
+        for (kind, id, fields) in lines {
+            hashes.add(*kind, id, fields);
+        }
+        hashes
+    }
+
+    fn hash_of(s: &StagedHashes, id: &str) -> u128 {
+        s.0[&key(id.as_bytes())].hash
+    }
+
+    const PA: FileKind = FileKind::PersonneActivite;
+    const SF: FileKind = FileKind::SavoirFaire;
+
+    #[test]
+    fn keys_round_trip_national_ids() {
+        for id in ["810001234565", "0012600631", "02A0012345"] {
+            assert_eq!(unkey(key(id.as_bytes())), id);
+        }
+        assert_ne!(key(b"810001234565"), key(b"810001234573"));
+    }
+
+    #[test]
+    fn hash_ignores_line_order_but_sees_values_and_files() {
+        let a: &[&str] = &["810001234565", "0100000000"];
+        let b: &[&str] = &["810001234565", "0200000000"];
+        let one = staged(&[(PA, "810001234565", a), (PA, "810001234565", b)]);
+        let other_order = staged(&[(PA, "810001234565", b), (PA, "810001234565", a)]);
+        assert_eq!(hash_of(&one, "810001234565"), hash_of(&other_order, "810001234565"));
+        let changed = staged(&[(PA, "810001234565", a), (PA, "810001234565", &["810001234565", "0300000000"])]);
+        assert_ne!(hash_of(&one, "810001234565"), hash_of(&changed, "810001234565"));
+        let moved_to_other_file = staged(&[(PA, "810001234565", a), (SF, "810001234565", b)]);
+        assert_ne!(hash_of(&one, "810001234565"), hash_of(&moved_to_other_file, "810001234565"));
+    }
+
+    #[test]
+    fn plan_finds_added_changed_removed_and_orphans() {
+        let s = staged(&[
+            (PA, "810000000001", &["same"]),
+            (PA, "810000000002", &["new value"]),
+            (PA, "810000000003", &["brand new"]),
+            (PA, "0012600631", &["adeli"]),
+            (SF, "810000000009", &["savoir-faire only"]),
+        ]);
+        let mut published = HashMap::new();
+        published.insert(key(b"810000000001"), hash_of(&s, "810000000001"));
+        published.insert(key(b"810000000002"), 42);
+        published.insert(key(b"810000000004"), 7);
+        published.insert(key(b"0012600631"), hash_of(&s, "0012600631"));
+        let mut counts = DiffCounts::default();
+        counts.rpps.published = 3;
+        counts.adeli.published = 1;
+        let plan = plan(s, published, counts);
+        assert!(!plan.build_all);
+        assert_eq!(plan.removed, vec!["810000000004".to_owned()]);
+        assert_eq!((plan.counts.rpps.added, plan.counts.rpps.changed, plan.counts.rpps.removed, plan.counts.rpps.unchanged), (1, 1, 1, 1));
+        assert_eq!((plan.counts.adeli.unchanged, plan.professionals, plan.orphans), (1, 4, 1));
+        assert_eq!(plan.build[&key(b"810000000002")].0, Change::Changed);
+        assert_eq!(plan.build[&key(b"810000000003")].0, Change::Added);
+        assert_eq!(plan.build.len(), 2);
+    }
+}
