@@ -3,6 +3,7 @@
 //! lock); whatever fails, the published generation stays exactly as it was.
 
 pub mod build;
+pub mod builder;
 pub mod diff;
 pub mod gate;
 pub mod publish;
@@ -70,6 +71,13 @@ pub enum ImportError {
     CopyFormat(#[from] CopyFormatError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ImportError {
+    /// A failure of the program itself (a bug, a dead worker thread), not of the input.
+    pub fn internal(e: impl std::fmt::Display) -> ImportError {
+        ImportError::Internal(e.to_string())
+    }
 }
 
 impl From<tokio::task::JoinError> for ImportError {
@@ -221,15 +229,17 @@ async fn run(
         facts.added = Some(counts.total(|c| c.added));
         facts.changed = Some(counts.total(|c| c.changed));
         facts.removed = Some(counts.total(|c| c.removed));
-        facts.gate = Some(serde_json::to_value(counts).map_err(|e| ImportError::Internal(e.to_string()))?);
+        facts.gate = Some(serde_json::to_value(counts).map_err(ImportError::internal)?);
         if plan.orphans > 0 {
             tracing::warn!(run_id, professionals = plan.orphans, "savoir-faire or diploma lines without a Personne_activite line ignored");
         }
         hold_reason = gate::evaluate(&counts, options.gate);
         elapsed_ms(facts, "diff", started);
         let started = Instant::now();
-        let built = build::build(pool, run_id, plan, published.dictionary).await?;
-        tracing::info!(run_id, records = built.records, "records built");
+        let samples = std::mem::take(&mut staged.samples);
+        let dictionary = build::dictionary(pool, run_id, published.dictionary, samples).await?;
+        let records = build::build(pool, run_id, plan, dictionary).await?;
+        tracing::info!(run_id, records, "records built");
         elapsed_ms(facts, "build", started);
     }
     if facts.has_mailboxes {

@@ -14,6 +14,7 @@ use super::diff::StagedHashes;
 use crate::extract::reader::{self, Reject, RowSink};
 use crate::extract::{ExtractError, FileKind, HeaderMap, Source};
 use crate::progress::Progress;
+use crate::store::codec;
 use crate::store::copy::CopyEncoder;
 use crate::store::runs::{KEPT_REJECTS, RejectedLine};
 
@@ -29,6 +30,9 @@ pub struct StageReport {
     pub rejected: i64,
     pub kept_rejects: Vec<RejectedLine>,
     pub hashes: StagedHashes,
+    /// The first Personne_activite lines (national id, line), to train a compression
+    /// dictionary on when the store has none.
+    pub samples: Vec<(String, String)>,
 }
 
 /// Checks every file's header before anything is written, so that a missing column fails
@@ -124,13 +128,11 @@ struct StageSink {
 impl RowSink for StageSink {
     fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError> {
         let national_id = fields[self.kind.national_id_column()];
-        self.report.hashes.add(self.kind, national_id, fields);
-        self.encoder
-            .row(4)
-            .int2(self.kind.code())
-            .int8(line as i64)
-            .text(national_id)
-            .joined_text(fields, b'|');
+        let joined = self.encoder.row(4).int2(self.kind.code()).int8(line as i64).text(national_id).joined_text(fields, b'|');
+        self.report.hashes.add(self.kind, national_id, joined);
+        if self.kind == FileKind::PersonneActivite && self.report.samples.len() < codec::TRAINING_LINES {
+            self.report.samples.push((national_id.to_owned(), String::from_utf8_lossy(joined).into_owned()));
+        }
         if let Some(chunk) = self.encoder.take_full_chunk() {
             self.tx.blocking_send(chunk).map_err(|_| stopped())?;
         }

@@ -11,8 +11,10 @@ pub const DICTIONARY_BYTES: usize = 64 * 1024;
 /// Level 3 with a dictionary is as fast as level 1 and a little smaller; above that, speed
 /// falls fast for a few bytes.
 pub const LEVEL: i32 = 3;
-/// Documents gathered before training; below that many, an import uses plain zstd.
-pub const TRAINING_SAMPLES: usize = 4000;
+/// Personne_activite lines kept while reading, to train a dictionary on their records.
+pub const TRAINING_LINES: usize = 8000;
+/// Fewer sample documents than this (small extracts) train no dictionary: plain zstd.
+pub const MIN_TRAINING_DOCUMENTS: usize = 2000;
 
 /// Trains a dictionary from sample documents; `None` when zstd finds the samples unfit
 /// (too few or too alike), in which case plain zstd is used.

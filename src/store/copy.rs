@@ -21,6 +21,12 @@ impl CopyEncoder {
         CopyEncoder { buffer, chunk_size }
     }
 
+    /// An encoder for rows that follow another encoder's: no header. Its data goes before
+    /// the first encoder's `finish`.
+    pub fn continuation(chunk_size: usize) -> CopyEncoder {
+        CopyEncoder { buffer: BytesMut::with_capacity(chunk_size.min(1 << 24) + 4096), chunk_size }
+    }
+
     pub fn row(&mut self, fields: i16) -> &mut Self {
         self.buffer.put_i16(fields);
         self
@@ -30,17 +36,19 @@ impl CopyEncoder {
         self.bytes(value.as_bytes())
     }
 
-    /// One text field made of `parts` joined by `separator`, without building the string.
-    pub fn joined_text(&mut self, parts: &[&str], separator: u8) -> &mut Self {
+    /// One text field made of `parts` joined by `separator`, written in place; returns
+    /// the field's bytes as written.
+    pub fn joined_text(&mut self, parts: &[&str], separator: u8) -> &[u8] {
         let len = parts.iter().map(|p| p.len()).sum::<usize>() + parts.len().saturating_sub(1);
         self.buffer.put_i32(len as i32);
+        let start = self.buffer.len();
         for (i, part) in parts.iter().enumerate() {
             if i > 0 {
                 self.buffer.put_u8(separator);
             }
             self.buffer.put_slice(part.as_bytes());
         }
-        self
+        &self.buffer[start..]
     }
 
     pub fn bytes(&mut self, value: &[u8]) -> &mut Self {
@@ -70,6 +78,11 @@ impl CopyEncoder {
     /// The data gathered so far once it is worth sending.
     pub fn take_full_chunk(&mut self) -> Option<Bytes> {
         (self.buffer.len() >= self.chunk_size).then(|| self.buffer.split().freeze())
+    }
+
+    /// Whatever is gathered, without the end-of-data marker.
+    pub fn take_all(&mut self) -> Bytes {
+        self.buffer.split().freeze()
     }
 
     /// The rest of the data with the end-of-data marker.
