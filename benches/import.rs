@@ -21,10 +21,13 @@ struct Measure {
 }
 
 /// Runs a command and measures its wall time and peak resident memory (getrusage of the
-/// child, via wait4).
+/// child, via wait4, which also reaps it).
+#[allow(clippy::zombie_processes)]
 fn measure(command: &mut Command) -> Measure {
     let started = Instant::now();
-    let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
     let mut status = 0;
     // SAFETY: rusage is plain old data that wait4 fills in; the pid is our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -32,7 +35,10 @@ fn measure(command: &mut Command) -> Measure {
     let wall = started.elapsed();
     assert!(pid > 0 && libc::WIFEXITED(status), "{command:?} did not exit normally");
     assert_eq!(libc::WEXITSTATUS(status), 0, "{command:?} failed");
-    Measure { wall, peak_rss_kib: usage.ru_maxrss }
+    Measure {
+        wall,
+        peak_rss_kib: usage.ru_maxrss,
+    }
 }
 
 fn annuaire() -> Command {
@@ -44,11 +50,28 @@ fn generate(dir: &Path, professionals: u64, day: u32) -> PathBuf {
     let out = dir.join(format!("day{day}-{professionals}"));
     if !marker.exists() {
         std::fs::create_dir_all(&out).expect("output dir");
-        let m = measure(annuaire().args(["gen-sample", "--professionals", &professionals.to_string(), "--seed", "1"]).arg("--day").arg(day.to_string()).arg("--out").arg(&out));
+        let m = measure(
+            annuaire()
+                .args([
+                    "gen-sample",
+                    "--professionals",
+                    &professionals.to_string(),
+                    "--seed",
+                    "1",
+                ])
+                .arg("--day")
+                .arg(day.to_string())
+                .arg("--out")
+                .arg(&out),
+        );
         println!("generated day {day} in {:.1} s", m.wall.as_secs_f64());
         std::fs::write(&marker, "").expect("marker");
     }
-    std::fs::read_dir(&out).expect("generated").map(|e| e.expect("entry").path()).find(|p| p.extension().is_some_and(|x| x == "zip")).expect("a zip")
+    std::fs::read_dir(&out)
+        .expect("generated")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "zip"))
+        .expect("a zip")
 }
 
 fn unzip_personne_activite(zip_path: &Path, dir: &Path, professionals: u64) -> PathBuf {
@@ -56,7 +79,13 @@ fn unzip_personne_activite(zip_path: &Path, dir: &Path, professionals: u64) -> P
     if !target.exists() {
         let mut archive = zip::ZipArchive::new(std::fs::File::open(zip_path).expect("zip")).expect("readable zip");
         let index = (0..archive.len())
-            .find(|i| archive.by_index(*i).expect("entry").name().is_ok_and(|n| n.starts_with("PS_LibreAcces_Personne_activite")))
+            .find(|i| {
+                archive
+                    .by_index(*i)
+                    .expect("entry")
+                    .name()
+                    .is_ok_and(|n| n.starts_with("PS_LibreAcces_Personne_activite"))
+            })
             .expect("Personne_activite entry");
         let mut entry = archive.by_index(index).expect("entry");
         let mut file = std::fs::File::create(&target).expect("txt");
@@ -67,19 +96,40 @@ fn unzip_personne_activite(zip_path: &Path, dir: &Path, professionals: u64) -> P
 
 fn psql(cluster: &EmbeddedCluster, database: &str, command: &str) -> Command {
     let bundled = cluster.bin_dir().join("psql");
-    let mut c = Command::new(if bundled.exists() { bundled } else { PathBuf::from("psql") });
-    c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"]).arg(cluster.socket_dir()).args(["-p", &cluster.port().to_string(), "-U", "postgres", "-d", database, "-c", command]);
+    let mut c = Command::new(if bundled.exists() {
+        bundled
+    } else {
+        PathBuf::from("psql")
+    });
+    c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(cluster.socket_dir())
+        .args([
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-c",
+            command,
+        ]);
     c
 }
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let professionals: u64 = std::env::var("ANNUAIRE_BENCH_PROFESSIONALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_700_000);
+    let professionals: u64 = std::env::var("ANNUAIRE_BENCH_PROFESSIONALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_700_000);
     let dir = std::env::var_os("ANNUAIRE_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-import"));
     std::fs::create_dir_all(&dir).expect("bench dir");
-    println!("import benchmark: {professionals} professionals, work dir {}", dir.display());
+    println!(
+        "import benchmark: {professionals} professionals, work dir {}",
+        dir.display()
+    );
 
     let day0 = generate(&dir, professionals, 0);
     let day1 = generate(&dir, professionals, 1);
@@ -89,7 +139,9 @@ fn main() {
     let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
     let database = format!("bench_{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(cluster.create_database_if_missing(&database)).expect("database");
+    runtime
+        .block_on(cluster.create_database_if_missing(&database))
+        .expect("database");
     let url = cluster.url(&database);
 
     // (a) the baseline: the server's own bulk load of the same file, nothing else.
@@ -97,27 +149,62 @@ fn main() {
     let create = format!("CREATE UNLOGGED TABLE baseline ({})", columns.join(", "));
     measure(&mut psql(&cluster, &database, &create));
     // QUOTE is a byte that never occurs: the files have no quoting.
-    let copy = format!("\\copy baseline FROM '{}' WITH (FORMAT csv, DELIMITER '|', QUOTE E'\\x01', HEADER true)", txt.display());
+    let copy = format!(
+        "\\copy baseline FROM '{}' WITH (FORMAT csv, DELIMITER '|', QUOTE E'\\x01', HEADER true)",
+        txt.display()
+    );
     let a = measure(&mut psql(&cluster, &database, &copy));
     measure(&mut psql(&cluster, &database, "DROP TABLE baseline"));
 
     // (b) and (c): the importer, as operators run it.
-    let b = measure(annuaire().env("DATABASE_URL", &url).env("RUST_LOG", "warn").arg("import").arg(&day0));
-    let c = measure(annuaire().env("DATABASE_URL", &url).env("RUST_LOG", "warn").arg("import").arg(&day1));
+    let b = measure(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&day0),
+    );
+    let c = measure(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&day1),
+    );
 
-    let runs = annuaire().env("DATABASE_URL", &url).args(["imports", "list", "--json"]).output().expect("imports list");
+    let runs = annuaire()
+        .env("DATABASE_URL", &url)
+        .args(["imports", "list", "--json"])
+        .output()
+        .expect("imports list");
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).expect("json");
 
     let secs = |m: &Measure| m.wall.as_secs_f64();
     println!();
     println!("Personne_activite: {txt_mb:.0} MB");
     println!("(a) psql \\copy baseline        {:>8.1} s", secs(&a));
-    println!("(b) annuaire import day 0      {:>8.1} s   b/a = {:.2}   peak RSS {:>5} MiB", secs(&b), secs(&b) / secs(&a), b.peak_rss_kib / 1024);
-    println!("(c) annuaire import day 1      {:>8.1} s   c/a = {:.2}   peak RSS {:>5} MiB", secs(&c), secs(&c) / secs(&a), c.peak_rss_kib / 1024);
-    println!("goals: b/a <= 3 ({}), c <= b ({}), peak RSS <= 512 MiB ({})",
+    println!(
+        "(b) annuaire import day 0      {:>8.1} s   b/a = {:.2}   peak RSS {:>5} MiB",
+        secs(&b),
+        secs(&b) / secs(&a),
+        b.peak_rss_kib / 1024
+    );
+    println!(
+        "(c) annuaire import day 1      {:>8.1} s   c/a = {:.2}   peak RSS {:>5} MiB",
+        secs(&c),
+        secs(&c) / secs(&a),
+        c.peak_rss_kib / 1024
+    );
+    println!(
+        "goals: b/a <= 3 ({}), c <= b ({}), peak RSS <= 512 MiB ({})",
         if secs(&b) / secs(&a) <= 3.0 { "met" } else { "MISSED" },
         if secs(&c) <= secs(&b) { "met" } else { "MISSED" },
-        if b.peak_rss_kib.max(c.peak_rss_kib) <= 512 * 1024 { "met" } else { "MISSED" });
+        if b.peak_rss_kib.max(c.peak_rss_kib) <= 512 * 1024 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
     for run in runs.as_array().into_iter().flatten().rev() {
         println!(
             "run {} {}: +{} ~{} -{} professionals {}; phases (ms) {}",

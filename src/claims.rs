@@ -151,9 +151,7 @@ pub fn build(national_id: &str, rows: &[Vec<&str>]) -> ClaimsDocument {
             }
         };
         let exercice = &mut exercices[index];
-        if exercice.code_type_savoir_faire.is_empty()
-            && SPECIALTY_TYPES.contains(&row[pa::CODE_TYPE_SAVOIR_FAIRE])
-        {
+        if exercice.code_type_savoir_faire.is_empty() && SPECIALTY_TYPES.contains(&row[pa::CODE_TYPE_SAVOIR_FAIRE]) {
             exercice.code_type_savoir_faire = row[pa::CODE_TYPE_SAVOIR_FAIRE].to_owned();
             exercice.code_savoir_faire = row[pa::CODE_SAVOIR_FAIRE].to_owned();
         }
@@ -182,7 +180,11 @@ pub fn build(national_id: &str, rows: &[Vec<&str>]) -> ClaimsDocument {
         subject_organization_id: main_activity
             .map_or("", |a| a.get("identifiantTechniqueDeLaStructure"))
             .to_owned(),
-        secteur_activite: if secteur.is_empty() { String::new() } else { format!("{secteur}{SECTEUR_OID}") },
+        secteur_activite: if secteur.is_empty() {
+            String::new()
+        } else {
+            format!("{secteur}{SECTEUR_OID}")
+        },
         subject_role: roles,
         other_ids: vec![OtherId {
             identifiant: national_id.to_owned(),
@@ -230,23 +232,54 @@ mod tests {
     #[test]
     fn exercices_activities_and_specialty_follow_the_rules() {
         let rows = vec![
-            row(&[(pa::CODE_CIVILITE, "M"), (pa::CODE_PROFESSION, "10"), (pa::CODE_CATEGORIE, "C"),
-                (pa::NOM_EXERCICE, "MARTIN"), (pa::PRENOM_EXERCICE, "PAUL"), (pa::CODE_TYPE_SAVOIR_FAIRE, "C"),
-                (pa::CODE_SAVOIR_FAIRE, "C01"), (pa::RAISON_SOCIALE, "CABINET A"), (pa::CODE_SECTEUR, "SA07")]),
-            row(&[(pa::CODE_CIVILITE, "X"), (pa::CODE_PROFESSION, "10"), (pa::CODE_CATEGORIE, "C"),
-                (pa::CODE_TYPE_SAVOIR_FAIRE, "S"), (pa::CODE_SAVOIR_FAIRE, "SM54"),
-                (pa::RAISON_SOCIALE, "CABINET A"), (pa::CODE_SECTEUR, "SA07")]),
-            row(&[(pa::CODE_PROFESSION, "21"), (pa::CODE_CATEGORIE, "C"), (pa::NOM_EXERCICE, "MARTIN-B")]),
-            row(&[(pa::CODE_PROFESSION, "10"), (pa::CODE_CATEGORIE, "C"), (pa::RAISON_SOCIALE, "HOPITAL B")]),
+            row(&[
+                (pa::CODE_CIVILITE, "M"),
+                (pa::CODE_PROFESSION, "10"),
+                (pa::CODE_CATEGORIE, "C"),
+                (pa::NOM_EXERCICE, "MARTIN"),
+                (pa::PRENOM_EXERCICE, "PAUL"),
+                (pa::CODE_TYPE_SAVOIR_FAIRE, "C"),
+                (pa::CODE_SAVOIR_FAIRE, "C01"),
+                (pa::RAISON_SOCIALE, "CABINET A"),
+                (pa::CODE_SECTEUR, "SA07"),
+            ]),
+            row(&[
+                (pa::CODE_CIVILITE, "X"),
+                (pa::CODE_PROFESSION, "10"),
+                (pa::CODE_CATEGORIE, "C"),
+                (pa::CODE_TYPE_SAVOIR_FAIRE, "S"),
+                (pa::CODE_SAVOIR_FAIRE, "SM54"),
+                (pa::RAISON_SOCIALE, "CABINET A"),
+                (pa::CODE_SECTEUR, "SA07"),
+            ]),
+            row(&[
+                (pa::CODE_PROFESSION, "21"),
+                (pa::CODE_CATEGORIE, "C"),
+                (pa::NOM_EXERCICE, "MARTIN-B"),
+            ]),
+            row(&[
+                (pa::CODE_PROFESSION, "10"),
+                (pa::CODE_CATEGORIE, "C"),
+                (pa::RAISON_SOCIALE, "HOPITAL B"),
+            ]),
         ];
         let doc = build("810001234565", &rows);
         assert_eq!(doc.subject_ref_pro.code_civilite, "M");
         assert_eq!(doc.subject_ref_pro.exercices.len(), 2);
         let first = &doc.subject_ref_pro.exercices[0];
-        assert_eq!((first.code_type_savoir_faire.as_str(), first.code_savoir_faire.as_str()), ("S", "SM54"));
+        assert_eq!(
+            (first.code_type_savoir_faire.as_str(), first.code_savoir_faire.as_str()),
+            ("S", "SM54")
+        );
         assert_eq!(first.activities.len(), 2, "identical activity dropped");
-        assert!(doc.subject_ref_pro.exercices[1].activities.is_empty(), "empty activity adds none");
-        assert_eq!(doc.subject_role, vec!["10^1.2.250.1.213.1.1.5.5", "21^1.2.250.1.213.1.1.5.5"]);
+        assert!(
+            doc.subject_ref_pro.exercices[1].activities.is_empty(),
+            "empty activity adds none"
+        );
+        assert_eq!(
+            doc.subject_role,
+            vec!["10^1.2.250.1.213.1.1.5.5", "21^1.2.250.1.213.1.1.5.5"]
+        );
         assert_eq!(doc.secteur_activite, "SA07^1.2.250.1.71.4.2.4");
         assert_eq!(doc.subject_organization, "CABINET A");
         assert_eq!((doc.family_name.as_str(), doc.given_name.as_str()), ("MARTIN", "PAUL"));
@@ -254,10 +287,17 @@ mod tests {
 
     #[test]
     fn serialises_activity_fields_in_spec_order_and_adeli_origin() {
-        let rows = vec![row(&[(pa::CODE_PROFESSION, "60"), (pa::CODE_MODE, "L"), (pa::AUTORITE_ENREGISTREMENT, "ARS")])];
+        let rows = vec![row(&[
+            (pa::CODE_PROFESSION, "60"),
+            (pa::CODE_MODE, "L"),
+            (pa::AUTORITE_ENREGISTREMENT, "ARS"),
+        ])];
         let doc = build("0012600631", &rows);
         let json = serde_json::to_string(&doc).unwrap();
-        assert!(json.contains(r#""otherIds":[{"identifiant":"0012600631","origine":"ADELI","qualite":1}]"#), "{json}");
+        assert!(
+            json.contains(r#""otherIds":[{"identifiant":"0012600631","origine":"ADELI","qualite":1}]"#),
+            "{json}"
+        );
         let mode = json.find("codeModeExercice").unwrap();
         let autorite = json.find("autoriteDenregistrement").unwrap();
         assert!(mode < autorite);

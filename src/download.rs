@@ -34,21 +34,38 @@ pub fn is_remote(location: &str) -> bool {
 
 pub async fn fetch_if_remote(location: &str, dir: &Path) -> Result<LocalSource, DownloadError> {
     if !is_remote(location) {
-        return Ok(LocalSource { path: PathBuf::from(location), _temp: None });
+        return Ok(LocalSource {
+            path: PathBuf::from(location),
+            _temp: None,
+        });
     }
-    let http_error = |e: reqwest::Error| DownloadError::Http { url: location.to_owned(), reason: e.to_string() };
-    let write_error = |path: &Path, e: std::io::Error| DownloadError::Write { path: path.display().to_string(), reason: e.to_string() };
+    let http_error = |e: reqwest::Error| DownloadError::Http {
+        url: location.to_owned(),
+        reason: e.to_string(),
+    };
+    let write_error = |path: &Path, e: std::io::Error| DownloadError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
     std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
-    let temp = tempfile::Builder::new().prefix("annuaire-download-").tempdir_in(dir).map_err(|e| write_error(dir, e))?;
+    let temp = tempfile::Builder::new()
+        .prefix("annuaire-download-")
+        .tempdir_in(dir)
+        .map_err(|e| write_error(dir, e))?;
     crate::install_crypto_provider();
     let client = reqwest::Client::builder().build().map_err(http_error)?;
     let response = client.get(location).send().await.map_err(http_error)?;
     if !response.status().is_success() {
-        return Err(DownloadError::Status { url: location.to_owned(), status: response.status().as_u16() });
+        return Err(DownloadError::Status {
+            url: location.to_owned(),
+            status: response.status().as_u16(),
+        });
     }
     let name = file_name(location, response.headers().get(reqwest::header::CONTENT_DISPOSITION));
     let path = temp.path().join(name);
-    let mut file = tokio::fs::File::create(&path).await.map_err(|e| write_error(&path, e))?;
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| write_error(&path, e))?;
     let mut body = response.bytes_stream();
     let mut bytes = 0u64;
     while let Some(chunk) = body.next().await {
@@ -58,7 +75,10 @@ pub async fn fetch_if_remote(location: &str, dir: &Path) -> Result<LocalSource, 
     }
     file.flush().await.map_err(|e| write_error(&path, e))?;
     tracing::info!(url = location, bytes, "downloaded");
-    Ok(LocalSource { path, _temp: Some(temp) })
+    Ok(LocalSource {
+        path,
+        _temp: Some(temp),
+    })
 }
 
 /// The publisher names the zip in `Content-Disposition`; the import reads the extract's
@@ -68,10 +88,21 @@ fn file_name(url: &str, disposition: Option<&reqwest::header::HeaderValue>) -> S
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split("filename=").nth(1))
         .map(|v| v.trim_matches(|c| c == '"' || c == ' ' || c == ';').to_owned());
-    let from_url = url.split(['?', '#']).next().and_then(|u| u.rsplit('/').next()).map(str::to_owned);
+    let from_url = url
+        .split(['?', '#'])
+        .next()
+        .and_then(|u| u.rsplit('/').next())
+        .map(str::to_owned);
     let name = from_header.or(from_url).unwrap_or_default();
-    let clean: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).collect();
-    if clean.is_empty() || clean.starts_with('.') { "extract.zip".to_owned() } else { clean }
+    let clean: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    if clean.is_empty() || clean.starts_with('.') {
+        "extract.zip".to_owned()
+    } else {
+        clean
+    }
 }
 
 #[cfg(test)]
@@ -81,8 +112,14 @@ mod tests {
     #[test]
     fn names_the_download_after_content_disposition() {
         let header = reqwest::header::HeaderValue::from_static("attachment; filename=PS_LibreAcces_202611250900.zip");
-        assert_eq!(file_name("https://x/y/PS_LibreAcces", Some(&header)), "PS_LibreAcces_202611250900.zip");
-        assert_eq!(file_name("https://x/data/ps-libreacces-personne-activite.txt?x=1", None), "ps-libreacces-personne-activite.txt");
+        assert_eq!(
+            file_name("https://x/y/PS_LibreAcces", Some(&header)),
+            "PS_LibreAcces_202611250900.zip"
+        );
+        assert_eq!(
+            file_name("https://x/data/ps-libreacces-personne-activite.txt?x=1", None),
+            "ps-libreacces-personne-activite.txt"
+        );
         assert_eq!(file_name("https://x/", None), "extract.zip");
         let evil = reqwest::header::HeaderValue::from_static("attachment; filename=\"../../etc/passwd\"");
         assert_eq!(file_name("https://x/", Some(&evil)), "extract.zip");

@@ -82,11 +82,7 @@ pub enum EmbeddedPgError {
         "socket directory {path} belongs to uid {owner}, not to the server's uid {expected}; \
          remove it or set ANNUAIRE_HOME elsewhere"
     )]
-    SocketDirNotOwned {
-        path: PathBuf,
-        owner: u32,
-        expected: u32,
-    },
+    SocketDirNotOwned { path: PathBuf, owner: u32, expected: u32 },
     #[error("{path} exists but is not a PostgreSQL data directory (no PG_VERSION)")]
     NotADataDir { path: PathBuf },
     #[error("cannot {action} {path}: {source}")]
@@ -120,24 +116,14 @@ pub enum EmbeddedPgError {
     #[error("invalid database name {0:?}: must be 1 to 63 bytes without NUL")]
     InvalidDatabaseName(String),
     #[error("cannot connect to the embedded cluster at {}: {source}", socket_dir.display())]
-    Connect {
-        socket_dir: PathBuf,
-        source: sqlx::Error,
-    },
+    Connect { socket_dir: PathBuf, source: sqlx::Error },
     #[error("cannot create database {database}: {source}")]
-    CreateDatabase {
-        database: String,
-        source: sqlx::Error,
-    },
+    CreateDatabase { database: String, source: sqlx::Error },
 }
 
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> EmbeddedPgError {
     let path = path.to_path_buf();
-    move |source| EmbeddedPgError::Io {
-        action,
-        path,
-        source,
-    }
+    move |source| EmbeddedPgError::Io { action, path, source }
 }
 
 /// A running cluster, as found or started by [`EmbeddedCluster::ensure_running`].
@@ -346,20 +332,18 @@ impl EmbeddedCluster {
                 socket_dir: self.socket_dir.clone(),
                 source,
             })?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(database)
-                .fetch_one(&mut conn)
-                .await
-                .map_err(create_err)?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(create_err)?;
         if !exists {
             let sql = format!("CREATE DATABASE {}", quote_ident(database));
             match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await {
                 Ok(_) => info!(database, "created database"),
                 // Someone else created it between our check and our CREATE: fine.
                 // 42P04 is duplicate_database; a close race surfaces as 23505 unique_violation.
-                Err(sqlx::Error::Database(e))
-                    if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
+                Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
                 Err(e) => return Err(create_err(e)),
             }
         }
@@ -404,18 +388,15 @@ fn find_bin_dir() -> Result<PathBuf, EmbeddedPgError> {
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default();
     let versioned = versioned_bin_dirs(Path::new(VERSIONED_INSTALL_ROOT));
-    first_complete_bin_dir(path_dirs.into_iter().chain(versioned))
-        .ok_or(EmbeddedPgError::BinariesNotFound)
+    first_complete_bin_dir(path_dirs.into_iter().chain(versioned)).ok_or(EmbeddedPgError::BinariesNotFound)
 }
 
 /// The first directory holding all of initdb, pg_ctl and postgres: pg_ctl must drive the
 /// postgres of its own version.
 fn first_complete_bin_dir(candidates: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
-    candidates.into_iter().find(|dir| {
-        REQUIRED_BINARIES
-            .iter()
-            .all(|b| is_executable(&dir.join(b)))
-    })
+    candidates
+        .into_iter()
+        .find(|dir| REQUIRED_BINARIES.iter().all(|b| is_executable(&dir.join(b))))
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -427,9 +408,7 @@ fn versioned_bin_dirs(root: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
     };
-    let names = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .collect();
+    let names = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     sort_versions_desc(names)
         .into_iter()
         .map(|v| root.join(v).join("bin"))
@@ -457,11 +436,7 @@ enum ServerUser {
     /// Not root: the server runs as whoever we are.
     Current { uid: u32 },
     /// Root: PostgreSQL refuses to run as root, so it runs as the `postgres` system user.
-    Postgres {
-        uid: u32,
-        gid: u32,
-        switch: SwitchUser,
-    },
+    Postgres { uid: u32, gid: u32, switch: SwitchUser },
 }
 
 #[derive(Debug)]
@@ -477,8 +452,7 @@ impl ServerUser {
         if euid != 0 {
             return Ok(ServerUser::Current { uid: euid });
         }
-        let (uid, gid) =
-            lookup_user(SERVER_SYSTEM_USER)?.ok_or(EmbeddedPgError::ServerUserMissing)?;
+        let (uid, gid) = lookup_user(SERVER_SYSTEM_USER)?.ok_or(EmbeddedPgError::ServerUserMissing)?;
         let switch = if let Some(path) = find_tool("runuser") {
             SwitchUser::Runuser(path)
         } else if let Some(path) = find_tool("su") {
@@ -500,8 +474,7 @@ impl ServerUser {
         match self {
             ServerUser::Current { .. } => Ok(()),
             ServerUser::Postgres { uid, gid, .. } => {
-                std::os::unix::fs::chown(path, Some(*uid), Some(*gid))
-                    .map_err(io_err("chown", path))
+                std::os::unix::fs::chown(path, Some(*uid), Some(*gid)).map_err(io_err("chown", path))
             }
         }
     }
@@ -518,9 +491,7 @@ impl ServerUser {
                 ..
             } => {
                 let mut cmd = Command::new(runuser);
-                cmd.args(["-u", SERVER_SYSTEM_USER, "--"])
-                    .arg(program)
-                    .args(args);
+                cmd.args(["-u", SERVER_SYSTEM_USER, "--"]).arg(program).args(args);
                 cmd
             }
             ServerUser::Postgres {
@@ -533,8 +504,7 @@ impl ServerUser {
                     script.push(shell_quote(arg));
                 }
                 let mut cmd = Command::new(su);
-                cmd.args([SERVER_SYSTEM_USER, "-s", "/bin/sh", "-c"])
-                    .arg(script);
+                cmd.args([SERVER_SYSTEM_USER, "-s", "/bin/sh", "-c"]).arg(script);
                 cmd
             }
         };
@@ -555,10 +525,7 @@ impl ServerUser {
     /// Whether the server user can traverse into `dir`, i.e. every parent lets it through.
     fn can_enter(&self, dir: &Path) -> Result<bool, EmbeddedPgError> {
         let test = find_tool("test").unwrap_or_else(|| PathBuf::from("test"));
-        Ok(self
-            .run(&test, &["-x".as_ref(), dir.as_os_str()])?
-            .status
-            .success())
+        Ok(self.run(&test, &["-x".as_ref(), dir.as_os_str()])?.status.success())
     }
 }
 
@@ -576,15 +543,7 @@ fn lookup_user(name: &str) -> Result<Option<(u32, u32)>, EmbeddedPgError> {
     // SAFETY: every pointer is valid for the duration of the call and `buf.len()` is the
     // true size of `buf`; getpwnam_r (unlike getpwnam) uses no shared static storage. We
     // only read the integer fields of `pwd` afterwards, not the strings pointing into `buf`.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c_name.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
+    let rc = unsafe { libc::getpwnam_r(c_name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
     if rc != 0 {
         return Err(EmbeddedPgError::Io {
             action: "look up user",
@@ -632,10 +591,7 @@ fn socket_dir_for(home: &Path, port: u16) -> PathBuf {
     if socket_path_len(&preferred, port) <= MAX_SOCKET_PATH {
         return preferred;
     }
-    PathBuf::from(format!(
-        "/tmp/annuaire-pg-{:016x}",
-        fnv1a(home.as_os_str().as_bytes())
-    ))
+    PathBuf::from(format!("/tmp/annuaire-pg-{:016x}", fnv1a(home.as_os_str().as_bytes())))
 }
 
 fn socket_path_len(dir: &Path, port: u16) -> usize {
@@ -676,11 +632,7 @@ fn prepare_socket_dir(dir: &Path, user: &ServerUser) -> Result<(), EmbeddedPgErr
 /// initdb into a scratch directory renamed into place on success, so that an interrupted
 /// initdb never leaves a half-made `pgdata` behind (a data directory is relocatable while
 /// the server is down).
-fn init_data_dir(
-    layout: &Layout,
-    bin_dir: &Path,
-    user: &ServerUser,
-) -> Result<(), EmbeddedPgError> {
+fn init_data_dir(layout: &Layout, bin_dir: &Path, user: &ServerUser) -> Result<(), EmbeddedPgError> {
     if layout.data_dir.exists() {
         return Err(EmbeddedPgError::NotADataDir {
             path: layout.data_dir.clone(),
@@ -727,13 +679,8 @@ fn init_data_dir(
     fs::rename(&scratch, &layout.data_dir).map_err(io_err("rename into place", &scratch))
 }
 
-fn write_settings(
-    data_dir: &Path,
-    socket_dir: &Path,
-    user: &ServerUser,
-) -> Result<(), EmbeddedPgError> {
-    let mut text =
-        String::from("# Rewritten by annuaire before every start; use ALTER SYSTEM to override.\n");
+fn write_settings(data_dir: &Path, socket_dir: &Path, user: &ServerUser) -> Result<(), EmbeddedPgError> {
+    let mut text = String::from("# Rewritten by annuaire before every start; use ALTER SYSTEM to override.\n");
     // Unix socket only: nothing on this machine's network can reach the trust-auth cluster.
     let _ = writeln!(text, "listen_addresses = ''");
     let _ = writeln!(text, "port = {PORT}");
@@ -759,11 +706,7 @@ fn write_settings(
 /// (we hold the lock, and the socket directory is private to this cluster). Only once no
 /// process of the old server is left, though: orphaned backends exit shortly after their
 /// postmaster dies, and until then `postmaster.pid` is how PostgreSQL notices them.
-fn remove_stale_files(
-    data_dir: &Path,
-    socket_dir: &Path,
-    port: u16,
-) -> Result<(), EmbeddedPgError> {
+fn remove_stale_files(data_dir: &Path, socket_dir: &Path, port: u16) -> Result<(), EmbeddedPgError> {
     let pid_file = data_dir.join("postmaster.pid");
     if !pid_file.exists() || !has_procfs() {
         return Ok(());
@@ -1012,9 +955,7 @@ mod tests {
 
     #[test]
     fn versions_sort_numerically_highest_first() {
-        let names = ["9.6", "15", "10", "16", "common", "16.2"]
-            .map(String::from)
-            .to_vec();
+        let names = ["9.6", "15", "10", "16", "common", "16.2"].map(String::from).to_vec();
         assert_eq!(sort_versions_desc(names), ["16.2", "16", "15", "10", "9.6"]);
     }
 
@@ -1086,10 +1027,7 @@ mod tests {
             bin_dir: PathBuf::from("/usr/bin"),
         };
         let options = PgConnectOptions::from_str(&cluster.url("my db")).unwrap();
-        assert_eq!(
-            options.get_socket(),
-            Some(&PathBuf::from("/h dir/socket+x"))
-        );
+        assert_eq!(options.get_socket(), Some(&PathBuf::from("/h dir/socket+x")));
         assert_eq!(options.get_port(), 5432);
         assert_eq!(options.get_database(), Some("my db"));
         assert_eq!(options.get_username(), "postgres");
@@ -1097,10 +1035,7 @@ mod tests {
 
     #[test]
     fn shell_quote_survives_single_quotes() {
-        assert_eq!(
-            shell_quote(OsStr::new("it's")),
-            OsString::from("'it'\\''s'")
-        );
+        assert_eq!(shell_quote(OsStr::new("it's")), OsString::from("'it'\\''s'"));
     }
 
     #[test]

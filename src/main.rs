@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use annuaire::commands::{self, Outcome};
+use annuaire::embedded_pg::EmbeddedCluster;
 use annuaire::import::{GateThresholds, ImportOptions};
 use annuaire::store::{DatabaseSettings, Store};
 
@@ -34,6 +35,18 @@ struct DatabaseArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    #[command(flatten)]
+    Store(StoreCommand),
+    /// Write a deterministic, realistic PS_LibreAcces zip (national scale: 1700000).
+    GenSample(GenSampleArgs),
+    /// Manage the embedded PostgreSQL cluster.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// Commands that work on the database.
+#[derive(Subcommand)]
+enum StoreCommand {
     /// Apply the database migrations (every command that needs them does it too).
     Migrate,
     /// Import an extract: a PS_LibreAcces zip, a directory of .txt files, one .txt file, or
@@ -48,11 +61,6 @@ enum Command {
         /// e.g. 810001234565, 10001234565 (RPPS) or 012600631 (ADELI)
         id: String,
     },
-    /// Write a deterministic, realistic PS_LibreAcces zip (national scale: 1700000).
-    GenSample(GenSampleArgs),
-    /// Manage the embedded PostgreSQL cluster.
-    #[command(subcommand)]
-    Db(DbCommand),
 }
 
 #[derive(Args)]
@@ -118,7 +126,8 @@ struct GenSampleArgs {
 enum DbCommand {
     /// Stop the embedded cluster.
     Stop,
-    /// Print the URL of the embedded database (for psql), starting it if needed.
+    /// Print the URL of the embedded database (for psql or DATABASE_URL), starting it if
+    /// needed.
     Url,
 }
 
@@ -149,7 +158,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
-    let settings = DatabaseSettings { url: cli.database.database_url, home: cli.database.home };
+    let settings = DatabaseSettings {
+        url: cli.database.database_url,
+        home: cli.database.home,
+    };
     match cli.command {
         Command::GenSample(args) => {
             let options = annuaire::samplegen::GenOptions {
@@ -160,39 +172,59 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             };
             tokio::task::spawn_blocking(move || commands::gen_sample::run(&options)).await?
         }
-        Command::Db(DbCommand::Stop) => {
-            let home = settings.home.clone();
-            let was_running = tokio::task::spawn_blocking(move || annuaire::embedded_pg::EmbeddedCluster::stop(&home)).await??;
-            println!("{}", if was_running { "stopped" } else { "not running" });
-            Ok(Outcome::Success)
-        }
-        command => {
+        Command::Db(command) => db(command, &settings).await,
+        Command::Store(command) => {
             let store = Store::open(&settings).await?;
             let pool = &store.pool;
             match command {
-                Command::Migrate => {
+                StoreCommand::Migrate => {
                     println!("database schema is up to date");
                     Ok(Outcome::Success)
                 }
-                Command::Import(args) => {
+                StoreCommand::Import(args) => {
                     let options = ImportOptions {
                         force: args.force,
-                        gate: GateThresholds { max_removed_pct: args.max_removed_pct, max_changed_pct: args.max_changed_pct },
+                        gate: GateThresholds {
+                            max_removed_pct: args.max_removed_pct,
+                            max_changed_pct: args.max_changed_pct,
+                        },
                         max_reject_pct: args.max_reject_pct,
                         download_dir: settings.home.join("downloads"),
                     };
                     commands::imports::import(pool, &args.source, &options, args.json).await
                 }
-                Command::Imports(ImportsCommand::List { json, limit }) => commands::imports::list(pool, limit, json).await,
-                Command::Imports(ImportsCommand::Show { run, json }) => commands::imports::show(pool, run, json).await,
-                Command::Imports(ImportsCommand::Approve { run, json }) => commands::imports::approve(pool, run, json).await,
-                Command::Claims { id } => commands::claims::show(pool, &id).await,
-                Command::Db(DbCommand::Url) => {
-                    println!("{}", settings.url.as_deref().unwrap_or("(embedded; see ANNUAIRE_HOME)"));
-                    Ok(Outcome::Success)
+                StoreCommand::Imports(ImportsCommand::List { json, limit }) => {
+                    commands::imports::list(pool, limit, json).await
                 }
-                Command::GenSample(_) | Command::Db(DbCommand::Stop) => unreachable!("handled above"),
+                StoreCommand::Imports(ImportsCommand::Show { run, json }) => {
+                    commands::imports::show(pool, run, json).await
+                }
+                StoreCommand::Imports(ImportsCommand::Approve { run, json }) => {
+                    commands::imports::approve(pool, run, json).await
+                }
+                StoreCommand::Claims { id } => commands::claims::show(pool, &id).await,
             }
         }
     }
+}
+
+async fn db(command: DbCommand, settings: &DatabaseSettings) -> anyhow::Result<Outcome> {
+    let home = settings.home.clone();
+    match command {
+        DbCommand::Stop => {
+            let was_running = tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&home)).await??;
+            println!("{}", if was_running { "stopped" } else { "not running" });
+        }
+        DbCommand::Url if settings.url.is_some() => {
+            println!("DATABASE_URL is set: annuaire uses that server, not an embedded one");
+        }
+        DbCommand::Url => {
+            let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::ensure_running(&home)).await??;
+            cluster
+                .create_database_if_missing(annuaire::store::EMBEDDED_DATABASE)
+                .await?;
+            println!("{}", cluster.url(annuaire::store::EMBEDDED_DATABASE));
+        }
+    }
+    Ok(Outcome::Success)
 }

@@ -25,7 +25,10 @@ impl Progress {
 
     /// Wraps a reader so that what it reads counts.
     pub fn counting<'r>(&self, inner: &'r mut (dyn Read + Send)) -> CountingReader<'r> {
-        CountingReader { inner, progress: self.clone() }
+        CountingReader {
+            inner,
+            progress: self.clone(),
+        }
     }
 
     /// Reports until the returned guard is dropped.
@@ -37,9 +40,9 @@ impl Progress {
         let interactive = std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
         let bar = interactive.then(|| {
             let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            {
                 bar.set_style(style.progress_chars("=> "));
             }
             bar.set_message(phase);
@@ -47,7 +50,11 @@ impl Progress {
         });
         let watched = bar.clone();
         let task = tokio::spawn(async move {
-            let period = if interactive { Duration::from_millis(200) } else { Duration::from_secs(5) };
+            let period = if interactive {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(5)
+            };
             let mut ticker = tokio::time::interval(period);
             ticker.tick().await;
             loop {
@@ -63,7 +70,11 @@ impl Progress {
                 }
             }
         });
-        ReportGuard { stop: Some(stop_tx), bar, _task: task }
+        ReportGuard {
+            stop: Some(stop_tx),
+            bar,
+            _task: task,
+        }
     }
 }
 

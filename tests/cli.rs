@@ -35,7 +35,16 @@ async fn import_json_claims_and_exit_statuses() {
     let out = annuaire(&db.url, &["import", &sample("ps-libreacces"), "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let run: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("--json prints JSON");
-    for field in ["id", "status", "added", "changed", "removed", "rejected", "professionals", "phases"] {
+    for field in [
+        "id",
+        "status",
+        "added",
+        "changed",
+        "removed",
+        "rejected",
+        "professionals",
+        "phases",
+    ] {
         assert!(run.get(field).is_some(), "missing {field} in {run}");
     }
     assert_eq!(run["status"], "published");
@@ -64,11 +73,20 @@ async fn import_json_claims_and_exit_statuses() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = annuaire(&db.url, &["claims", "810013908172"]);
     assert_eq!(out.status.code(), Some(5), "removed");
-    assert!(stderr(&out).contains("removed from the directory on 2026-11-26"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("removed from the directory on 2026-11-26"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = annuaire(&db.url, &["imports", "list", "--json"]);
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    let statuses: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, vec!["published", "published"]);
 }
 
@@ -81,10 +99,19 @@ async fn failed_import_exits_1_and_show_lists_rejected_lines() {
     let out = annuaire(&db.url, &["imports", "show", "1", "--json"]);
     let run: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(run["status"], "failed");
-    let lines: Vec<i64> = run["rejected_lines"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+    let lines: Vec<i64> = run["rejected_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_i64().unwrap())
+        .collect();
     assert_eq!(lines, vec![13, 18]);
     let out = annuaire(&db.url, &["imports", "show", "1"]);
-    assert!(stdout(&out).contains("PS_LibreAcces_Personne_activite_202611250900.txt:13: expected 56 fields, found 55"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("PS_LibreAcces_Personne_activite_202611250900.txt:13: expected 56 fields, found 55"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 /// A killed importer leaves the published generation as it was, and the next run works
@@ -95,7 +122,18 @@ async fn killed_import_changes_nothing_and_the_next_run_recovers() {
     let out = annuaire(&db.url, &["import", &sample("ps-libreacces")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let work = tempfile::tempdir().unwrap();
-    let out = annuaire(&db.url, &["gen-sample", "--professionals", "150000", "--seed", "7", "--out", &work.path().to_string_lossy()]);
+    let out = annuaire(
+        &db.url,
+        &[
+            "gen-sample",
+            "--professionals",
+            "150000",
+            "--seed",
+            "7",
+            "--out",
+            &work.path().to_string_lossy(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let zip = std::fs::read_dir(work.path()).unwrap().next().unwrap().unwrap().path();
 
@@ -108,14 +146,19 @@ async fn killed_import_changes_nothing_and_the_next_run_recovers() {
     // Kill it once its COPY has moved many rows, i.e. in the middle of its work.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let copied: Option<i64> = sqlx::query_scalar("SELECT max(tuples_processed) FROM pg_stat_progress_copy WHERE datname = current_database()")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+        let copied: Option<i64> = sqlx::query_scalar(
+            "SELECT max(tuples_processed) FROM pg_stat_progress_copy WHERE datname = current_database()",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
         if copied.unwrap_or(0) > 10_000 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the import ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before it could be killed"
+        );
         assert!(Instant::now() < deadline, "the import never started staging");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -124,16 +167,25 @@ async fn killed_import_changes_nothing_and_the_next_run_recovers() {
 
     let out = annuaire(&db.url, &["claims", "810003456125"]);
     assert_eq!(out.status.code(), Some(0), "the published generation still answers");
-    let published: i64 = sqlx::query_scalar("SELECT run_id FROM publication").fetch_one(&db.pool).await.unwrap();
+    let published: i64 = sqlx::query_scalar("SELECT run_id FROM publication")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(published, 1);
 
     let out = annuaire(&db.url, &["import", &sample("ps-libreacces-day2"), "--force", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let run: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(run["status"], "published");
-    let killed: (String, String) = sqlx::query_as("SELECT status, message FROM import_run WHERE id = 2").fetch_one(&db.pool).await.unwrap();
+    let killed: (String, String) = sqlx::query_as("SELECT status, message FROM import_run WHERE id = 2")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(killed.0, "failed");
     assert!(killed.1.contains("interrupted"), "{}", killed.1);
-    let leftovers: i64 = sqlx::query_scalar("SELECT count(*) FROM professional_record WHERE run_id = 2").fetch_one(&db.pool).await.unwrap();
+    let leftovers: i64 = sqlx::query_scalar("SELECT count(*) FROM professional_record WHERE run_id = 2")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(leftovers, 0);
 }

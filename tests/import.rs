@@ -27,7 +27,13 @@ fn day2() -> PathBuf {
 }
 
 fn lenient() -> ImportOptions {
-    ImportOptions { gate: GateThresholds { max_removed_pct: 10.0, max_changed_pct: 10.0 }, ..ImportOptions::default() }
+    ImportOptions {
+        gate: GateThresholds {
+            max_removed_pct: 10.0,
+            max_changed_pct: 10.0,
+        },
+        ..ImportOptions::default()
+    }
 }
 
 async fn import(pool: &PgPool, source: &Path, options: &ImportOptions) -> Result<runs::RunSummary, ImportError> {
@@ -35,7 +41,9 @@ async fn import(pool: &PgPool, source: &Path, options: &ImportOptions) -> Result
 }
 
 async fn claims(pool: &PgPool, id: &str) -> ClaimsLookup {
-    professionals::claims(pool, &NationalId::parse(id).expect("valid id")).await.expect("lookup works")
+    professionals::claims(pool, &NationalId::parse(id).expect("valid id"))
+        .await
+        .expect("lookup works")
 }
 
 async fn claims_json(pool: &PgPool, id: &str) -> String {
@@ -78,40 +86,71 @@ fn assert_claims_equal(actual: &str, expected_file: &str) {
     let actual_value: serde_json::Value = serde_json::from_str(actual).expect("served JSON parses");
     let expected_value: serde_json::Value = serde_json::from_str(&expected).expect("expected JSON parses");
     assert_eq!(actual_value, expected_value, "claims differ from {expected_file}");
-    assert_eq!(actual, minify(&expected), "same values but not the same key order as {expected_file}");
+    assert_eq!(
+        actual,
+        minify(&expected),
+        "same values but not the same key order as {expected_file}"
+    );
 }
 
 #[tokio::test]
 async fn first_import_publishes_every_professional_with_the_exact_claims() {
     let db = migrated().await;
-    let run = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("import succeeds");
+    let run = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("import succeeds");
     assert_eq!(run.status, "published");
-    assert_eq!((run.professionals, run.added, run.changed, run.removed), (Some(17), Some(17), Some(0), Some(0)));
+    assert_eq!(
+        (run.professionals, run.added, run.changed, run.removed),
+        (Some(17), Some(17), Some(0), Some(0))
+    );
     assert_eq!(run.rejected, 0);
     // 9 lines, one duplicated: 8 distinct addresses.
     assert_eq!(run.mailboxes, Some(8));
-    assert_eq!(run.extract_ts.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-25T08:00:00+00:00"));
+    assert_eq!(
+        run.extract_ts.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-11-25T08:00:00+00:00")
+    );
     for phase in ["download", "read_stage", "build", "diff", "publish"] {
         assert!(run.phases.get(phase).is_some(), "phase {phase} timed: {}", run.phases);
     }
     assert_eq!(published_run(&db.pool).await, Some(run.id));
-    for id in ["810003456125", "0012600631", "810005678239", "810007890345", "810018765403", "810009621581", "810002543170"] {
+    for id in [
+        "810003456125",
+        "0012600631",
+        "810005678239",
+        "810007890345",
+        "810018765403",
+        "810009621581",
+        "810002543170",
+    ] {
         assert_claims_equal(&claims_json(&db.pool, id).await, &format!("{id}.json"));
     }
     // Bare RPPS and ADELI find the same documents.
-    assert_eq!(claims_json(&db.pool, "10003456125").await, claims_json(&db.pool, "810003456125").await);
-    assert_eq!(claims_json(&db.pool, "012600631").await, claims_json(&db.pool, "0012600631").await);
+    assert_eq!(
+        claims_json(&db.pool, "10003456125").await,
+        claims_json(&db.pool, "810003456125").await
+    );
+    assert_eq!(
+        claims_json(&db.pool, "012600631").await,
+        claims_json(&db.pool, "0012600631").await
+    );
     assert_eq!(claims(&db.pool, "810000000000").await, ClaimsLookup::NotFound);
 }
 
 #[tokio::test]
 async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
     let db = migrated().await;
-    import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
+    import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
     let leroy_before = claims_json(&db.pool, "810011273645").await;
     let run = import(&db.pool, &day2(), &lenient()).await.expect("day 2");
     assert_eq!(run.status, "published", "{:?}", run.message);
-    assert_eq!((run.added, run.changed, run.removed, run.professionals), (Some(1), Some(1), Some(1), Some(17)));
+    assert_eq!(
+        (run.added, run.changed, run.removed, run.professionals),
+        (Some(1), Some(1), Some(1), Some(17))
+    );
     match claims(&db.pool, "810013908172").await {
         ClaimsLookup::Removed { removed_at } => assert_eq!(removed_at.to_rfc3339(), "2026-11-26T08:00:00+00:00"),
         other => panic!("expected removed, got {other:?}"),
@@ -141,21 +180,34 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
 #[tokio::test]
 async fn held_run_publishes_nothing_until_approved() {
     let db = migrated().await;
-    let first = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
+    let first = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
     // 1 of 16 RPPS removed (6.25 %) and 1 changed: above the default 1 % / 5 %.
-    let held = import(&db.pool, &day2(), &ImportOptions::default()).await.expect("day 2 runs");
+    let held = import(&db.pool, &day2(), &ImportOptions::default())
+        .await
+        .expect("day 2 runs");
     assert_eq!(held.status, "held");
     let message = held.message.clone().unwrap_or_default();
-    assert!(message.contains("RPPS: 1 of 16 published professionals removed"), "{message}");
+    assert!(
+        message.contains("RPPS: 1 of 16 published professionals removed"),
+        "{message}"
+    );
     assert_eq!(published_run(&db.pool).await, Some(first.id));
-    assert!(matches!(claims(&db.pool, "810013908172").await, ClaimsLookup::Found { .. }));
+    assert!(matches!(
+        claims(&db.pool, "810013908172").await,
+        ClaimsLookup::Found { .. }
+    ));
     assert_eq!(claims(&db.pool, "810010583929").await, ClaimsLookup::NotFound);
     assert!(!claims_json(&db.pool, "810015620395").await.contains("0148589999"));
 
     let approved = import::approve(&db.pool, held.id).await.expect("approve");
     assert_eq!(approved.status, "published");
     assert_eq!(published_run(&db.pool).await, Some(held.id));
-    assert!(matches!(claims(&db.pool, "810013908172").await, ClaimsLookup::Removed { .. }));
+    assert!(matches!(
+        claims(&db.pool, "810013908172").await,
+        ClaimsLookup::Removed { .. }
+    ));
     assert!(claims_json(&db.pool, "810015620395").await.contains("0148589999"));
     let again = import::approve(&db.pool, held.id).await.unwrap_err();
     assert!(matches!(again, ImportError::NotHeld { .. }), "{again}");
@@ -164,25 +216,61 @@ async fn held_run_publishes_nothing_until_approved() {
 #[tokio::test]
 async fn force_skips_the_gate_and_a_newer_publish_discards_a_held_run() {
     let db = migrated().await;
-    import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
-    let held = import(&db.pool, &day2(), &ImportOptions::default()).await.expect("held");
+    import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
+    let held = import(&db.pool, &day2(), &ImportOptions::default())
+        .await
+        .expect("held");
     assert_eq!(held.status, "held");
-    let same = import(&db.pool, &day2(), &ImportOptions::default()).await.expect("again");
-    assert_eq!(same.status, "skipped", "same extract as a held run is not imported twice");
-    assert!(same.message.unwrap_or_default().contains(&format!("approve {}", held.id)));
+    let same = import(&db.pool, &day2(), &ImportOptions::default())
+        .await
+        .expect("again");
+    assert_eq!(
+        same.status, "skipped",
+        "same extract as a held run is not imported twice"
+    );
+    assert!(
+        same.message
+            .unwrap_or_default()
+            .contains(&format!("approve {}", held.id))
+    );
     // A forced import of the day-2 extract under another name publishes despite the gate.
     let renamed = copy_dir(&day2());
-    let forced = import(&db.pool, renamed.path(), &ImportOptions { force: true, ..ImportOptions::default() }).await;
+    let forced = import(
+        &db.pool,
+        renamed.path(),
+        &ImportOptions {
+            force: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await;
     // Same files, same checksum: skipped as the held one; force applies to the gate only.
     assert_eq!(forced.expect("runs").status, "skipped");
     let edited = copy_dir(&day2());
-    append_line(&edited.path().join("PS_LibreAcces_Dipl_AutExerc_202611260900.txt"), "8|10010583929|810010583929|GAUTHIER|Mathieu|DE|Diplôme d'État|DE99|Autre|||||");
-    let forced = import(&db.pool, edited.path(), &ImportOptions { force: true, ..ImportOptions::default() }).await.expect("forced");
+    append_line(
+        &edited.path().join("PS_LibreAcces_Dipl_AutExerc_202611260900.txt"),
+        "8|10010583929|810010583929|GAUTHIER|Mathieu|DE|Diplôme d'État|DE99|Autre|||||",
+    );
+    let forced = import(
+        &db.pool,
+        edited.path(),
+        &ImportOptions {
+            force: true,
+            ..ImportOptions::default()
+        },
+    )
+    .await
+    .expect("forced");
     assert_eq!(forced.status, "published");
     assert!(forced.forced);
     let held_now = runs::get(&db.pool, held.id).await.unwrap().unwrap();
     assert_eq!(held_now.status, "discarded");
-    assert!(matches!(import::approve(&db.pool, held.id).await, Err(ImportError::NotHeld { .. })));
+    assert!(matches!(
+        import::approve(&db.pool, held.id).await,
+        Err(ImportError::NotHeld { .. })
+    ));
 }
 
 fn copy_dir(from: &Path) -> tempfile::TempDir {
@@ -204,10 +292,19 @@ fn append_line(path: &Path, line: &str) {
 #[tokio::test]
 async fn reimporting_the_published_extract_is_skipped() {
     let db = migrated().await;
-    let first = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
-    let second = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("again");
+    let first = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
+    let second = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("again");
     assert_eq!(second.status, "skipped");
-    assert!(second.message.unwrap_or_default().contains(&format!("published run {}", first.id)));
+    assert!(
+        second
+            .message
+            .unwrap_or_default()
+            .contains(&format!("published run {}", first.id))
+    );
     assert_eq!(published_run(&db.pool).await, Some(first.id));
     assert_eq!(second.lines_read, 0, "a skipped run reads no lines");
 }
@@ -215,12 +312,19 @@ async fn reimporting_the_published_extract_is_skipped() {
 #[tokio::test]
 async fn legacy_52_and_48_column_files_import() {
     let db = migrated().await;
-    let run = import(&db.pool, &samples().join("legacy-52"), &ImportOptions::default()).await.expect("52 columns");
+    let run = import(&db.pool, &samples().join("legacy-52"), &ImportOptions::default())
+        .await
+        .expect("52 columns");
     assert_eq!((run.status.as_str(), run.professionals), ("published", Some(4)));
     assert_eq!(run.files[0]["columns"], 52);
-    assert_claims_equal(&claims_json(&db.pool, "810002917580").await, "legacy-52-810002917580.json");
+    assert_claims_equal(
+        &claims_json(&db.pool, "810002917580").await,
+        "legacy-52-810002917580.json",
+    );
     let db48 = migrated().await;
-    let run = import(&db48.pool, &samples().join("legacy-48"), &ImportOptions::default()).await.expect("48 columns");
+    let run = import(&db48.pool, &samples().join("legacy-48"), &ImportOptions::default())
+        .await
+        .expect("48 columns");
     assert_eq!((run.status.as_str(), run.professionals), ("published", Some(3)));
     let doc = claims_json(&db48.pool, "0597012345").await;
     assert!(doc.contains(r#""origine":"ADELI""#), "{doc}");
@@ -229,18 +333,35 @@ async fn legacy_52_and_48_column_files_import() {
 #[tokio::test]
 async fn missing_column_fails_before_anything_is_written() {
     let db = migrated().await;
-    let first = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
-    let error = import(&db.pool, &samples().join("damaged/missing-column"), &ImportOptions::default()).await.unwrap_err();
+    let first = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
+    let error = import(
+        &db.pool,
+        &samples().join("damaged/missing-column"),
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("\"Code profession\"") && text.contains("PS_LibreAcces_Personne_activite"), "{text}");
+    assert!(
+        text.contains("\"Code profession\"") && text.contains("PS_LibreAcces_Personne_activite"),
+        "{text}"
+    );
     let failed = runs::list(&db.pool, 1).await.unwrap().remove(0);
     assert_eq!(failed.status, "failed");
     assert_eq!(failed.message.as_deref(), Some(text.as_str()));
     assert_eq!(failed.lines_read, 0);
-    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stage_line").fetch_one(&db.pool).await.unwrap();
+    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stage_line")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(staged, 0, "nothing staged");
     assert_eq!(published_run(&db.pool).await, Some(first.id));
-    assert!(matches!(claims(&db.pool, "810003456125").await, ClaimsLookup::Found { .. }));
+    assert!(matches!(
+        claims(&db.pool, "810003456125").await,
+        ClaimsLookup::Found { .. }
+    ));
 }
 
 #[tokio::test]
@@ -248,30 +369,68 @@ async fn bad_lines_are_rejected_with_line_numbers_and_counted_against_the_limit(
     let db = migrated().await;
     let bad = samples().join("damaged/bad-lines");
     let error = import(&db.pool, &bad, &ImportOptions::default()).await.unwrap_err();
-    assert!(matches!(error, ImportError::TooManyRejects { rejected: 2, lines: 19, .. }), "{error}");
+    assert!(
+        matches!(
+            error,
+            ImportError::TooManyRejects {
+                rejected: 2,
+                lines: 19,
+                ..
+            }
+        ),
+        "{error}"
+    );
     assert!(error.to_string().contains("2 of 19 lines rejected"), "{error}");
     assert_eq!(published_run(&db.pool).await, None, "nothing published");
     let failed = runs::list(&db.pool, 1).await.unwrap().remove(0);
     let rejects = runs::rejects(&db.pool, failed.id).await.unwrap();
     let lines: Vec<i64> = rejects.iter().map(|r| r.line).collect();
     assert_eq!(lines, vec![13, 18]);
-    assert!(rejects[0].reason.contains("expected 56 fields, found 55"), "{:?}", rejects[0]);
+    assert!(
+        rejects[0].reason.contains("expected 56 fields, found 55"),
+        "{:?}",
+        rejects[0]
+    );
     assert!(rejects[1].reason.contains("found 57"), "{:?}", rejects[1]);
 
-    let tolerant = ImportOptions { max_reject_pct: 20.0, ..ImportOptions::default() };
+    let tolerant = ImportOptions {
+        max_reject_pct: 20.0,
+        ..ImportOptions::default()
+    };
     let run = import(&db.pool, &bad, &tolerant).await.expect("tolerated");
-    assert_eq!((run.status.as_str(), run.rejected, run.lines_read), ("published", 2, 19));
-    assert_eq!(claims(&db.pool, "810014037260").await, ClaimsLookup::NotFound, "its only line was rejected");
-    assert!(matches!(claims(&db.pool, "810003456125").await, ClaimsLookup::Found { .. }));
+    assert_eq!(
+        (run.status.as_str(), run.rejected, run.lines_read),
+        ("published", 2, 19)
+    );
+    assert_eq!(
+        claims(&db.pool, "810014037260").await,
+        ClaimsLookup::NotFound,
+        "its only line was rejected"
+    );
+    assert!(matches!(
+        claims(&db.pool, "810003456125").await,
+        ClaimsLookup::Found { .. }
+    ));
 }
 
 #[tokio::test]
 async fn invalid_utf8_fails_with_line_and_column_and_keeps_the_published_generation() {
     let db = migrated().await;
-    let first = import(&db.pool, &day1(), &ImportOptions::default()).await.expect("day 1");
-    let error = import(&db.pool, &samples().join("damaged/invalid-utf8"), &ImportOptions::default()).await.unwrap_err();
+    let first = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
+    let error = import(
+        &db.pool,
+        &samples().join("damaged/invalid-utf8"),
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap_err();
     let text = error.to_string();
-    assert!(text.contains("line 3") && text.contains("Prénom d'exercice") && text.contains("UTF-8"), "{text}");
+    assert!(
+        text.contains("line 3") && text.contains("Prénom d'exercice") && text.contains("UTF-8"),
+        "{text}"
+    );
     assert_eq!(published_run(&db.pool).await, Some(first.id));
     let doc = claims_json(&db.pool, "810003456125").await;
     assert!(doc.contains("Hélène") || doc.contains("HÉLÈNE"), "{doc}");
@@ -280,8 +439,13 @@ async fn invalid_utf8_fails_with_line_and_column_and_keeps_the_published_generat
 #[tokio::test]
 async fn bom_and_crlf_file_imports_clean_values() {
     let db = migrated().await;
-    let run = import(&db.pool, &samples().join("bom-crlf"), &ImportOptions::default()).await.expect("imports");
-    assert_eq!((run.status.as_str(), run.professionals, run.rejected), ("published", Some(3), 0));
+    let run = import(&db.pool, &samples().join("bom-crlf"), &ImportOptions::default())
+        .await
+        .expect("imports");
+    assert_eq!(
+        (run.status.as_str(), run.professionals, run.rejected),
+        ("published", Some(3), 0)
+    );
     let doc = claims_json(&db.pool, "810009461723").await;
     assert!(!doc.contains('\r'), "{doc}");
 }
@@ -292,15 +456,26 @@ async fn zip_and_single_text_file_sources_import_like_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join("PS_LibreAcces_202611250900.zip");
     common::fixtures::zip_dir(&day1(), &zip_path);
-    let run = import(&db.pool, &zip_path, &ImportOptions::default()).await.expect("zip");
-    assert_eq!((run.status.as_str(), run.professionals, run.mailboxes), ("published", Some(17), Some(8)));
+    let run = import(&db.pool, &zip_path, &ImportOptions::default())
+        .await
+        .expect("zip");
+    assert_eq!(
+        (run.status.as_str(), run.professionals, run.mailboxes),
+        ("published", Some(17), Some(8))
+    );
     assert_claims_equal(&claims_json(&db.pool, "810018765403").await, "810018765403.json");
 
     let db2 = migrated().await;
     let txt = day1().join("PS_LibreAcces_Personne_activite_202611250900.txt");
     let run = import(&db2.pool, &txt, &ImportOptions::default()).await.expect("txt");
-    assert_eq!((run.status.as_str(), run.professionals, run.mailboxes), ("published", Some(17), None));
-    let details: i64 = sqlx::query_scalar("SELECT count(*) FROM mailbox").fetch_one(&db2.pool).await.unwrap();
+    assert_eq!(
+        (run.status.as_str(), run.professionals, run.mailboxes),
+        ("published", Some(17), None)
+    );
+    let details: i64 = sqlx::query_scalar("SELECT count(*) FROM mailbox")
+        .fetch_one(&db2.pool)
+        .await
+        .unwrap();
     assert_eq!(details, 0, "no mailbox file, no mailboxes");
 }
 
@@ -312,17 +487,27 @@ async fn a_url_source_is_downloaded_and_imported() {
     common::fixtures::zip_dir(&day1(), &zip_path);
     let server = common::fixtures::serve_file(zip_path, "PS_LibreAcces_202611250900.zip").await;
     let url = format!("{}/PS_LibreAcces", server);
-    let run = import::import(&db.pool, &url, &ImportOptions::default()).await.expect("url import");
+    let run = import::import(&db.pool, &url, &ImportOptions::default())
+        .await
+        .expect("url import");
     assert_eq!((run.status.as_str(), run.professionals), ("published", Some(17)));
     assert_eq!(run.source, url);
-    assert_eq!(run.extract_ts.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-25T08:00:00+00:00"), "timestamp from Content-Disposition");
+    assert_eq!(
+        run.extract_ts.map(|t| t.to_rfc3339()).as_deref(),
+        Some("2026-11-25T08:00:00+00:00"),
+        "timestamp from Content-Disposition"
+    );
 }
 
 #[tokio::test]
 async fn a_second_concurrent_import_is_refused() {
     let db = migrated().await;
     let mut holder = db.pool.acquire().await.unwrap();
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(0x616e_6e75_6169_7265_i64).execute(&mut *holder).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(0x616e_6e75_6169_7265_i64)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
     let error = import(&db.pool, &day1(), &ImportOptions::default()).await.unwrap_err();
     assert!(matches!(error, ImportError::Busy), "{error}");
     assert_eq!(published_run(&db.pool).await, None);
@@ -338,24 +523,44 @@ async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
     let make = |day| {
         let out = dir.path().join(format!("day{day}"));
         std::fs::create_dir_all(&out).unwrap();
-        generate(&GenOptions { professionals: 6000, seed: 3, day, out_dir: out }, &|_| {}).unwrap().zip_path
+        generate(
+            &GenOptions {
+                professionals: 6000,
+                seed: 3,
+                day,
+                out_dir: out,
+            },
+            &|_| {},
+        )
+        .unwrap()
+        .zip_path
     };
     let day0 = make(0);
     let day1 = make(1);
     let first = import(&db.pool, &day0, &ImportOptions::default()).await.expect("day 0");
     assert_eq!((first.status.as_str(), first.professionals), ("published", Some(6000)));
-    let dictionaries: Vec<i64> = sqlx::query_scalar("SELECT run_id FROM compression_dictionary").fetch_all(&db.pool).await.unwrap();
+    let dictionaries: Vec<i64> = sqlx::query_scalar("SELECT run_id FROM compression_dictionary")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(dictionaries, vec![first.id]);
     let second = import(&db.pool, &day1, &ImportOptions::default()).await.expect("day 1");
     assert_eq!(second.status, "published", "{:?}", second.message);
-    assert!(second.added.unwrap() > 0 && second.changed.unwrap() > 0 && second.removed.unwrap() > 0, "{second:?}");
-    let unreused: i64 = sqlx::query_scalar("SELECT count(*) FROM professional_record WHERE dictionary_run_id IS DISTINCT FROM $1")
-        .bind(first.id)
-        .fetch_one(&db.pool)
+    assert!(
+        second.added.unwrap() > 0 && second.changed.unwrap() > 0 && second.removed.unwrap() > 0,
+        "{second:?}"
+    );
+    let unreused: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM professional_record WHERE dictionary_run_id IS DISTINCT FROM $1")
+            .bind(first.id)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(unreused, 0, "every record uses the first run's dictionary");
+    let ids: Vec<String> = sqlx::query_scalar("SELECT national_id FROM professional WHERE removed_at IS NULL")
+        .fetch_all(&db.pool)
         .await
         .unwrap();
-    assert_eq!(unreused, 0, "every record uses the first run's dictionary");
-    let ids: Vec<String> = sqlx::query_scalar("SELECT national_id FROM professional WHERE removed_at IS NULL").fetch_all(&db.pool).await.unwrap();
     assert_eq!(ids.len() as i64, second.professionals.unwrap());
     for id in ids.iter().step_by(97) {
         let doc: serde_json::Value = serde_json::from_str(&claims_json(&db.pool, id).await).unwrap();

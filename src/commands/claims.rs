@@ -15,7 +15,9 @@ pub async fn show(pool: &PgPool, input: &str) -> anyhow::Result<Outcome> {
             return Ok(Outcome::MalformedId);
         }
     };
-    let lookup = professionals::claims(pool, &id).await.with_context(|| format!("while looking up {id}"))?;
+    let lookup = professionals::claims(pool, &id)
+        .await
+        .with_context(|| format!("while looking up {id}"))?;
     Ok(match lookup {
         ClaimsLookup::Found { claims_json, .. } => {
             let document: serde_json::Value = serde_json::from_slice(&claims_json)?;
@@ -23,8 +25,14 @@ pub async fn show(pool: &PgPool, input: &str) -> anyhow::Result<Outcome> {
             Outcome::Success
         }
         ClaimsLookup::Removed { removed_at } => {
-            eprintln!("{id} was removed from the directory on {}", removed_at.format("%Y-%m-%d %H:%M UTC"));
-            println!("{}", serde_json::json!({ "national_id": id.as_str(), "removed_at": removed_at }));
+            eprintln!(
+                "{id} was removed from the directory on {}",
+                removed_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            println!(
+                "{}",
+                serde_json::json!({ "national_id": id.as_str(), "removed_at": removed_at })
+            );
             Outcome::Removed
         }
         ClaimsLookup::NotFound => {

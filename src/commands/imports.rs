@@ -12,15 +12,17 @@ pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: 
     match import::import(pool, source, options).await {
         Ok(run) => {
             report(&run, json)?;
-            Ok(if run.status == "held" { Outcome::Held } else { Outcome::Success })
+            Ok(if run.status == "held" {
+                Outcome::Held
+            } else {
+                Outcome::Success
+            })
         }
         Err(ImportError::Busy) => Err(ImportError::Busy.into()),
         Err(error) => {
             // The failed run is recorded: show it, so that its id and counts are at hand.
-            if json {
-                if let Some(run) = runs::list(pool, 1).await?.into_iter().next() {
-                    print_json(&run)?;
-                }
+            if json && let Some(run) = runs::list(pool, 1).await?.into_iter().next() {
+                print_json(&run)?;
             }
             Err(anyhow::Error::new(error).context(format!("while importing {source}")))
         }
@@ -70,7 +72,9 @@ pub async fn list(pool: &PgPool, limit: i64, json: bool) -> anyhow::Result<Outco
 }
 
 pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome> {
-    let run = runs::get(pool, id).await?.with_context(|| format!("run {id} does not exist"))?;
+    let run = runs::get(pool, id)
+        .await?
+        .with_context(|| format!("run {id} does not exist"))?;
     let rejects = runs::rejects(pool, id).await?;
     if json {
         let mut value = serde_json::to_value(&run)?;
@@ -82,7 +86,10 @@ pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome>
     if let Some(message) = &run.message {
         println!("message: {message}");
     }
-    println!("extract: {}", run.extract_ts.map_or("unknown".to_owned(), |t| t.to_rfc3339()));
+    println!(
+        "extract: {}",
+        run.extract_ts.map_or("unknown".to_owned(), |t| t.to_rfc3339())
+    );
     println!("checksum: {}", run.checksum.as_deref().unwrap_or("-"));
     println!("phases (ms): {}", run.phases);
     if let Some(gate) = &run.gate {
@@ -101,7 +108,9 @@ pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome>
 }
 
 pub async fn approve(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome> {
-    let run = import::approve(pool, id).await.with_context(|| format!("while approving run {id}"))?;
+    let run = import::approve(pool, id)
+        .await
+        .with_context(|| format!("while approving run {id}"))?;
     report(&run, json)?;
     Ok(Outcome::Success)
 }

@@ -23,16 +23,10 @@ impl FileKind {
     /// differ from the zip's, so only the prefix identifies the file.
     pub fn name_prefixes(self) -> &'static [&'static str] {
         match self {
-            FileKind::PersonneActivite => &[
-                "PS_LibreAcces_Personne_activite",
-                "ps-libreacces-personne-activite",
-            ],
+            FileKind::PersonneActivite => &["PS_LibreAcces_Personne_activite", "ps-libreacces-personne-activite"],
             FileKind::SavoirFaire => &["PS_LibreAcces_SavoirFaire", "ps-libreacces-savoir-faire"],
             FileKind::DiplAutExerc => &["PS_LibreAcces_Dipl_AutExerc", "ps-libreacces-dipl-autexerc"],
-            FileKind::MsSante => &[
-                "Extraction_Correspondance_MSSante",
-                "extraction-correspondance-mssante",
-            ],
+            FileKind::MsSante => &["Extraction_Correspondance_MSSante", "extraction-correspondance-mssante"],
         }
     }
 
@@ -332,7 +326,13 @@ mod tests {
 
     #[test]
     fn header_key_ignores_case_spacing_and_apostrophe_style() {
-        assert_eq!(header_key(" Type d’identifiant  PP "), header_key("Type d'identifiant PP"));
-        assert_eq!(header_key("NUMÉRO VOIE (coord. structure)"), header_key("Numéro Voie (coord. structure)"));
+        assert_eq!(
+            header_key(" Type d’identifiant  PP "),
+            header_key("Type d'identifiant PP")
+        );
+        assert_eq!(
+            header_key("NUMÉRO VOIE (coord. structure)"),
+            header_key("Numéro Voie (coord. structure)")
+        );
     }
 }

@@ -31,10 +31,16 @@ pub enum ExtractError {
 
 impl ExtractError {
     fn read(file: &str, error: impl std::fmt::Display) -> ExtractError {
-        ExtractError::Read { file: file.to_owned(), reason: error.to_string() }
+        ExtractError::Read {
+            file: file.to_owned(),
+            reason: error.to_string(),
+        }
     }
 
     fn source(path: &std::path::Path, reason: impl std::fmt::Display) -> ExtractError {
-        ExtractError::Source { path: path.display().to_string(), reason: reason.to_string() }
+        ExtractError::Source {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        }
     }
 }

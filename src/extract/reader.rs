@@ -9,8 +9,8 @@ use csv_async::{AsyncReaderBuilder, ByteRecord, Terminator};
 use futures::executor::block_on;
 use futures::io::AllowStdIo;
 
-use super::columns::{FileKind, header_key};
 use super::ExtractError;
+use super::columns::{FileKind, header_key};
 use crate::national_id::is_national_id;
 
 /// Where each canonical column sits in this file's lines.
@@ -65,7 +65,13 @@ impl HeaderMap {
                 });
             }
         }
-        Ok(HeaderMap { kind, positions, file_columns: labels.len(), unknown_columns, trailing_separator })
+        Ok(HeaderMap {
+            kind,
+            positions,
+            file_columns: labels.len(),
+            unknown_columns,
+            trailing_separator,
+        })
     }
 
     /// How many canonical columns the file actually carries (48, 52 or 56 for
@@ -119,11 +125,7 @@ fn csv_reader<R: Read + Send>(input: R) -> csv_async::AsyncReader<AllowStdIo<R>>
 
 /// Reads only the header line of a file and maps it, so that a missing column is found
 /// before anything is staged.
-pub fn read_header<R: Read + Send>(
-    kind: FileKind,
-    file: &str,
-    input: R,
-) -> Result<HeaderMap, ExtractError> {
+pub fn read_header<R: Read + Send>(kind: FileKind, file: &str, input: R) -> Result<HeaderMap, ExtractError> {
     let mut reader = csv_reader(input);
     let mut record = ByteRecord::new();
     block_on(read_header_record(kind, file, &mut reader, &mut record))
@@ -195,7 +197,11 @@ pub fn read_file<R: Read + Send>(
                 }
                 Some(reason) => {
                     stats.rejected += 1;
-                    sink.reject(Reject { line, reason, content: line_preview(&record) })?;
+                    sink.reject(Reject {
+                        line,
+                        reason,
+                        content: line_preview(&record),
+                    })?;
                 }
             }
         }
@@ -224,7 +230,9 @@ fn map_line<'r>(
     };
     if !well_formed {
         if header.trailing_separator && !ends_with_separator && raw == columns {
-            return Ok(Some(format!("expected {columns} fields and a final '|', found no final '|'")));
+            return Ok(Some(format!(
+                "expected {columns} fields and a final '|', found no final '|'"
+            )));
         }
         let found = if ends_with_separator { raw - 1 } else { raw };
         return Ok(Some(format!("expected {columns} fields, found {found}")));
@@ -264,11 +272,11 @@ fn trim_field(raw: &[u8]) -> &[u8] {
 }
 
 fn line_preview(record: &ByteRecord) -> String {
-    let joined: Vec<u8> = record
-        .iter()
-        .collect::<Vec<_>>()
-        .join(&b'|');
-    String::from_utf8_lossy(&joined).chars().take(REJECT_CONTENT_CHARS).collect()
+    let joined: Vec<u8> = record.iter().collect::<Vec<_>>().join(&b'|');
+    String::from_utf8_lossy(&joined)
+        .chars()
+        .take(REJECT_CONTENT_CHARS)
+        .collect()
 }
 
 #[cfg(test)]
@@ -374,7 +382,11 @@ mod tests {
         assert_eq!((stats.rows, stats.rejected, stats.lines), (2, 3, 5));
         let lines: Vec<u64> = sink.rejects.iter().map(|r| r.line).collect();
         assert_eq!(lines, vec![3, 4, 5]);
-        assert!(sink.rejects[0].reason.contains("expected 56 fields"), "{:?}", sink.rejects[0]);
+        assert!(
+            sink.rejects[0].reason.contains("expected 56 fields"),
+            "{:?}",
+            sink.rejects[0]
+        );
         assert!(sink.rejects[2].reason.contains("malformed"), "{:?}", sink.rejects[2]);
     }
 

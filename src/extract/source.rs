@@ -46,9 +46,14 @@ impl Source {
             (Container::Zip(path.to_owned()), list_zip(path)?)
         } else {
             let name = file_name(path);
-            let kind = FileKind::from_file_name(&name)
-                .ok_or_else(|| ExtractError::source(path, unknown_name_hint()))?;
-            let file = SourceFile { kind, name, size: meta.len(), zip_index: None };
+            let kind =
+                FileKind::from_file_name(&name).ok_or_else(|| ExtractError::source(path, unknown_name_hint()))?;
+            let file = SourceFile {
+                kind,
+                name,
+                size: meta.len(),
+                zip_index: None,
+            };
             (Container::Text(path.to_owned()), vec![file])
         };
         for kind in FileKind::ALL {
@@ -127,20 +132,23 @@ impl Source {
 
     pub fn location(&self) -> String {
         match &self.container {
-            Container::Zip(p) | Container::Directory(p) | Container::Text(p) => {
-                p.display().to_string()
-            }
+            Container::Zip(p) | Container::Directory(p) | Container::Text(p) => p.display().to_string(),
         }
     }
 }
 
 fn unknown_name_hint() -> String {
     let names: Vec<&str> = FileKind::ALL.iter().map(|k| k.name_prefixes()[0]).collect();
-    format!("no extract file found; expected names starting with {}", names.join(", "))
+    format!(
+        "no extract file found; expected names starting with {}",
+        names.join(", ")
+    )
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn open_file(path: &Path) -> Result<BufReader<File>, ExtractError> {
@@ -157,8 +165,7 @@ fn is_zip(path: &Path) -> Result<bool, ExtractError> {
 
 fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, ExtractError> {
     let file = open_file(path)?;
-    zip::ZipArchive::new(file)
-        .map_err(|e| ExtractError::source(path, format!("not a readable zip: {e}")))
+    zip::ZipArchive::new(file).map_err(|e| ExtractError::source(path, format!("not a readable zip: {e}")))
 }
 
 fn list_zip(path: &Path) -> Result<Vec<SourceFile>, ExtractError> {
@@ -171,7 +178,12 @@ fn list_zip(path: &Path) -> Result<Vec<SourceFile>, ExtractError> {
         }
         let name = entry.name().map_err(|e| ExtractError::source(path, e))?.into_owned();
         if let Some(kind) = FileKind::from_file_name(&name) {
-            files.push(SourceFile { kind, name, size: entry.size(), zip_index: Some(index) });
+            files.push(SourceFile {
+                kind,
+                name,
+                size: entry.size(),
+                zip_index: Some(index),
+            });
         }
     }
     Ok(files)
@@ -187,7 +199,12 @@ fn list_directory(dir: &Path) -> Result<Vec<SourceFile>, ExtractError> {
             continue;
         }
         if let Some(kind) = FileKind::from_file_name(&name) {
-            files.push(SourceFile { kind, name, size: meta.len(), zip_index: None });
+            files.push(SourceFile {
+                kind,
+                name,
+                size: meta.len(),
+                zip_index: None,
+            });
         }
     }
     Ok(files)
@@ -216,7 +233,10 @@ pub fn timestamp_in_name(name: &str) -> Option<DateTime<Utc>> {
     }
     let naive = NaiveDateTime::parse_from_str(digits, "%Y%m%d%H%M").ok()?;
     // During the autumn change an hour repeats: take the earlier instant.
-    Paris.from_local_datetime(&naive).earliest().map(|t| t.with_timezone(&Utc))
+    Paris
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -237,6 +257,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt"), "hello").unwrap();
         let err = Source::open(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("expected names starting with PS_LibreAcces_Personne_activite"), "{err}");
+        assert!(
+            err.contains("expected names starting with PS_LibreAcces_Personne_activite"),
+            "{err}"
+        );
     }
 }

@@ -41,16 +41,21 @@ pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
     while let Some(chunk) = stream.next().await {
         decoder.push(&chunk?);
         while let Some(row) = decoder.next_row()? {
-            let (Some(id), Some(hash)) = (&row[0], &row[1]) else { continue };
-            let hash: [u8; 16] = hash[..].try_into().map_err(|_| ImportError::internal("stored content hash is not 16 bytes"))?;
+            let (Some(id), Some(hash)) = (&row[0], &row[1]) else {
+                continue;
+            };
+            let hash: [u8; 16] = hash[..]
+                .try_into()
+                .map_err(|_| ImportError::internal("stored content hash is not 16 bytes"))?;
             published.hashes.insert(key(id), u128::from_be_bytes(hash));
             published.counts.of_type(id.first().copied().unwrap_or(b'8')).published += 1;
         }
     }
     drop(stream);
-    published.dictionary = sqlx::query_as("SELECT run_id, dictionary FROM compression_dictionary ORDER BY run_id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+    published.dictionary =
+        sqlx::query_as("SELECT run_id, dictionary FROM compression_dictionary ORDER BY run_id DESC LIMIT 1")
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok(published)
 }
 
@@ -78,12 +83,7 @@ pub async fn dictionary(
     Ok(Some((run_id, trained)))
 }
 
-pub async fn build(
-    pool: &PgPool,
-    run_id: i64,
-    plan: Plan,
-    dictionary: Dictionary,
-) -> Result<i64, ImportError> {
+pub async fn build(pool: &PgPool, run_id: i64, plan: Plan, dictionary: Dictionary) -> Result<i64, ImportError> {
     if plan.build.is_empty() {
         return Ok(0);
     }
@@ -101,9 +101,8 @@ pub async fn build(
         )
         .await?;
     // "C" collation: byte order is all the grouping needs, and much cheaper than a locale.
-    let statement = format!(
-        "COPY ({selection} ORDER BY national_id COLLATE \"C\", file, line_no) TO STDOUT (FORMAT binary)"
-    );
+    let statement =
+        format!("COPY ({selection} ORDER BY national_id COLLATE \"C\", file, line_no) TO STDOUT (FORMAT binary)");
     let mut staged = out_conn.copy_out_raw(&statement).await?;
     let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let (rec_tx, mut rec_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
@@ -157,7 +156,9 @@ async fn select_planned(pool: &PgPool, plan: &Plan) -> Result<(), ImportError> {
         encoder.row(1).text(&diff::unkey(*id));
     }
     let mut conn = pool.acquire().await?;
-    let mut copy = conn.copy_in_raw("COPY stage_build (national_id) FROM STDIN (FORMAT binary)").await?;
+    let mut copy = conn
+        .copy_in_raw("COPY stage_build (national_id) FROM STDIN (FORMAT binary)")
+        .await?;
     copy.send(encoder.finish()).await?;
     copy.finish().await?;
     sqlx::query("ANALYZE stage_build").execute(&mut *conn).await?;

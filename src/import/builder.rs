@@ -41,10 +41,14 @@ pub fn run(
     mut raw_rx: mpsc::Receiver<Bytes>,
     rec_tx: mpsc::Sender<Bytes>,
 ) -> Result<i64, ImportError> {
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, MAX_WORKERS);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, MAX_WORKERS);
     // The COPY header goes first, the end marker last, the workers' rows in between.
     let mut framing = CopyEncoder::new(CHUNK_BYTES);
-    rec_tx.blocking_send(framing.take_all()).map_err(|_| ImportError::internal("record writer stopped"))?;
+    rec_tx
+        .blocking_send(framing.take_all())
+        .map_err(|_| ImportError::internal("record writer stopped"))?;
     std::thread::scope(|scope| {
         let mut queues: Vec<SyncSender<Group>> = Vec::new();
         let mut handles = Vec::new();
@@ -59,13 +63,17 @@ pub fn run(
         drop(queues);
         let mut records = 0;
         for handle in handles {
-            records += handle.join().map_err(|_| ImportError::internal("a build worker panicked"))??;
+            records += handle
+                .join()
+                .map_err(|_| ImportError::internal("a build worker panicked"))??;
         }
         grouped?;
         Ok::<i64, ImportError>(records)
     })
     .and_then(|records| {
-        rec_tx.blocking_send(framing.finish()).map_err(|_| ImportError::internal("record writer stopped"))?;
+        rec_tx
+            .blocking_send(framing.finish())
+            .map_err(|_| ImportError::internal("record writer stopped"))?;
         Ok(records)
     })
 }
@@ -77,10 +85,17 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
     let mut current: Option<(Vec<u8>, Lines)> = None;
     let mut next_worker = 0;
     let mut dispatch = |id: Vec<u8>, lines: Lines| -> Result<(), ImportError> {
-        let Some(&(change, hash)) = plan.build.get(&key(&id)) else { return Ok(()) };
+        let Some(&(change, hash)) = plan.build.get(&key(&id)) else {
+            return Ok(());
+        };
         let national_id = String::from_utf8(id).map_err(ImportError::internal)?;
         queues[next_worker % queues.len()]
-            .send(Group { national_id, lines, change, hash })
+            .send(Group {
+                national_id,
+                lines,
+                change,
+                hash,
+            })
             .map_err(|_| ImportError::internal("a build worker stopped"))?;
         next_worker += 1;
         Ok(())
@@ -88,10 +103,16 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
     while let Some(chunk) = raw_rx.blocking_recv() {
         decoder.push(&chunk);
         while let Some(row) = decoder.next_row()? {
-            let (Some(file), Some(id), Some(fields)) = (&row[0], &row[1], &row[2]) else { continue };
+            let (Some(file), Some(id), Some(fields)) = (&row[0], &row[1], &row[2]) else {
+                continue;
+            };
             let kind = FileKind::from_code(i16::from_be_bytes([file[0], file[1]]));
-            let line = String::from_utf8(fields.to_vec()).map_err(|_| ImportError::internal("staged line is not UTF-8"))?;
-            if current.as_ref().is_none_or(|(current_id, _)| current_id.as_slice() != &id[..]) {
+            let line =
+                String::from_utf8(fields.to_vec()).map_err(|_| ImportError::internal("staged line is not UTF-8"))?;
+            if current
+                .as_ref()
+                .is_none_or(|(current_id, _)| current_id.as_slice() != &id[..])
+            {
                 if let Some((done_id, done_lines)) = current.take() {
                     dispatch(done_id, done_lines)?;
                 }
@@ -115,12 +136,15 @@ fn write_records(
     queue: Receiver<Group>,
     rec_tx: mpsc::Sender<Bytes>,
 ) -> Result<i64, ImportError> {
-    let mut compressor = codec::compressor(dictionary.as_ref().map(|(_, d)| d.as_slice())).map_err(ImportError::internal)?;
+    let mut compressor =
+        codec::compressor(dictionary.as_ref().map(|(_, d)| d.as_slice())).map_err(ImportError::internal)?;
     let dictionary_run_id = dictionary.as_ref().map(|(id, _)| *id);
     let mut encoder = CopyEncoder::continuation(CHUNK_BYTES);
     let mut records = 0;
     for group in queue {
-        let Some(record) = record::build(&group.national_id, &group.lines) else { continue };
+        let Some(record) = record::build(&group.national_id, &group.lines) else {
+            continue;
+        };
         let claims = serde_json::to_vec(&record.claims).map_err(ImportError::internal)?;
         let details = serde_json::to_vec(&record.details).map_err(ImportError::internal)?;
         let claims_zst = compressor.compress(&claims).map_err(ImportError::internal)?;
@@ -141,10 +165,14 @@ fn write_records(
         };
         records += 1;
         if let Some(chunk) = encoder.take_full_chunk() {
-            rec_tx.blocking_send(chunk).map_err(|_| ImportError::internal("record writer stopped"))?;
+            rec_tx
+                .blocking_send(chunk)
+                .map_err(|_| ImportError::internal("record writer stopped"))?;
         }
     }
-    rec_tx.blocking_send(encoder.take_all()).map_err(|_| ImportError::internal("record writer stopped"))?;
+    rec_tx
+        .blocking_send(encoder.take_all())
+        .map_err(|_| ImportError::internal("record writer stopped"))?;
     Ok(records)
 }
 
@@ -156,7 +184,10 @@ pub fn train_dictionary(samples: &[(String, String)]) -> Option<Vec<u8>> {
     let mut start = 0;
     while start < samples.len() {
         let id = &samples[start].0;
-        let end = samples[start..].iter().position(|(other, _)| other != id).map_or(samples.len(), |n| start + n);
+        let end = samples[start..]
+            .iter()
+            .position(|(other, _)| other != id)
+            .map_or(samples.len(), |n| start + n);
         let lines = Lines {
             personne_activite: samples[start..end].iter().map(|(_, line)| line.clone()).collect(),
             ..Lines::default()

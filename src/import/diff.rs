@@ -5,17 +5,24 @@
 
 use std::collections::HashMap;
 
-
 use super::gate::DiffCounts;
 use crate::extract::FileKind;
 
 /// National ids are at most 12 ASCII bytes: packed into an integer they make a compact key.
 pub fn key(national_id: &[u8]) -> u128 {
-    national_id.iter().take(16).enumerate().fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i))))
+    national_id
+        .iter()
+        .take(16)
+        .enumerate()
+        .fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i))))
 }
 
 pub fn unkey(key: u128) -> String {
-    key.to_be_bytes().iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect()
+    key.to_be_bytes()
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| char::from(*b))
+        .collect()
 }
 
 /// Hash of one line (its canonical values joined by `|`), seeded with its file: the same
@@ -82,7 +89,11 @@ pub struct Plan {
 /// Compares the extract with the published hashes (`published` holds the published
 /// professionals' hashes and their counts per identifier type).
 pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_counts: DiffCounts) -> Plan {
-    let mut plan = Plan { counts: published_counts, build_all: published.is_empty(), ..Plan::default() };
+    let mut plan = Plan {
+        counts: published_counts,
+        build_all: published.is_empty(),
+        ..Plan::default()
+    };
     for (id, staged) in staged.0 {
         if !staged.has_activity_line {
             plan.orphans += 1;
@@ -145,10 +156,16 @@ mod tests {
         let one = staged(&[(PA, "810001234565", a), (PA, "810001234565", b)]);
         let other_order = staged(&[(PA, "810001234565", b), (PA, "810001234565", a)]);
         assert_eq!(hash_of(&one, "810001234565"), hash_of(&other_order, "810001234565"));
-        let changed = staged(&[(PA, "810001234565", a), (PA, "810001234565", &["810001234565", "0300000000"])]);
+        let changed = staged(&[
+            (PA, "810001234565", a),
+            (PA, "810001234565", &["810001234565", "0300000000"]),
+        ]);
         assert_ne!(hash_of(&one, "810001234565"), hash_of(&changed, "810001234565"));
         let moved_to_other_file = staged(&[(PA, "810001234565", a), (SF, "810001234565", b)]);
-        assert_ne!(hash_of(&one, "810001234565"), hash_of(&moved_to_other_file, "810001234565"));
+        assert_ne!(
+            hash_of(&one, "810001234565"),
+            hash_of(&moved_to_other_file, "810001234565")
+        );
     }
 
     #[test]
@@ -171,8 +188,19 @@ mod tests {
         let plan = plan(s, published, counts);
         assert!(!plan.build_all);
         assert_eq!(plan.removed, vec!["810000000004".to_owned()]);
-        assert_eq!((plan.counts.rpps.added, plan.counts.rpps.changed, plan.counts.rpps.removed, plan.counts.rpps.unchanged), (1, 1, 1, 1));
-        assert_eq!((plan.counts.adeli.unchanged, plan.professionals, plan.orphans), (1, 4, 1));
+        assert_eq!(
+            (
+                plan.counts.rpps.added,
+                plan.counts.rpps.changed,
+                plan.counts.rpps.removed,
+                plan.counts.rpps.unchanged
+            ),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(
+            (plan.counts.adeli.unchanged, plan.professionals, plan.orphans),
+            (1, 4, 1)
+        );
         assert_eq!(plan.build[&key(b"810000000002")].0, Change::Changed);
         assert_eq!(plan.build[&key(b"810000000003")].0, Change::Added);
         assert_eq!(plan.build.len(), 2);

@@ -13,7 +13,10 @@ pub struct GateThresholds {
 
 impl Default for GateThresholds {
     fn default() -> Self {
-        GateThresholds { max_removed_pct: 1.0, max_changed_pct: 5.0 }
+        GateThresholds {
+            max_removed_pct: 1.0,
+            max_changed_pct: 5.0,
+        }
     }
 }
 
@@ -37,7 +40,11 @@ pub struct DiffCounts {
 
 impl DiffCounts {
     pub fn of_type(&mut self, id_type: u8) -> &mut TypeCounts {
-        if id_type == b'0' { &mut self.adeli } else { &mut self.rpps }
+        if id_type == b'0' {
+            &mut self.adeli
+        } else {
+            &mut self.rpps
+        }
     }
 
     pub fn total(&self, pick: impl Fn(&TypeCounts) -> i64) -> i64 {
@@ -57,13 +64,19 @@ pub fn evaluate(counts: &DiffCounts, thresholds: GateThresholds) -> Option<Strin
         if pct(c.removed) > thresholds.max_removed_pct {
             reasons.push(format!(
                 "{name}: {} of {} published professionals removed ({:.2} % > {} %)",
-                c.removed, c.published, pct(c.removed), thresholds.max_removed_pct
+                c.removed,
+                c.published,
+                pct(c.removed),
+                thresholds.max_removed_pct
             ));
         }
         if pct(c.changed) > thresholds.max_changed_pct {
             reasons.push(format!(
                 "{name}: {} of {} published professionals changed ({:.2} % > {} %)",
-                c.changed, c.published, pct(c.changed), thresholds.max_changed_pct
+                c.changed,
+                c.published,
+                pct(c.changed),
+                thresholds.max_changed_pct
             ));
         }
     }
@@ -76,7 +89,12 @@ mod tests {
 
     fn counts(published: i64, removed: i64, changed: i64) -> DiffCounts {
         DiffCounts {
-            rpps: TypeCounts { published, removed, changed, ..TypeCounts::default() },
+            rpps: TypeCounts {
+                published,
+                removed,
+                changed,
+                ..TypeCounts::default()
+            },
             adeli: TypeCounts::default(),
         }
     }
@@ -86,7 +104,10 @@ mod tests {
         let t = GateThresholds::default();
         assert_eq!(evaluate(&counts(1000, 10, 50), t), None);
         let removed = evaluate(&counts(1000, 11, 0), t).unwrap();
-        assert!(removed.contains("RPPS: 11 of 1000 published professionals removed"), "{removed}");
+        assert!(
+            removed.contains("RPPS: 11 of 1000 published professionals removed"),
+            "{removed}"
+        );
         let changed = evaluate(&counts(1000, 0, 51), t).unwrap();
         assert!(changed.contains("changed (5.10 % > 5 %)"), "{changed}");
     }
@@ -94,7 +115,11 @@ mod tests {
     #[test]
     fn each_identifier_type_is_judged_on_its_own() {
         let mut c = counts(100_000, 0, 0);
-        c.adeli = TypeCounts { published: 50, removed: 1, ..TypeCounts::default() };
+        c.adeli = TypeCounts {
+            published: 50,
+            removed: 1,
+            ..TypeCounts::default()
+        };
         let reason = evaluate(&c, GateThresholds::default()).unwrap();
         assert!(reason.starts_with("ADELI: 1 of 50"), "{reason}");
     }

@@ -54,7 +54,12 @@ pub enum ImportError {
     #[error("download failed: {0}")]
     Download(#[from] download::DownloadError),
     #[error("{rejected} of {lines} lines rejected ({pct:.3} % > {max} %); see `annuaire imports show`")]
-    TooManyRejects { rejected: i64, lines: i64, pct: f64, max: f64 },
+    TooManyRejects {
+        rejected: i64,
+        lines: i64,
+        pct: f64,
+        max: f64,
+    },
     #[error("another import is running on this database; try again when it has finished")]
     Busy,
     #[error("run {0} does not exist")]
@@ -107,7 +112,10 @@ impl ImportLock {
     }
 
     async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)").bind(IMPORT_LOCK_KEY).execute(&mut *self.0).await;
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(IMPORT_LOCK_KEY)
+            .execute(&mut *self.0)
+            .await;
     }
 }
 
@@ -134,14 +142,22 @@ pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> R
     recover_interrupted(pool).await?;
     let run_id = runs::create(pool, location).await?;
     tracing::info!(run_id, source = location, "import started");
-    let mut facts = RunFacts { forced: options.force, ..RunFacts::default() };
+    let mut facts = RunFacts {
+        forced: options.force,
+        ..RunFacts::default()
+    };
     let outcome = run(pool, run_id, location, options, &mut facts).await;
     let result = match outcome {
         Ok((status, message)) => {
             if status != "published" {
                 runs::record(pool, run_id, status, &facts, message.as_deref()).await?;
             }
-            tracing::info!(run_id, status, message = message.as_deref().unwrap_or(""), "import ended");
+            tracing::info!(
+                run_id,
+                status,
+                message = message.as_deref().unwrap_or(""),
+                "import ended"
+            );
             Ok(())
         }
         Err(error) => {
@@ -160,7 +176,10 @@ pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> R
 }
 
 fn elapsed_ms(facts: &mut RunFacts, phase: &str, started: Instant) {
-    facts.phases.insert(phase.to_owned(), serde_json::json!(started.elapsed().as_millis() as u64));
+    facts.phases.insert(
+        phase.to_owned(),
+        serde_json::json!(started.elapsed().as_millis() as u64),
+    );
 }
 
 async fn run(
@@ -181,7 +200,9 @@ async fn run(
     facts.extract_ts = source.extract_timestamp();
     facts.has_directory = source.file(FileKind::PersonneActivite).is_some();
     facts.has_mailboxes = source.file(FileKind::MsSante).is_some();
-    if !facts.has_directory && (source.file(FileKind::SavoirFaire).is_some() || source.file(FileKind::DiplAutExerc).is_some()) {
+    if !facts.has_directory
+        && (source.file(FileKind::SavoirFaire).is_some() || source.file(FileKind::DiplAutExerc).is_some())
+    {
         return Err(ExtractError::Source {
             path: location.to_owned(),
             reason: "has SavoirFaire or Dipl_AutExerc files but no Personne_activite file".to_owned(),
@@ -192,10 +213,20 @@ async fn run(
     let checksum = tokio::task::spawn_blocking(move || for_checksum.checksum()).await??;
     facts.checksum = Some(checksum.clone());
     if let Some(published) = runs::published_with_checksum(pool, &checksum).await? {
-        return Ok(("skipped", Some(format!("same extract as published run {published} (checksum {checksum})"))));
+        return Ok((
+            "skipped",
+            Some(format!(
+                "same extract as published run {published} (checksum {checksum})"
+            )),
+        ));
     }
     if let Some(held) = runs::held_with_checksum(pool, &checksum).await? {
-        return Ok(("skipped", Some(format!("same extract as held run {held}: approve it with `annuaire imports approve {held}`"))));
+        return Ok((
+            "skipped",
+            Some(format!(
+                "same extract as held run {held}: approve it with `annuaire imports approve {held}`"
+            )),
+        ));
     }
     stage::check_headers(Arc::clone(&source)).await?;
     let progress = Progress::default();
@@ -207,7 +238,11 @@ async fn run(
     facts.rejected = staged.rejected;
     runs::insert_rejects(pool, run_id, &staged.kept_rejects).await?;
     elapsed_ms(facts, "read_stage", started);
-    let reject_pct = if staged.lines == 0 { 0.0 } else { staged.rejected as f64 * 100.0 / staged.lines as f64 };
+    let reject_pct = if staged.lines == 0 {
+        0.0
+    } else {
+        staged.rejected as f64 * 100.0 / staged.lines as f64
+    };
     if reject_pct > options.max_reject_pct {
         return Err(ImportError::TooManyRejects {
             rejected: staged.rejected,
@@ -231,7 +266,11 @@ async fn run(
         facts.removed = Some(counts.total(|c| c.removed));
         facts.gate = Some(serde_json::to_value(counts).map_err(ImportError::internal)?);
         if plan.orphans > 0 {
-            tracing::warn!(run_id, professionals = plan.orphans, "savoir-faire or diploma lines without a Personne_activite line ignored");
+            tracing::warn!(
+                run_id,
+                professionals = plan.orphans,
+                "savoir-faire or diploma lines without a Personne_activite line ignored"
+            );
         }
         hold_reason = gate::evaluate(&counts, options.gate);
         elapsed_ms(facts, "diff", started);
@@ -247,7 +286,12 @@ async fn run(
     }
     match hold_reason {
         Some(reason) if !options.force => {
-            return Ok(("held", Some(format!("held by the safety gate: {reason}; publish it with `annuaire imports approve {run_id}`"))));
+            return Ok((
+                "held",
+                Some(format!(
+                    "held by the safety gate: {reason}; publish it with `annuaire imports approve {run_id}`"
+                )),
+            ));
         }
         Some(reason) => tracing::warn!(run_id, %reason, "safety gate overridden by --force"),
         None => {}
@@ -274,12 +318,19 @@ pub async fn approve(pool: &PgPool, run_id: i64) -> Result<RunSummary, ImportErr
 async fn approve_locked(pool: &PgPool, run_id: i64) -> Result<RunSummary, ImportError> {
     let run = runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))?;
     if run.status != "held" {
-        return Err(ImportError::NotHeld { run: run_id, status: run.status });
+        return Err(ImportError::NotHeld {
+            run: run_id,
+            status: run.status,
+        });
     }
     let current = runs::current_generation(pool).await?;
     if current != run.base_run_id {
         let name = |id: Option<i64>| id.map_or("none".to_owned(), |i| i.to_string());
-        return Err(ImportError::StaleApproval { run: run_id, base: name(run.base_run_id), current: name(current) });
+        return Err(ImportError::StaleApproval {
+            run: run_id,
+            base: name(run.base_run_id),
+            current: name(current),
+        });
     }
     let flags: (bool, bool) = sqlx::query_as("SELECT has_directory, has_mailboxes FROM import_run WHERE id = $1")
         .bind(run_id)

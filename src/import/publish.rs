@@ -33,7 +33,9 @@ pub async fn record_removals(pool: &PgPool, run_id: i64, removed: &[String]) -> 
         encoder.row(2).int8(run_id).text(id);
     }
     let mut conn = pool.acquire().await?;
-    let mut copy = conn.copy_in_raw("COPY run_removal (run_id, national_id) FROM STDIN (FORMAT binary)").await?;
+    let mut copy = conn
+        .copy_in_raw("COPY run_removal (run_id, national_id) FROM STDIN (FORMAT binary)")
+        .await?;
     copy.send(encoder.finish()).await?;
     copy.finish().await?;
     Ok(())
@@ -51,8 +53,12 @@ pub async fn publish(
 ) -> Result<(), ImportError> {
     let mut tx = pool.begin().await?;
     // Serialises publishers (an import and an approval) on the publication row.
-    sqlx::query("INSERT INTO publication (run_id) VALUES (NULL) ON CONFLICT DO NOTHING").execute(&mut *tx).await?;
-    sqlx::query("SELECT 1 FROM publication FOR UPDATE").execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO publication (run_id) VALUES (NULL) ON CONFLICT DO NOTHING")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT 1 FROM publication FOR UPDATE")
+        .execute(&mut *tx)
+        .await?;
     if has_directory {
         // Added includes a professional coming back after a removal: same row, revived.
         sqlx::query(
@@ -91,11 +97,20 @@ pub async fn publish(
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE publication SET run_id = $1, published_at = now()").bind(run_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE publication SET run_id = $1, published_at = now()")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
     }
     if has_mailboxes {
-        sqlx::query("UPDATE publication SET mailbox_run_id = $1, published_at = now()").bind(run_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM mailbox WHERE run_id <> $1").bind(run_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE publication SET mailbox_run_id = $1, published_at = now()")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mailbox WHERE run_id <> $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
     }
     sqlx::query("UPDATE import_run SET status = 'published', published_at = now(), finished_at = coalesce(finished_at, now()) WHERE id = $1")
         .bind(run_id)
@@ -114,7 +129,10 @@ pub async fn publish(
         .await?;
     }
     // Every server process follows the published generation through this.
-    sqlx::query("SELECT pg_notify('annuaire_publication', $1::text)").bind(run_id).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_notify('annuaire_publication', $1::text)")
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     discard_unpublished_data(pool).await?;
     Ok(())
@@ -128,8 +146,17 @@ pub async fn discard_unpublished_data(pool: &PgPool) -> Result<(), sqlx::Error> 
             "(SELECT id FROM import_run WHERE status IN ('failed', 'discarded', 'cancelled'))"
         };
     }
-    sqlx::query(concat!("DELETE FROM professional_record WHERE run_id IN ", dead_runs!())).execute(pool).await?;
-    sqlx::query(concat!("DELETE FROM run_removal WHERE run_id IN ", dead_runs!())).execute(pool).await?;
-    sqlx::query(concat!("DELETE FROM mailbox WHERE run_id IN ", dead_runs!())).execute(pool).await?;
+    sqlx::query(concat!(
+        "DELETE FROM professional_record WHERE run_id IN ",
+        dead_runs!()
+    ))
+    .execute(pool)
+    .await?;
+    sqlx::query(concat!("DELETE FROM run_removal WHERE run_id IN ", dead_runs!()))
+        .execute(pool)
+        .await?;
+    sqlx::query(concat!("DELETE FROM mailbox WHERE run_id IN ", dead_runs!()))
+        .execute(pool)
+        .await?;
     Ok(())
 }

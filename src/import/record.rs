@@ -69,17 +69,29 @@ pub struct Diploma {
 
 /// Label columns of Personne_activite: (code system, code column, label column).
 const PA_LABELS: [(&str, usize, usize); 12] = [
-    ("civilite_exercice", pa::CODE_CIVILITE_EXERCICE, pa::CODE_CIVILITE_EXERCICE + 1),
+    (
+        "civilite_exercice",
+        pa::CODE_CIVILITE_EXERCICE,
+        pa::CODE_CIVILITE_EXERCICE + 1,
+    ),
     ("civilite", pa::CODE_CIVILITE, pa::CODE_CIVILITE + 1),
     ("profession", pa::CODE_PROFESSION, pa::LIBELLE_PROFESSION),
     ("categorie", pa::CODE_CATEGORIE, pa::LIBELLE_CATEGORIE),
-    ("type_savoir_faire", pa::CODE_TYPE_SAVOIR_FAIRE, pa::CODE_TYPE_SAVOIR_FAIRE + 1),
+    (
+        "type_savoir_faire",
+        pa::CODE_TYPE_SAVOIR_FAIRE,
+        pa::CODE_TYPE_SAVOIR_FAIRE + 1,
+    ),
     ("savoir_faire", pa::CODE_SAVOIR_FAIRE, pa::LIBELLE_SAVOIR_FAIRE),
     ("mode", pa::CODE_MODE, pa::LIBELLE_MODE),
     ("commune", pa::CODE_COMMUNE, pa::LIBELLE_COMMUNE),
     ("pays", pa::CODE_PAYS, pa::CODE_PAYS + 1),
     ("secteur", pa::CODE_SECTEUR, pa::LIBELLE_SECTEUR),
-    ("section_pharmacien", pa::CODE_SECTION_PHARMACIEN, pa::CODE_SECTION_PHARMACIEN + 1),
+    (
+        "section_pharmacien",
+        pa::CODE_SECTION_PHARMACIEN,
+        pa::CODE_SECTION_PHARMACIEN + 1,
+    ),
     ("role", pa::CODE_ROLE, pa::CODE_ROLE + 1),
 ];
 
@@ -124,7 +136,12 @@ pub fn build(national_id: &str, lines: &Lines) -> Option<Record> {
             code: f[11].to_owned(),
             libelle: f[12].to_owned(),
         });
-        details.labels.entry("savoir_faire".to_owned()).or_default().entry(f[11].to_owned()).or_insert_with(|| f[12].to_owned());
+        details
+            .labels
+            .entry("savoir_faire".to_owned())
+            .or_default()
+            .entry(f[11].to_owned())
+            .or_insert_with(|| f[12].to_owned());
     }
     for line in &lines.diplomas {
         let f = split(line);
@@ -163,7 +180,10 @@ mod tests {
     #[test]
     fn record_needs_an_activity_line_and_collects_labels() {
         assert!(build("810001234565", &Lines::default()).is_none());
-        let lines = Lines { personne_activite: vec![pa_line("810001234565", "")], ..Lines::default() };
+        let lines = Lines {
+            personne_activite: vec![pa_line("810001234565", "")],
+            ..Lines::default()
+        };
         let record = build("810001234565", &lines).unwrap();
         assert_eq!(record.details.labels["profession"]["10"], "Médecin");
     }

@@ -84,7 +84,13 @@ pub async fn stage(pool: &PgPool, source: Arc<Source>, progress: Progress) -> Re
 }
 
 fn read_all(source: &Source, tx: mpsc::Sender<Bytes>, progress: &Progress) -> Result<StageReport, ExtractError> {
-    let mut sink = StageSink { encoder: CopyEncoder::new(CHUNK_BYTES), tx, kind: FileKind::PersonneActivite, file_name: String::new(), report: StageReport::default() };
+    let mut sink = StageSink {
+        encoder: CopyEncoder::new(CHUNK_BYTES),
+        tx,
+        kind: FileKind::PersonneActivite,
+        file_name: String::new(),
+        report: StageReport::default(),
+    };
     for file in &source.files {
         sink.kind = file.kind;
         sink.file_name = file.name.clone();
@@ -108,7 +114,9 @@ fn read_all(source: &Source, tx: mpsc::Sender<Bytes>, progress: &Progress) -> Re
             "unknown_columns": stats.unknown_columns,
         }));
     }
-    let StageSink { encoder, tx, report, .. } = sink;
+    let StageSink {
+        encoder, tx, report, ..
+    } = sink;
     tx.blocking_send(encoder.finish()).map_err(|_| stopped())?;
     Ok(report)
 }
@@ -128,10 +136,18 @@ struct StageSink {
 impl RowSink for StageSink {
     fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError> {
         let national_id = fields[self.kind.national_id_column()];
-        let joined = self.encoder.row(4).int2(self.kind.code()).int8(line as i64).text(national_id).joined_text(fields, b'|');
+        let joined = self
+            .encoder
+            .row(4)
+            .int2(self.kind.code())
+            .int8(line as i64)
+            .text(national_id)
+            .joined_text(fields, b'|');
         self.report.hashes.add(self.kind, national_id, joined);
         if self.kind == FileKind::PersonneActivite && self.report.samples.len() < codec::TRAINING_LINES {
-            self.report.samples.push((national_id.to_owned(), String::from_utf8_lossy(joined).into_owned()));
+            self.report
+                .samples
+                .push((national_id.to_owned(), String::from_utf8_lossy(joined).into_owned()));
         }
         if let Some(chunk) = self.encoder.take_full_chunk() {
             self.tx.blocking_send(chunk).map_err(|_| stopped())?;

@@ -60,21 +60,9 @@ const SF_DEC: Code = ("DEC", "Droit d'exercice complémentaire");
 /// Extra (non-specialty) savoir-faire of médecins, each drawn independently.
 static MEDECIN_EXTRA: [(u64, Code, Code); 12] = [
     (91_000, SF_CAPA, ("CAPA06", "Capacité de gérontologie")),
-    (
-        78_000,
-        SF_CAPA,
-        ("CAPA05", "Capacité de médecine d'urgence"),
-    ),
-    (
-        39_000,
-        SF_CAPA,
-        ("CAPA10", "Capacité de médecine et biologie du sport"),
-    ),
-    (
-        32_000,
-        SF_CAPA,
-        ("CAPA07", "Capacité d'addictologie clinique"),
-    ),
+    (78_000, SF_CAPA, ("CAPA05", "Capacité de médecine d'urgence")),
+    (39_000, SF_CAPA, ("CAPA10", "Capacité de médecine et biologie du sport")),
+    (32_000, SF_CAPA, ("CAPA07", "Capacité d'addictologie clinique")),
     (78_000, SF_C, ("C044", "Échographie")),
     (52_000, SF_C, ("C012", "Médecine palliative")),
     (39_000, SF_C, ("C037", "Angiologie")),
@@ -135,8 +123,7 @@ static INFIRMIER_SF: [(u64, Code, Code); 2] = [
     (8_000, SF_SH, ("SH61", "Infirmier anesthésiste")),
 ];
 static KINE_SF: [(u64, Code, Code); 1] = [(50_000, SF_OP, ("OP70", "Kinésithérapie du sport"))];
-static SAGE_FEMME_SF: [(u64, Code, Code); 1] =
-    [(40_000, SF_OP, ("OP50", "Échographie obstétricale"))];
+static SAGE_FEMME_SF: [(u64, Code, Code); 1] = [(40_000, SF_OP, ("OP50", "Échographie obstétricale"))];
 static NONE_SF: [(u64, Code, Code); 0] = [];
 
 professions! {
@@ -177,14 +164,7 @@ pub(crate) static DU_LIST: [Code; 6] = [
     ("DU071", "DU de douleur"),
     ("DU088", "DU de réanimation néonatale"),
 ];
-pub(crate) static UE_COUNTRIES: [&str; 6] = [
-    "Belgique",
-    "Roumanie",
-    "Espagne",
-    "Italie",
-    "Allemagne",
-    "Portugal",
-];
+pub(crate) static UE_COUNTRIES: [&str; 6] = ["Belgique", "Roumanie", "Espagne", "Italie", "Allemagne", "Portugal"];
 
 /// Profession mix of RPPS professionals (weights per 10 000).
 pub(crate) static RPPS_MIX: [(u32, &Profession); 19] = [
@@ -258,10 +238,7 @@ pub(crate) const SA_COMMERCE: Code = ("SA29", "Magasin d'optique ou d'audioproth
 
 pub(crate) const SECTION_A: Code = ("A", "Pharmacien titulaire d'officine");
 pub(crate) const SECTION_D: Code = ("D", "Pharmacien adjoint d'officine et autres exercices");
-pub(crate) const SECTION_E: Code = (
-    "E",
-    "Pharmacien des départements et collectivités d'outre-mer",
-);
+pub(crate) const SECTION_E: Code = ("E", "Pharmacien des départements et collectivités d'outre-mer");
 pub(crate) const SECTION_G: Code = ("G", "Pharmacien biologiste");
 pub(crate) const SECTION_H: Code = ("H", "Pharmacien des établissements de santé");
 

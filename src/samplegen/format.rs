@@ -241,9 +241,7 @@ fn activite_line(
     }
     let section = match a.section {
         // Pharmacists overseas are on their own section of the roll.
-        Some(codes::SECTION_A | codes::SECTION_D) if s.dep.starts_with("97") => {
-            Some(codes::SECTION_E)
-        }
+        Some(codes::SECTION_A | codes::SECTION_D) if s.dep.starts_with("97") => Some(codes::SECTION_E),
         other => other,
     };
     code(out, section);

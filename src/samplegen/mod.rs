@@ -93,13 +93,8 @@ impl Entry {
 /// Extract timestamp `YYYYMMDDHHMM` of `day` (Paris local time) and the matching zip time.
 pub fn extract_timestamp(day: u32) -> Result<(String, zip::DateTime), GenError> {
     let bad = || GenError::InvalidOptions(format!("day {day} is out of range"));
-    let base = Paris
-        .with_ymd_and_hms(2026, 11, 25, 9, 0, 0)
-        .single()
-        .ok_or_else(bad)?;
-    let t = base
-        .checked_add_days(Days::new(u64::from(day)))
-        .ok_or_else(bad)?;
+    let base = Paris.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).single().ok_or_else(bad)?;
+    let t = base.checked_add_days(Days::new(u64::from(day))).ok_or_else(bad)?;
     let ts = t.format("%Y%m%d%H%M").to_string();
     let year = u16::try_from(t.year()).map_err(|_| bad())?;
     let zt = zip::DateTime::from_date_and_time(
@@ -127,9 +122,7 @@ pub fn generate(opts: &GenOptions, progress: &dyn Fn(u64)) -> Result<GenSummary,
     let (ts, mtime) = extract_timestamp(opts.day)?;
     fs::create_dir_all(&opts.out_dir).map_err(|e| io_err(&opts.out_dir, e))?;
     let zip_path = opts.out_dir.join(format!("PS_LibreAcces_{ts}.zip"));
-    let tmp_path = opts
-        .out_dir
-        .join(format!(".PS_LibreAcces_{ts}.zip.partial"));
+    let tmp_path = opts.out_dir.join(format!(".PS_LibreAcces_{ts}.zip.partial"));
     tracing::info!(professionals = opts.professionals, seed = opts.seed, day = opts.day, path = %zip_path.display(), "generating sample extract");
     let result = write_zip(&ctx, &tmp_path, &ts, mtime, progress);
     let mut summary = match result {
@@ -236,9 +229,7 @@ fn write_zip(
     }
     let mut inner = zip.finish().map_err(zip_err)?;
     inner.flush().map_err(|e| io_err(path, e))?;
-    let file = inner
-        .into_inner()
-        .map_err(|e| io_err(path, e.into_error()))?;
+    let file = inner.into_inner().map_err(|e| io_err(path, e.into_error()))?;
     file.sync_all().map_err(|e| io_err(path, e))?;
     Ok(summary)
 }

@@ -46,9 +46,7 @@ pub(crate) struct Population {
 impl Population {
     pub(crate) fn new(base: u64, seed: u64, day: u32) -> Result<Self, GenError> {
         if base == 0 {
-            return Err(GenError::InvalidOptions(
-                "--professionals must be at least 1".into(),
-            ));
+            return Err(GenError::InvalidOptions("--professionals must be at least 1".into()));
         }
         let new_per_day = ((base * NEW_PER_MILLE + 500) / 1000).max(1);
         base.checked_add(new_per_day.saturating_mul(u64::from(day)))
@@ -69,9 +67,7 @@ impl Population {
             ids: IdPermutation::new(seed),
         };
         let blocks = base.div_ceil(ADELI_BLOCK);
-        pop.adeli_total = (0..blocks)
-            .filter(|&b| pop.adeli_position(b).is_some())
-            .count() as u64;
+        pop.adeli_total = (0..blocks).filter(|&b| pop.adeli_position(b).is_some()).count() as u64;
         Ok(pop)
     }
 
@@ -143,10 +139,7 @@ impl Population {
     pub(crate) fn version(&self, i: u64) -> u32 {
         let mut at = self.birth_day(i);
         let mut k = 0u32;
-        while let Some(gap) =
-            self.change
-                .sample(key(&[self.seed, tag::CHANGE_GAP, i, u64::from(k)]))
-        {
+        while let Some(gap) = self.change.sample(key(&[self.seed, tag::CHANGE_GAP, i, u64::from(k)])) {
             at += gap;
             if at > self.day {
                 break;

@@ -123,11 +123,7 @@ fn exercice(ctx: &Ctx, rng: &mut Rng, prof: &'static Profession, first: bool) ->
     let student = first && rng.chance(student_ppm);
     let categorie = if student {
         codes::CAT_ETUDIANT
-    } else if matches!(
-        prof.kind,
-        Kind::Medecin | Kind::Infirmier | Kind::Pharmacien
-    ) && rng.chance(5_000)
-    {
+    } else if matches!(prof.kind, Kind::Medecin | Kind::Infirmier | Kind::Pharmacien) && rng.chance(5_000) {
         codes::CAT_MILITAIRE
     } else {
         codes::CAT_CIVIL
@@ -253,9 +249,7 @@ fn activity(ctx: &Ctx, rng: &mut Rng, prof: &Profession, n: usize) -> Activity {
     }
     if prof.kind == Kind::Pharmacien {
         (a.section, a.role) = match a.site {
-            Site::Shared(Pool::Officine, _) if is_l => {
-                (Some(codes::SECTION_A), Some(codes::ROLE_TITULAIRE))
-            }
+            Site::Shared(Pool::Officine, _) if is_l => (Some(codes::SECTION_A), Some(codes::ROLE_TITULAIRE)),
             Site::Shared(Pool::Officine, _) => (Some(codes::SECTION_D), Some(codes::ROLE_ADJOINT)),
             Site::Shared(Pool::Labo, _) => (Some(codes::SECTION_G), a.role),
             Site::Shared(Pool::Hospital, _) => (Some(codes::SECTION_H), a.role),

@@ -214,11 +214,7 @@ fn address(rng: &mut Rng, s: &mut Structure, abroad_ppm: u64) {
 pub(crate) fn shared(seed: u64, pool: Pool, index: u64) -> Structure {
     let mut rng = Rng::new(key(&[seed, tag::STRUCTURE, pool.tag(), index]));
     let mut s = Structure::default();
-    let abroad = if matches!(pool, Pool::Group(_)) {
-        1_500
-    } else {
-        0
-    };
+    let abroad = if matches!(pool, Pool::Group(_)) { 1_500 } else { 0 };
     address(&mut rng, &mut s, abroad);
     let word = *rng.pick(names::GROUP_WORDS);
     match pool {
@@ -251,10 +247,7 @@ pub(crate) fn shared(seed: u64, pool: Pool, index: u64) -> Structure {
         Pool::Group(code) => group(&mut rng, &mut s, code, word),
     }
     if s.email.is_empty() && rng.chance(200_000) {
-        s.email = format!(
-            "contact@{}.fr",
-            names::email_part(&format!("{} {}", word, s.town))
-        );
+        s.email = format!("contact@{}.fr", names::email_part(&format!("{} {}", word, s.town)));
     }
     s
 }
@@ -275,11 +268,7 @@ fn finess_site(rng: &mut Rng, s: &mut Structure, siren_prefix: &str) {
 fn hospital(rng: &mut Rng, s: &mut Structure, word: &str) {
     let town = s.town.clone();
     let (prefix, secteur, name) = match rng.below(100) {
-        0..=39 => (
-            "26",
-            codes::SA_PUBLIC,
-            format!("CENTRE HOSPITALIER DE {town}"),
-        ),
+        0..=39 => ("26", codes::SA_PUBLIC, format!("CENTRE HOSPITALIER DE {town}")),
         40..=47 => (
             "26",
             codes::SA_PUBLIC,
@@ -309,10 +298,7 @@ fn hospital(rng: &mut Rng, s: &mut Structure, word: &str) {
         s.fax = phone(rng, &s.dep);
     }
     if rng.chance(250_000) {
-        s.email = format!(
-            "secretariat@{}.fr",
-            names::email_part(&format!("{word} {town}"))
-        );
+        s.email = format!("secretariat@{}.fr", names::email_part(&format!("{word} {town}")));
     }
 }
 
@@ -389,13 +375,7 @@ pub(crate) fn individual(activity_key: u64, owner: &Owner, rang: u32) -> Structu
         _ => String::new(),
     };
     if rng.chance(150_000) {
-        let domain = *rng.pick(&[
-            "orange.fr",
-            "wanadoo.fr",
-            "gmail.com",
-            "free.fr",
-            "laposte.net",
-        ]);
+        let domain = *rng.pick(&["orange.fr", "wanadoo.fr", "gmail.com", "free.fr", "laposte.net"]);
         s.email = format!(
             "{}.{}@{domain}",
             names::email_part(owner.prenom),

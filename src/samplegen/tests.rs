@@ -63,11 +63,7 @@ fn run(n: u64, seed: u64, day: u32) -> Extract {
         f.read_to_string(&mut text).unwrap();
         files.insert(f.name().unwrap().into_owned(), text);
     }
-    Extract {
-        summary,
-        files,
-        bytes,
-    }
+    Extract { summary, files, bytes }
 }
 
 fn entry<'a>(x: &'a Extract, prefix: &str) -> &'a str {
@@ -101,11 +97,7 @@ fn names_and_timestamps() {
     // Across the spring DST change the local hour stays 09:00.
     assert_eq!(extract_timestamp(150).unwrap().0, "202704240900");
     let x = run(200, 3, 2);
-    assert!(
-        x.summary
-            .zip_path
-            .ends_with("PS_LibreAcces_202611270900.zip")
-    );
+    assert!(x.summary.zip_path.ends_with("PS_LibreAcces_202611270900.zip"));
     let mut names: Vec<_> = x.files.keys().cloned().collect();
     names.sort();
     assert_eq!(
@@ -122,10 +114,7 @@ fn names_and_timestamps() {
 fn every_line_has_the_header_field_count() {
     let x = run(5_000, 7, 0);
     for (name, text) in &x.files {
-        assert!(
-            !text.contains('\r') && !text.starts_with('\u{feff}'),
-            "{name}"
-        );
+        assert!(!text.contains('\r') && !text.starts_with('\u{feff}'), "{name}");
         assert!(text.ends_with("|\n"), "{name}");
         let mut lines = text.split_terminator('\n');
         let cols = lines.next().unwrap().split('|').count();
@@ -135,10 +124,7 @@ fn every_line_has_the_header_field_count() {
         }
     }
     let activite = entry(&x, "PS_LibreAcces_Personne_activite_");
-    assert_eq!(
-        activite.lines().count() as u64 - 1,
-        x.summary.activity_lines
-    );
+    assert_eq!(activite.lines().count() as u64 - 1, x.summary.activity_lines);
     let total: usize = x.files.values().map(String::len).sum();
     assert_eq!(total as u64, x.summary.uncompressed_bytes);
 }
@@ -167,11 +153,7 @@ fn identifiers_are_valid_unique_and_grouped() {
                 }
                 "0" => {
                     adeli += 1;
-                    assert!(
-                        f[1].len() == 9 && f[1].starts_with('0'),
-                        "bad ADELI {}",
-                        f[1]
-                    );
+                    assert!(f[1].len() == 9 && f[1].starts_with('0'), "bad ADELI {}", f[1]);
                 }
                 t => panic!("type {t}"),
             }
@@ -210,28 +192,16 @@ fn sizes_and_mix_look_national() {
         per_line(dip, s.diploma_lines),
     );
     assert!((320.0..400.0).contains(&la), "activité {la} bytes a line");
-    assert!(
-        (90.0..160.0).contains(&ls),
-        "savoir-faire {ls} bytes a line"
-    );
+    assert!((90.0..160.0).contains(&ls), "savoir-faire {ls} bytes a line");
     assert!((90.0..160.0).contains(&ld), "diplôme {ld} bytes a line");
     let (ra, rs, rd) = (
         s.activity_lines as f64 / n,
         s.savoir_faire_lines as f64 / n,
         s.diploma_lines as f64 / n,
     );
-    assert!(
-        (1.22..1.38).contains(&ra),
-        "{ra} activity lines a professional"
-    );
-    assert!(
-        (0.19..0.28).contains(&rs),
-        "{rs} savoir-faire lines a professional"
-    );
-    assert!(
-        (1.05..1.30).contains(&rd),
-        "{rd} diploma lines a professional"
-    );
+    assert!((1.22..1.38).contains(&ra), "{ra} activity lines a professional");
+    assert!((0.19..0.28).contains(&rs), "{rs} savoir-faire lines a professional");
+    assert!((1.05..1.30).contains(&rd), "{rd} diploma lines a professional");
     let mut by_prof: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut quirks = HashMap::<&str, u64>::new();
     let mut prev = "";
@@ -241,27 +211,17 @@ fn sizes_and_mix_look_national() {
         *quirks.entry("quote").or_default() += u64::from(line.contains('"'));
         *quirks.entry("student").or_default() += u64::from(f[11] == "E" && f[23].is_empty());
         *quirks.entry("duplicate").or_default() += u64::from(line == prev);
-        *quirks.entry("corsica").or_default() +=
-            u64::from(f[36].starts_with("2A") || f[36].starts_with("2B"));
+        *quirks.entry("corsica").or_default() += u64::from(f[36].starts_with("2A") || f[36].starts_with("2B"));
         *quirks.entry("overseas").or_default() += u64::from(f[36].starts_with("97"));
-        *quirks.entry("dept_filled").or_default() +=
-            u64::from(!f[44].is_empty() || !f[45].is_empty());
+        *quirks.entry("dept_filled").or_default() += u64::from(!f[44].is_empty() || !f[45].is_empty());
         for (prefix, name) in [("F", "tech_F"), ("C", "tech_C"), ("R", "tech_R")] {
             *quirks.entry(name).or_default() += u64::from(f[23].starts_with(prefix));
         }
         prev = line;
     }
     let share = |code: &str| by_prof.get(code).map_or(0, HashSet::len) as f64 * 100.0 / n;
-    assert!(
-        (12.0..16.0).contains(&share("10")),
-        "médecins {} %",
-        share("10")
-    );
-    assert!(
-        (37.0..43.0).contains(&share("60")),
-        "infirmiers {} %",
-        share("60")
-    );
+    assert!((12.0..16.0).contains(&share("10")), "médecins {} %", share("10"));
+    assert!((37.0..43.0).contains(&share("60")), "infirmiers {} %", share("60"));
     for code in ["21", "40", "50", "70", "93"] {
         assert!(share(code) > 0.5, "profession {code}");
     }
@@ -275,24 +235,16 @@ fn sizes_and_mix_look_national() {
         "tech_C",
         "tech_R",
     ] {
-        assert!(
-            quirks.get(q).copied().unwrap_or(0) > 0,
-            "no {q} line: {quirks:?}"
-        );
+        assert!(quirks.get(q).copied().unwrap_or(0) > 0, "no {q} line: {quirks:?}");
     }
     assert_eq!(quirks["dept_filled"], 0);
-    let two_professions = by_prof
-        .values()
-        .fold(HashMap::<&str, u32>::new(), |mut m, ids| {
-            for id in ids {
-                *m.entry(id).or_default() += 1;
-            }
-            m
-        });
-    assert!(
-        two_professions.values().any(|&c| c >= 2),
-        "nobody has two professions"
-    );
+    let two_professions = by_prof.values().fold(HashMap::<&str, u32>::new(), |mut m, ids| {
+        for id in ids {
+            *m.entry(id).or_default() += 1;
+        }
+        m
+    });
+    assert!(two_professions.values().any(|&c| c >= 2), "nobody has two professions");
 }
 
 /// Per identifier type: (alive, removed, added, changed) from `d0` to `d1`.
@@ -329,16 +281,8 @@ fn day_to_day_changes_stay_under_the_import_gate() {
         assert!(pct(*removed) < 1.0, "{ty:?} removed {} %", pct(*removed));
         assert!(pct(*changed) < 5.0, "{ty:?} changed {} %", pct(*changed));
         if *ty == IdType::Rpps {
-            assert!(
-                (0.15..0.5).contains(&pct(*removed)),
-                "removed {} %",
-                pct(*removed)
-            );
-            assert!(
-                (0.4..1.6).contains(&pct(*changed)),
-                "changed {} %",
-                pct(*changed)
-            );
+            assert!((0.15..0.5).contains(&pct(*removed)), "removed {} %", pct(*removed));
+            assert!((0.4..1.6).contains(&pct(*changed)), "changed {} %", pct(*changed));
             assert!((0.3..0.5).contains(&pct(*added)), "added {} %", pct(*added));
         } else {
             assert_eq!(*added, 0, "no new ADELI");
@@ -346,9 +290,7 @@ fn day_to_day_changes_stay_under_the_import_gate() {
     }
     // The small ADELI population stays under the 1 % removal gate on every day and seed.
     for seed in 0..20 {
-        let pops: Vec<_> = (0..=30)
-            .map(|day| Population::new(n, seed, day).unwrap())
-            .collect();
+        let pops: Vec<_> = (0..=30).map(|day| Population::new(n, seed, day).unwrap()).collect();
         for w in pops.windows(2) {
             let (mut alive, mut removed) = (0u64, 0u64);
             for i in 0..n {
@@ -396,8 +338,6 @@ fn rng_building_blocks() {
     assert!(ids.iter().all(|&v| v < rng::ID_DOMAIN));
     let g = Geometric::new(0.01, 2_000);
     let mut r = Rng::new(1);
-    let first_day = (0..100_000)
-        .filter(|_| g.sample(r.next_u64()) == Some(1))
-        .count();
+    let first_day = (0..100_000).filter(|_| g.sample(r.next_u64()) == Some(1)).count();
     assert!((900..1_100).contains(&first_day), "{first_day}");
 }

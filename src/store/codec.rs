@@ -51,7 +51,14 @@ mod tests {
     #[test]
     fn round_trips_with_and_without_a_dictionary() {
         let samples: Vec<Vec<u8>> = (0..600)
-            .map(|i| format!(r#"{{"SubjectNameID":"8100{i:08}","codeProfession":"{}","libelleVoie":"RUE {}"}}"#, i % 7, i * 13).into_bytes())
+            .map(|i| {
+                format!(
+                    r#"{{"SubjectNameID":"8100{i:08}","codeProfession":"{}","libelleVoie":"RUE {}"}}"#,
+                    i % 7,
+                    i * 13
+                )
+                .into_bytes()
+            })
             .collect();
         let dictionary = train(&samples).expect("enough samples");
         let doc = br#"{"SubjectNameID":"810001234565","codeProfession":"10","libelleVoie":"RUE 42"}"#;

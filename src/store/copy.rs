@@ -24,7 +24,10 @@ impl CopyEncoder {
     /// An encoder for rows that follow another encoder's: no header. Its data goes before
     /// the first encoder's `finish`.
     pub fn continuation(chunk_size: usize) -> CopyEncoder {
-        CopyEncoder { buffer: BytesMut::with_capacity(chunk_size.min(1 << 24) + 4096), chunk_size }
+        CopyEncoder {
+            buffer: BytesMut::with_capacity(chunk_size.min(1 << 24) + 4096),
+            chunk_size,
+        }
     }
 
     pub fn row(&mut self, fields: i16) -> &mut Self {
@@ -141,7 +144,11 @@ impl CopyDecoder {
             if self.pending.len() < offset + 4 {
                 return Ok(None);
             }
-            let len = i32::from_be_bytes(self.pending[offset..offset + 4].try_into().map_err(|_| CopyFormatError("length"))?);
+            let len = i32::from_be_bytes(
+                self.pending[offset..offset + 4]
+                    .try_into()
+                    .map_err(|_| CopyFormatError("length"))?,
+            );
             offset += 4 + len.max(0) as usize;
             if self.pending.len() < offset {
                 return Ok(None);

@@ -37,7 +37,8 @@ pub enum StoreError {
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-const EMBEDDED_DATABASE: &str = "annuaire";
+/// The database annuaire uses inside its embedded cluster.
+pub const EMBEDDED_DATABASE: &str = "annuaire";
 
 #[derive(Clone)]
 pub struct Store {

@@ -11,9 +11,14 @@ use crate::store::codec;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimsLookup {
     /// The claims document as JSON bytes, exactly as computed at import.
-    Found { claims_json: Vec<u8>, extract_ts: Option<DateTime<Utc>> },
+    Found {
+        claims_json: Vec<u8>,
+        extract_ts: Option<DateTime<Utc>>,
+    },
     /// Known but absent from the published extract since `removed_at`.
-    Removed { removed_at: DateTime<Utc> },
+    Removed {
+        removed_at: DateTime<Utc>,
+    },
     NotFound,
 }
 
@@ -45,7 +50,10 @@ pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLo
         Some((None, compressed, dictionary, extract_ts)) => {
             let claims_json = codec::decompress(&compressed, dictionary.as_deref())
                 .map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
-            ClaimsLookup::Found { claims_json, extract_ts }
+            ClaimsLookup::Found {
+                claims_json,
+                extract_ts,
+            }
         }
     })
 }

@@ -67,10 +67,14 @@ pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RunSummary>,
 }
 
 pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RunSummary>, sqlx::Error> {
-    sqlx::query_as(concat!("SELECT ", summary_columns!(), " FROM import_run ORDER BY id DESC LIMIT $1"))
-        .bind(limit)
-        .fetch_all(db)
-        .await
+    sqlx::query_as(concat!(
+        "SELECT ",
+        summary_columns!(),
+        " FROM import_run ORDER BY id DESC LIMIT $1"
+    ))
+    .bind(limit)
+    .fetch_all(db)
+    .await
 }
 
 pub async fn rejects(db: impl PgExecutor<'_>, id: i64) -> Result<Vec<RejectedLine>, sqlx::Error> {
@@ -81,11 +85,7 @@ pub async fn rejects(db: impl PgExecutor<'_>, id: i64) -> Result<Vec<RejectedLin
 }
 
 /// Records the rejected lines kept for a run, set-wise.
-pub async fn insert_rejects(
-    db: impl PgExecutor<'_>,
-    id: i64,
-    rejects: &[RejectedLine],
-) -> Result<(), sqlx::Error> {
+pub async fn insert_rejects(db: impl PgExecutor<'_>, id: i64, rejects: &[RejectedLine]) -> Result<(), sqlx::Error> {
     let files: Vec<&str> = rejects.iter().map(|r| r.file.as_str()).collect();
     let lines: Vec<i64> = rejects.iter().map(|r| r.line).collect();
     let reasons: Vec<&str> = rejects.iter().map(|r| r.reason.as_str()).collect();

@@ -11,12 +11,16 @@ pub fn zip_dir(dir: &Path, zip_path: &Path) {
     let file = std::fs::File::create(zip_path).expect("create zip");
     let mut zip = zip::ZipWriter::new(file);
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read dir").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     entries.sort();
     for path in entries {
         let name = path.file_name().expect("name").to_string_lossy().into_owned();
         zip.start_file(name, options).expect("start entry");
-        zip.write_all(&std::fs::read(&path).expect("read sample")).expect("write entry");
+        zip.write_all(&std::fs::read(&path).expect("read sample"))
+            .expect("write entry");
     }
     zip.finish().expect("finish zip");
 }
@@ -29,7 +33,9 @@ pub async fn serve_file(file: PathBuf, attachment_name: &str) -> String {
     let name = attachment_name.to_owned();
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let body = std::fs::read(&file).expect("served file");
             let name = name.clone();
             tokio::spawn(async move {

@@ -33,9 +33,7 @@ pub async fn test_db() -> TestDb {
     let name = unique_name();
     let (admin, options, url) = match std::env::var("TEST_DATABASE_URL") {
         Ok(server_url) => {
-            let server: PgConnectOptions = server_url
-                .parse()
-                .expect("TEST_DATABASE_URL is not a PostgreSQL URL");
+            let server: PgConnectOptions = server_url.parse().expect("TEST_DATABASE_URL is not a PostgreSQL URL");
             // The URL may name no database; `postgres` always exists.
             let admin_db = server.get_database().unwrap_or("postgres").to_owned();
             let options = server.clone().database(&name);
@@ -45,11 +43,7 @@ pub async fn test_db() -> TestDb {
         Err(_) => {
             let cluster = embedded_cluster().await;
             let url = cluster.url(&name);
-            (
-                cluster.connect_options("postgres"),
-                cluster.connect_options(&name),
-                url,
-            )
+            (cluster.connect_options("postgres"), cluster.connect_options(&name), url)
         }
     };
 
