@@ -189,3 +189,93 @@ async fn killed_import_changes_nothing_and_the_next_run_recovers() {
         .unwrap();
     assert_eq!(leftovers, 0);
 }
+
+/// A database restart in the middle of an import: the import fails, the published
+/// generation is untouched, and the next import recovers by itself. This test runs its own
+/// cluster, since it restarts it.
+#[tokio::test]
+async fn database_restart_during_import_changes_nothing() {
+    use annuaire::embedded_pg::EmbeddedCluster;
+    let home = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("restart-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let start = {
+        let home = home.clone();
+        move || EmbeddedCluster::ensure_running(&home).expect("private cluster starts")
+    };
+    let cluster = tokio::task::spawn_blocking(start.clone()).await.unwrap();
+    cluster.create_database_if_missing("annuaire").await.unwrap();
+    let url = cluster.url("annuaire");
+
+    let out = annuaire(&url, &["import", &sample("ps-libreacces")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_string_lossy().into_owned();
+    let out = annuaire(
+        &url,
+        &["gen-sample", "--professionals", "150000", "--seed", "9", "--out", &dir],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let zip = std::fs::read_dir(work.path()).unwrap().next().unwrap().unwrap().path();
+
+    let mut child = Command::new(cargo_bin())
+        .args(["import", &zip.to_string_lossy(), "--force"])
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("import starts");
+    let monitor = sqlx::PgPool::connect(&url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let copied: Option<i64> = sqlx::query_scalar("SELECT max(tuples_processed) FROM pg_stat_progress_copy")
+            .fetch_one(&monitor)
+            .await
+            .unwrap();
+        if copied.unwrap_or(0) > 10_000 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before the restart"
+        );
+        assert!(Instant::now() < deadline, "the import never started copying");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    monitor.close().await;
+    let stop_home = home.clone();
+    tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&stop_home).expect("stops"))
+        .await
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an import that lost its database must fail");
+    tokio::task::spawn_blocking(start).await.unwrap();
+
+    let out = annuaire(&url, &["claims", "810003456125"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the published generation still answers: {}",
+        stderr(&out)
+    );
+    let out = annuaire(&url, &["import", &sample("ps-libreacces-day2"), "--force", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (run["status"].as_str(), run["id"].as_i64()),
+        (Some("published"), Some(3))
+    );
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let interrupted: String = sqlx::query_scalar("SELECT status FROM import_run WHERE id = 2")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(interrupted, "failed");
+    pool.close().await;
+    let stop_home = home.clone();
+    tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&stop_home))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&home);
+}
