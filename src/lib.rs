@@ -9,10 +9,13 @@ pub mod download;
 #[allow(unsafe_code)]
 pub mod embedded_pg;
 pub mod extract;
+pub mod http;
 pub mod import;
+pub mod keys;
 pub mod national_id;
 pub mod progress;
 pub mod samplegen;
+pub mod snapshot;
 pub mod store;
 
 /// TLS (for `DATABASE_URL` servers and downloads) uses rustls with the *ring* provider;

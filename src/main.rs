@@ -55,6 +55,12 @@ enum StoreCommand {
     /// Inspect and approve import runs.
     #[command(subcommand)]
     Imports(ImportsCommand),
+    /// Serve the claims API (and the IdP hooks) from an in-memory snapshot of the published
+    /// generation, following new generations as they are published.
+    Serve(ServeArgs),
+    /// Manage the API keys of the clients.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the claims document of a professional as JSON (national id, bare RPPS or bare
     /// ADELI). Exit 0 found, 4 never seen, 5 removed (date on stderr), 6 malformed id.
     Claims {
@@ -83,6 +89,42 @@ struct ImportArgs {
     /// Print the run record as JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ANNUAIRE_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// How a token subject maps to a national id in the IdP hooks: `national-id` (a national
+    /// id, bare RPPS or bare ADELI), `federated` (`f:<uuid>:<id>`), or `pattern:<regex>`
+    /// (the group `id`, or the first group).
+    #[arg(long, env = "ANNUAIRE_SUBJECT_MAPPING", default_value = "national-id")]
+    subject_mapping: annuaire::http::SubjectMapping,
+    /// What the hooks answer for an unknown or removed professional: refuse the token, or
+    /// issue it without sectoral claims.
+    #[arg(long, env = "ANNUAIRE_UNKNOWN_SUBJECT", value_enum, default_value = "deny")]
+    unknown_subject: annuaire::http::UnknownSubject,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key; it is printed once on stdout.
+    Create {
+        /// The client's name (one active key per name).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: claims, search, admin.
+        #[arg(long)]
+        scope: String,
+    },
+    /// All keys, active and revoked (never the secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the active key with this name or id; running servers drop it within seconds.
+    Revoke { key: String },
 }
 
 #[derive(Subcommand)]
@@ -203,6 +245,18 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     commands::imports::approve(pool, run, json).await
                 }
                 StoreCommand::Claims { id } => commands::claims::show(pool, &id).await,
+                StoreCommand::Serve(args) => {
+                    let hooks = annuaire::http::HookSettings {
+                        mapping: args.subject_mapping,
+                        unknown: args.unknown_subject,
+                    };
+                    commands::serve::run(store.pool.clone(), args.listen, hooks).await
+                }
+                StoreCommand::Keys(KeysCommand::Create { name, scope }) => {
+                    commands::keys::create(pool, &name, &scope).await
+                }
+                StoreCommand::Keys(KeysCommand::List { json }) => commands::keys::list(pool, json).await,
+                StoreCommand::Keys(KeysCommand::Revoke { key }) => commands::keys::revoke(pool, &key).await,
             }
         }
     }

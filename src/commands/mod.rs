@@ -4,6 +4,8 @@
 pub mod claims;
 pub mod gen_sample;
 pub mod imports;
+pub mod keys;
+pub mod serve;
 
 /// Exit statuses, documented in the README; scripts and schedulers branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

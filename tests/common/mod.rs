@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod server;
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;

@@ -1,0 +1,92 @@
+//! The one HTTP error type: every failure answers `application/problem+json` (RFC 9457).
+//! Internal failures say only that; their detail goes to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For 410: when the professional left the published directory (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    problem: Problem,
+    www_authenticate: bool,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            problem: Problem {
+                kind: "about:blank".to_owned(),
+                title: status.canonical_reason().unwrap_or("Error").to_owned(),
+                status: status.as_u16(),
+                detail: Some(detail.into()),
+                removed_at: None,
+            },
+            www_authenticate: false,
+        }
+    }
+
+    /// A failure of ours: logged with its detail, answered with a fixed message.
+    pub fn internal(error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "internal error");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    }
+
+    /// No detail that helps a guesser: the same answer for a missing, malformed or unknown
+    /// key.
+    pub fn unauthorized() -> ApiError {
+        let mut e = ApiError::new(StatusCode::UNAUTHORIZED, "a valid API key is required");
+        e.www_authenticate = true;
+        e
+    }
+
+    pub fn forbidden() -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "this key is not allowed here")
+    }
+
+    pub fn not_ready() -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no published generation is loaded yet")
+    }
+
+    pub fn removed(national_id: &str, removed_at: chrono::DateTime<chrono::Utc>) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::GONE,
+            format!(
+                "{national_id} is no longer in the published directory (removed {})",
+                removed_at.format("%Y-%m-%d")
+            ),
+        );
+        e.problem.removed_at = Some(removed_at.to_rfc3339());
+        e
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::to_vec(&self.problem).unwrap_or_default();
+        let mut response = (self.status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,37 @@
+//! The OpenAPI description, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "annuaire", description = "Sectoral claims of French health professionals, from the Annuaire Santé."),
+    paths(
+        super::claims::get_claims,
+        super::hooks::hydra_token,
+        super::hooks::okta_token,
+        super::ops::healthz,
+        super::ops::readyz,
+        super::ops::metrics,
+    ),
+    components(schemas(super::error::Problem)),
+    modifiers(&BearerKey)
+)]
+pub struct ApiDoc;
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from `annuaire keys create`"))
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,216 @@
+//! API keys: named clients with scopes, stored as SHA-256 hashes, checked in constant time
+//! against an in-memory key ring (so that authentication keeps working while Postgres is
+//! down). Every change is announced with `NOTIFY annuaire_keys` for the servers to reload.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgExecutor;
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Claims lookups and the IdP hooks.
+    Claims,
+    /// The search API.
+    Search,
+    /// Administration: the web page, imports, jobs.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::Claims, Scope::Search, Scope::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Claims => "claims",
+            Scope::Search => "search",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Scope, KeyError> {
+        Scope::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text.trim())
+            .ok_or_else(|| KeyError::UnknownScope(text.to_owned()))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unknown scope {0:?}: expected claims, search or admin")]
+    UnknownScope(String),
+    #[error("a key needs at least one scope")]
+    NoScope,
+    #[error("an active key named {0:?} exists already; revoke it first or choose another name")]
+    NameTaken(String),
+    #[error("no active key named or numbered {0:?}")]
+    NotFound(String),
+    #[error("the system's random source failed: {0}")]
+    Random(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A key as listed (never the secret).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Prefix of every key: tells people (and secret scanners) what the string is.
+const KEY_PREFIX: &str = "ann_";
+
+fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// Creates a key and returns it with its secret, which is not stored and cannot be shown
+/// again.
+pub async fn create(db: impl PgExecutor<'_>, name: &str, scopes: &[Scope]) -> Result<(KeyInfo, String), KeyError> {
+    if scopes.is_empty() {
+        return Err(KeyError::NoScope);
+    }
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random).map_err(|e| KeyError::Random(e.to_string()))?;
+    let secret = format!("{KEY_PREFIX}{}", hex::encode(random));
+    let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let created = sqlx::query_as(
+        "WITH created AS (
+             INSERT INTO api_key (name, scopes, key_hash) VALUES ($1, $2, $3)
+             RETURNING id, name, scopes, created_at, revoked_at)
+         SELECT created.*, pg_notify('annuaire_keys', '') IS NOT NULL AS notified FROM created",
+    )
+    .bind(name)
+    .bind(&scope_names)
+    .bind(hash(&secret).as_slice())
+    .fetch_one(db)
+    .await;
+    match created {
+        Ok(info) => Ok((info, secret)),
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("api_key_active_name_uq") => {
+            Err(KeyError::NameTaken(name.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<KeyInfo>, KeyError> {
+    Ok(
+        sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_key ORDER BY id")
+            .fetch_all(db)
+            .await?,
+    )
+}
+
+/// Revokes the active key with this name (or id).
+pub async fn revoke(db: impl PgExecutor<'_>, name_or_id: &str) -> Result<KeyInfo, KeyError> {
+    let id: Option<i64> = name_or_id.parse().ok();
+    let revoked: Option<KeyInfo> = sqlx::query_as(
+        "WITH revoked AS (
+             UPDATE api_key SET revoked_at = now()
+             WHERE revoked_at IS NULL AND (name = $1 OR id = $2)
+             RETURNING id, name, scopes, created_at, revoked_at)
+         SELECT revoked.*, pg_notify('annuaire_keys', '') IS NOT NULL AS notified FROM revoked",
+    )
+    .bind(name_or_id)
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    revoked.ok_or_else(|| KeyError::NotFound(name_or_id.to_owned()))
+}
+
+/// An active key, as the servers hold it.
+#[derive(Debug, Clone)]
+pub struct ActiveKey {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    hash: [u8; 32],
+}
+
+/// The active keys, checked on every request.
+#[derive(Debug, Clone, Default)]
+pub struct KeyRing {
+    keys: Vec<ActiveKey>,
+}
+
+impl KeyRing {
+    pub async fn load(db: impl PgExecutor<'_>) -> Result<KeyRing, KeyError> {
+        let rows: Vec<(i64, String, Vec<String>, Vec<u8>)> =
+            sqlx::query_as("SELECT id, name, scopes, key_hash FROM api_key WHERE revoked_at IS NULL")
+                .fetch_all(db)
+                .await?;
+        let keys = rows
+            .into_iter()
+            .filter_map(|(id, name, scopes, stored)| {
+                let hash: [u8; 32] = stored.try_into().ok()?;
+                let scopes = scopes.iter().filter_map(|s| Scope::parse(s).ok()).collect();
+                Some(ActiveKey { id, name, scopes, hash })
+            })
+            .collect();
+        Ok(KeyRing { keys })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key matching `presented`, if any. Every stored hash is compared, in constant
+    /// time, so that timing tells a guesser nothing.
+    pub fn authenticate(&self, presented: &str) -> Option<&ActiveKey> {
+        let candidate = hash(presented);
+        let mut found = None;
+        for key in &self.keys {
+            if constant_time_eq::constant_time_eq_32(&key.hash, &candidate) {
+                found = Some(key);
+            }
+        }
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_ring_finds_only_the_exact_key() {
+        let secret = "ann_0123";
+        let ring = KeyRing {
+            keys: vec![ActiveKey {
+                id: 1,
+                name: "idp".into(),
+                scopes: vec![Scope::Claims],
+                hash: hash(secret),
+            }],
+        };
+        assert_eq!(ring.authenticate(secret).map(|k| k.name.as_str()), Some("idp"));
+        assert!(ring.authenticate("ann_0124").is_none());
+        assert!(ring.authenticate("").is_none());
+    }
+
+    #[test]
+    fn scopes_parse_by_name() {
+        assert_eq!(Scope::parse(" admin").unwrap(), Scope::Admin);
+        assert!(matches!(Scope::parse("root"), Err(KeyError::UnknownScope(_))));
+    }
+}

@@ -1,0 +1,120 @@
+//! The claims snapshot: what answers the IdP. A compact, read-only copy of the published
+//! generation's claims documents (compressed as stored), held in memory and swapped
+//! atomically when a new generation is published, so that a lookup never waits on Postgres
+//! and keeps working while it is down.
+
+mod follow;
+mod load;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use follow::{Follower, StoreStatus};
+pub use load::{LoadError, load_changes, load_full};
+
+use crate::import::diff::key;
+use crate::national_id::NationalId;
+use crate::store::codec;
+
+/// Where one professional's document is, and what the answers need.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    segment: u32,
+    offset: u32,
+    len: u32,
+    /// Index into `Snapshot::dictionaries`, `u32::MAX` for none.
+    dictionary: u32,
+    /// Unix seconds of the removal; 0 while present.
+    removed_at: i64,
+    /// The professional's content hash: the document's ETag.
+    etag: u128,
+}
+
+const NO_DICTIONARY: u32 = u32::MAX;
+
+/// One published generation, ready to answer.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The published run, `None` before any publication.
+    pub generation: Option<i64>,
+    pub extract_ts: Option<DateTime<Utc>>,
+    pub published_at: Option<DateTime<Utc>>,
+    entries: HashMap<u128, Entry>,
+    /// Compressed documents, in large shared segments: a new generation appends a segment
+    /// for what changed and shares the others with the previous snapshot.
+    segments: Vec<Arc<Vec<u8>>>,
+    /// Bytes in the segments that no entry points at any more.
+    garbage: usize,
+    dictionaries: Vec<(i64, Arc<Vec<u8>>)>,
+}
+
+/// The answer to a claims lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Found { json: Vec<u8>, etag: String },
+    Removed { removed_at: DateTime<Utc> },
+    NotFound,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("stored claims of {0} cannot be decompressed: {1}")]
+pub struct CorruptDocument(String, std::io::Error);
+
+thread_local! {
+    /// One decompression context per dictionary and thread: loading a dictionary costs far
+    /// more than decompressing a document with it.
+    static DECOMPRESSORS: RefCell<HashMap<i64, zstd::bulk::Decompressor<'static>>> = RefCell::new(HashMap::new());
+}
+
+/// Claims documents are about 1.6 kB; the largest (many sites) stay far below this.
+const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+
+impl Snapshot {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        self.segments.iter().map(|s| s.capacity()).sum::<usize>()
+            + self.entries.capacity() * (std::mem::size_of::<Entry>() + 16 + 1)
+    }
+
+    pub fn lookup(&self, id: &NationalId) -> Result<Answer, CorruptDocument> {
+        let Some(entry) = self.entries.get(&key(id.as_str().as_bytes())) else {
+            return Ok(Answer::NotFound);
+        };
+        if entry.removed_at != 0 {
+            let removed_at = DateTime::from_timestamp(entry.removed_at, 0).unwrap_or_default();
+            return Ok(Answer::Removed { removed_at });
+        }
+        let segment = &self.segments[entry.segment as usize];
+        let compressed = &segment[entry.offset as usize..(entry.offset + entry.len) as usize];
+        let json = if entry.dictionary == NO_DICTIONARY {
+            codec::decompress(compressed, None)
+        } else {
+            let (run_id, dictionary) = &self.dictionaries[entry.dictionary as usize];
+            DECOMPRESSORS.with(|cache| {
+                let mut cache = cache.borrow_mut();
+                let decompressor = match cache.entry(*run_id) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(zstd::bulk::Decompressor::with_dictionary(dictionary)?)
+                    }
+                };
+                decompressor.decompress(compressed, MAX_DOCUMENT_BYTES)
+            })
+        }
+        .map_err(|e| CorruptDocument(id.to_string(), e))?;
+        Ok(Answer::Found {
+            json,
+            etag: format!("\"{:032x}\"", entry.etag),
+        })
+    }
+}

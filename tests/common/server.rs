@@ -1,0 +1,77 @@
+//! A real server on 127.0.0.1:0 for the API tests, and waiting on conditions with a deadline.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use annuaire::http::HookSettings;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// Starts the server and waits until it is ready (a generation loaded).
+    pub async fn start(pool: PgPool, hooks: HookSettings) -> TestServer {
+        let server = TestServer::start_unready(pool, hooks).await;
+        let client = server.client.clone();
+        let url = server.url("/readyz");
+        wait_for("the server to be ready", Duration::from_secs(30), || {
+            let client = client.clone();
+            let url = url.clone();
+            async move { client.get(&url).send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await;
+        server
+    }
+
+    pub async fn start_unready(pool: PgPool, hooks: HookSettings) -> TestServer {
+        annuaire::install_crypto_provider();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(annuaire::http::run(pool, listener, hooks, shutdown.clone()));
+        TestServer {
+            base,
+            client: reqwest::Client::new(),
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.expect("server task").expect("server ended cleanly");
+    }
+}
+
+/// Polls `condition` until it holds, failing the test at the deadline.
+pub async fn wait_for<F, Fut>(what: &str, deadline: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    while !condition().await {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
