@@ -7,72 +7,13 @@
 //! `cargo bench --bench import` (ANNUAIRE_BENCH_PROFESSIONALS, default 1700000;
 //! ANNUAIRE_BENCH_DIR, default target/bench-import: must be reachable by the postgres user).
 
-#![allow(unsafe_code)] // wait4 for the child's peak RSS: std has no rusage
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+
 
 use annuaire::embedded_pg::EmbeddedCluster;
+use common::{Measure, annuaire, generate, measure, psql};
 
-struct Measure {
-    wall: Duration,
-    peak_rss_kib: i64,
-}
-
-/// Runs a command and measures its wall time and peak resident memory (getrusage of the
-/// child, via wait4, which also reaps it).
-#[allow(clippy::zombie_processes)]
-fn measure(command: &mut Command) -> Measure {
-    let started = Instant::now();
-    let child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
-    let mut status = 0;
-    // SAFETY: rusage is plain old data that wait4 fills in; the pid is our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    assert!(pid > 0 && libc::WIFEXITED(status), "{command:?} did not exit normally");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "{command:?} failed");
-    Measure {
-        wall,
-        peak_rss_kib: usage.ru_maxrss,
-    }
-}
-
-fn annuaire() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_annuaire"))
-}
-
-fn generate(dir: &Path, professionals: u64, day: u32) -> PathBuf {
-    let marker = dir.join(format!("day{day}-{professionals}.done"));
-    let out = dir.join(format!("day{day}-{professionals}"));
-    if !marker.exists() {
-        std::fs::create_dir_all(&out).expect("output dir");
-        let m = measure(
-            annuaire()
-                .args([
-                    "gen-sample",
-                    "--professionals",
-                    &professionals.to_string(),
-                    "--seed",
-                    "1",
-                ])
-                .arg("--day")
-                .arg(day.to_string())
-                .arg("--out")
-                .arg(&out),
-        );
-        println!("generated day {day} in {:.1} s", m.wall.as_secs_f64());
-        std::fs::write(&marker, "").expect("marker");
-    }
-    std::fs::read_dir(&out)
-        .expect("generated")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|x| x == "zip"))
-        .expect("a zip")
-}
+mod common;
 
 fn unzip_personne_activite(zip_path: &Path, dir: &Path, professionals: u64) -> PathBuf {
     let target = dir.join(format!("personne_activite-{professionals}.txt"));
@@ -94,42 +35,11 @@ fn unzip_personne_activite(zip_path: &Path, dir: &Path, professionals: u64) -> P
     target
 }
 
-fn psql(cluster: &EmbeddedCluster, database: &str, command: &str) -> Command {
-    let bundled = cluster.bin_dir().join("psql");
-    let mut c = Command::new(if bundled.exists() {
-        bundled
-    } else {
-        PathBuf::from("psql")
-    });
-    c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
-        .arg(cluster.socket_dir())
-        .args([
-            "-p",
-            &cluster.port().to_string(),
-            "-U",
-            "postgres",
-            "-d",
-            database,
-            "-c",
-            command,
-        ]);
-    c
-}
-
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let professionals: u64 = std::env::var("ANNUAIRE_BENCH_PROFESSIONALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_700_000);
-    let dir = std::env::var_os("ANNUAIRE_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-import"));
-    std::fs::create_dir_all(&dir).expect("bench dir");
-    println!(
-        "import benchmark: {professionals} professionals, work dir {}",
-        dir.display()
-    );
+    let professionals = common::professionals();
+    let dir = common::work_dir();
+    println!("import benchmark: {professionals} professionals, work dir {}", dir.display());
 
     let day0 = generate(&dir, professionals, 0);
     let day1 = generate(&dir, professionals, 1);

@@ -1,0 +1,226 @@
+//! Claims API benchmark with a national-scale generation published, on loopback:
+//! - start-up to ready, and resident memory of `annuaire serve` (goals: ≤ 10 s, ≤ 1 GiB);
+//! - throughput of `GET /v1/claims/{random known id}` against `/healthz`, same server, same
+//!   `wrk` settings, same run (goal: ≥ 0.7);
+//! - latency at a fixed 5,000 requests/s (goal: p99 ≤ 1 ms), and again while a full import of
+//!   the day+1 extract runs (goal: p99 ≤ 2 ms).
+//!
+//! `cargo bench --bench serve` (needs `wrk`: `apt-get install wrk`; same variables as the
+//! import benchmark).
+
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use annuaire::embedded_pg::EmbeddedCluster;
+use common::{annuaire, generate, measure, psql};
+
+mod common;
+
+const RATE: u64 = 5_000;
+const FIXED_RATE_SECONDS: u64 = 10;
+const WRK_SECONDS: &str = "10s";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Stops the server whatever happens, so that a failed run leaves no process behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_mib(child: &Child) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+/// `wrk` with a fixed setting and a request script (the same client work for every route);
+/// returns requests per second.
+fn wrk(url: &str, script: &std::path::Path) -> f64 {
+    let output = Command::new("wrk")
+        .args(["-t1", "-c32", "-d", WRK_SECONDS, "-s"])
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let non_2xx = text.lines().find(|l| l.contains("Non-2xx"));
+    assert!(non_2xx.is_none(), "wrk saw errors: {text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no throughput in wrk's output: {text}"))
+}
+
+/// Open-loop load at a fixed rate; latencies from each request's send to its full answer.
+async fn fixed_rate(client: &reqwest::Client, urls: &[String], key: &str, seconds: u64) -> Vec<Duration> {
+    let total = RATE * seconds;
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(total as usize);
+    for i in 0..total {
+        tokio::time::sleep_until(started + Duration::from_nanos(i * 1_000_000_000 / RATE)).await;
+        let (client, url, key) = (client.clone(), urls[i as usize % urls.len()].clone(), key.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let response = client.get(url).bearer_auth(key).send().await.expect("request");
+            // 410 once the day+1 generation removed the professional.
+            assert!(matches!(response.status().as_u16(), 200 | 410), "answered {}", response.status());
+            response.bytes().await.expect("body");
+            sent.elapsed()
+        }));
+    }
+    let mut latencies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        latencies.push(task.await.expect("request task"));
+    }
+    latencies.sort();
+    latencies
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+/// The server's own p99 for a route, from its Prometheus histogram (bucket upper bound).
+async fn server_p99_ms(client: &reqwest::Client, base: &str) -> String {
+    let text = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with("annuaire_http_request_duration_seconds_bucket{route=\"/v1/claims/{id}\""))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
+            Some((le.parse().unwrap_or(f64::INFINITY), count))
+        })
+        .collect();
+    let total = buckets.last().map_or(0.0, |b| b.1);
+    buckets
+        .iter()
+        .find(|(_, count)| *count >= total * 0.99)
+        .map_or("?".to_owned(), |(le, _)| format!("≤ {} ms", le * 1000.0))
+}
+
+fn main() {
+    let professionals = common::professionals();
+    let dir = common::work_dir();
+    println!("serve benchmark: {professionals} professionals, work dir {}", dir.display());
+    let day0 = generate(&dir, professionals, 0);
+    let day1 = generate(&dir, professionals, 1);
+    let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
+    let database = format!("bench_serve_{}", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(cluster.create_database_if_missing(&database)).expect("database");
+    let url = cluster.url(&database);
+    let imported = measure(annuaire().env("DATABASE_URL", &url).env("RUST_LOG", "warn").arg("import").arg(&day0));
+    println!("day 0 imported in {:.1} s", imported.wall.as_secs_f64());
+
+    let key = annuaire().env("DATABASE_URL", &url).args(["keys", "create", "--name", "bench", "--scope", "claims"]).output().expect("keys");
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let ids = psql(&cluster, &database, "SELECT national_id FROM professional WHERE removed_at IS NULL ORDER BY random() LIMIT 20000")
+        .args(["-A", "-t"])
+        .output()
+        .expect("ids");
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).lines().map(str::to_owned).collect();
+    assert!(ids.len() > 1000, "ids sampled");
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let server = Server(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts"),
+    );
+    annuaire::install_crypto_provider();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let startup = runtime.block_on(async {
+        loop {
+            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "serve never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let rss_ready = rss_mib(&server.0);
+
+    // Both runs pick a random id and send the key: only the route differs.
+    let script = |name: &str, path: &str| {
+        let file = dir.join(name);
+        let mut lua = std::fs::File::create(&file).expect("lua");
+        writeln!(lua, "local ids = {{").unwrap();
+        for id in &ids {
+            writeln!(lua, "\"{id}\",").unwrap();
+        }
+        writeln!(lua, "}}\nwrk.headers[\"Authorization\"] = \"Bearer {key}\"").unwrap();
+        writeln!(lua, "request = function()\n  return wrk.format(\"GET\", {path})\nend").unwrap();
+        file
+    };
+    let healthz_rps = wrk(&base, &script("healthz.lua", "\"/healthz?id=\" .. ids[math.random(#ids)]"));
+    let claims_rps = wrk(&base, &script("claims.lua", "\"/v1/claims/\" .. ids[math.random(#ids)]"));
+
+    let urls: Vec<String> = ids.iter().map(|id| format!("{base}/v1/claims/{id}")).collect();
+    let quiet = runtime.block_on(fixed_rate(&client, &urls, &key, FIXED_RATE_SECONDS));
+    let quiet_server = runtime.block_on(server_p99_ms(&client, &base));
+    let rss_loaded = rss_mib(&server.0);
+
+    let mut import = annuaire()
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "warn")
+        .arg("import")
+        .arg(&day1)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("day 1 import");
+    let import_started = Instant::now();
+    let mut busy = Vec::new();
+    while import.try_wait().expect("import status").is_none() && import_started.elapsed() < Duration::from_secs(300) {
+        busy.extend(runtime.block_on(fixed_rate(&client, &urls, &key, 5)));
+    }
+    let import_seconds = import_started.elapsed().as_secs_f64();
+    assert!(import.wait().expect("import").success(), "the day 1 import failed");
+    busy.sort();
+    let generation = runtime.block_on(async {
+        let ready: serde_json::Value =
+            client.get(format!("{base}/readyz")).send().await.expect("readyz").json().await.expect("json");
+        ready["generation"].clone()
+    });
+    let rss_after = rss_mib(&server.0);
+    drop(server);
+    let _ = psql(&cluster, "postgres", &format!("DROP DATABASE IF EXISTS {database}")).status();
+
+    println!();
+    println!("start-up to ready          {:>8.2} s   (goal ≤ 10 s)", startup.as_secs_f64());
+    println!("RSS ready / after load / after switch  {rss_ready} / {rss_loaded} / {rss_after} MiB   (goal ≤ 1024 MiB)");
+    println!("wrk -t1 -c32 -d{WRK_SECONDS}: /healthz {healthz_rps:.0} req/s, /v1/claims {claims_rps:.0} req/s, ratio {:.2}   (goal ≥ 0.7)", claims_rps / healthz_rps);
+    println!(
+        "fixed {RATE} req/s, {} s: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (client side, loopback); server histogram p99 {quiet_server}   (goal p99 ≤ 1 ms)",
+        FIXED_RATE_SECONDS,
+        percentile(&quiet, 0.5),
+        percentile(&quiet, 0.99),
+        percentile(&quiet, 1.0)
+    );
+    println!(
+        "fixed {RATE} req/s during the day+1 import ({import_seconds:.1} s, {} requests): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms   (goal p99 ≤ 2 ms); generation now {generation}",
+        busy.len(),
+        percentile(&busy, 0.5),
+        percentile(&busy, 0.99),
+        percentile(&busy, 1.0)
+    );
+}
