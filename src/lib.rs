@@ -13,6 +13,7 @@ pub mod http;
 pub mod import;
 pub mod keys;
 pub mod national_id;
+pub mod priority;
 pub mod progress;
 pub mod samplegen;
 pub mod snapshot;

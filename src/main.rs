@@ -89,6 +89,10 @@ struct ImportArgs {
     /// Print the run record as JSON.
     #[arg(long)]
     json: bool,
+    /// CPU niceness of the import (0 to 19): batch work yields to servers answering IdPs on
+    /// the same machine.
+    #[arg(long, env = "ANNUAIRE_IMPORT_NICE", default_value_t = 10)]
+    nice: i32,
 }
 
 #[derive(Args)]
@@ -182,6 +186,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Before the runtime starts its threads, which inherit it.
+    if let Command::Store(StoreCommand::Import(args)) = &cli.command {
+        annuaire::priority::lower(args.nice);
+    }
     annuaire::install_crypto_provider();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

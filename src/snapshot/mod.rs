@@ -108,7 +108,9 @@ impl Snapshot {
                         v.insert(zstd::bulk::Decompressor::with_dictionary(dictionary)?)
                     }
                 };
-                decompressor.decompress(compressed, MAX_DOCUMENT_BYTES)
+                // The frame records its size: allocate exactly that, not the worst case.
+                let size = zstd::bulk::Decompressor::upper_bound(compressed).unwrap_or(MAX_DOCUMENT_BYTES).min(MAX_DOCUMENT_BYTES);
+                decompressor.decompress(compressed, size)
             })
         }
         .map_err(|e| CorruptDocument(id.to_string(), e))?;
