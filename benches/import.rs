@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 
-
 use annuaire::embedded_pg::EmbeddedCluster;
 use common::{Measure, annuaire, generate, measure, psql};
 
@@ -39,7 +38,10 @@ fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let professionals = common::professionals();
     let dir = common::work_dir();
-    println!("import benchmark: {professionals} professionals, work dir {}", dir.display());
+    println!(
+        "import benchmark: {professionals} professionals, work dir {}",
+        dir.display()
+    );
 
     let day0 = generate(&dir, professionals, 0);
     let day1 = generate(&dir, professionals, 1);

@@ -22,7 +22,10 @@ const FIXED_RATE_SECONDS: u64 = 10;
 const WRK_SECONDS: &str = "10s";
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// Stops the server whatever happens, so that a failed run leaves no process behind.
@@ -74,7 +77,11 @@ async fn fixed_rate(client: &reqwest::Client, urls: &[String], key: &str, second
             let sent = Instant::now();
             let response = client.get(url).bearer_auth(key).send().await.expect("request");
             // 410 once the day+1 generation removed the professional.
-            assert!(matches!(response.status().as_u16(), 200 | 410), "answered {}", response.status());
+            assert!(
+                matches!(response.status().as_u16(), 200 | 410),
+                "answered {}",
+                response.status()
+            );
             response.bytes().await.expect("body");
             sent.elapsed()
         }));
@@ -94,7 +101,14 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// The server's cumulative latency histogram of the claims route: (upper bound, count).
 async fn server_histogram(client: &reqwest::Client, base: &str) -> Vec<(f64, f64)> {
-    let text = client.get(format!("{base}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     text.lines()
         .filter(|l| l.starts_with("annuaire_http_request_duration_seconds_bucket{route=\"/v1/claims/{id}\""))
         .filter_map(|l| {
@@ -112,30 +126,55 @@ fn server_p99(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
         .map(|(le, n)| (*le, n - before.iter().find(|(b, _)| b == le).map_or(0.0, |(_, m)| *m)))
         .collect();
     let total = delta.last().map_or(0.0, |b| b.1);
-    delta.iter().find(|(_, n)| *n >= total * 0.99).map_or("?".to_owned(), |(le, _)| format!("≤ {} ms", le * 1000.0))
+    delta
+        .iter()
+        .find(|(_, n)| *n >= total * 0.99)
+        .map_or("?".to_owned(), |(le, _)| format!("≤ {} ms", le * 1000.0))
 }
 
 fn main() {
     let professionals = common::professionals();
     let dir = common::work_dir();
-    println!("serve benchmark: {professionals} professionals, work dir {}", dir.display());
+    println!(
+        "serve benchmark: {professionals} professionals, work dir {}",
+        dir.display()
+    );
     let day0 = generate(&dir, professionals, 0);
     let day1 = generate(&dir, professionals, 1);
     let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
     let database = format!("bench_serve_{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(cluster.create_database_if_missing(&database)).expect("database");
+    runtime
+        .block_on(cluster.create_database_if_missing(&database))
+        .expect("database");
     let url = cluster.url(&database);
-    let imported = measure(annuaire().env("DATABASE_URL", &url).env("RUST_LOG", "warn").arg("import").arg(&day0));
+    let imported = measure(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&day0),
+    );
     println!("day 0 imported in {:.1} s", imported.wall.as_secs_f64());
 
-    let key = annuaire().env("DATABASE_URL", &url).args(["keys", "create", "--name", "bench", "--scope", "claims"]).output().expect("keys");
-    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
-    let ids = psql(&cluster, &database, "SELECT national_id FROM professional WHERE removed_at IS NULL ORDER BY random() LIMIT 20000")
-        .args(["-A", "-t"])
+    let key = annuaire()
+        .env("DATABASE_URL", &url)
+        .args(["keys", "create", "--name", "bench", "--scope", "claims"])
         .output()
-        .expect("ids");
-    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout).lines().map(str::to_owned).collect();
+        .expect("keys");
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    let ids = psql(
+        &cluster,
+        &database,
+        "SELECT national_id FROM professional WHERE removed_at IS NULL ORDER BY random() LIMIT 20000",
+    )
+    .args(["-A", "-t"])
+    .output()
+    .expect("ids");
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert!(ids.len() > 1000, "ids sampled");
 
     let port = free_port();
@@ -152,10 +191,18 @@ fn main() {
             .expect("serve starts"),
     );
     annuaire::install_crypto_provider();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
     let startup = runtime.block_on(async {
         loop {
-            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            if client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
                 return started.elapsed();
             }
             assert!(started.elapsed() < Duration::from_secs(120), "serve never became ready");
@@ -176,8 +223,14 @@ fn main() {
         writeln!(lua, "request = function()\n  return wrk.format(\"GET\", {path})\nend").unwrap();
         file
     };
-    let healthz_rps = wrk(&base, &script("healthz.lua", "\"/healthz?id=\" .. ids[math.random(#ids)]"));
-    let claims_rps = wrk(&base, &script("claims.lua", "\"/v1/claims/\" .. ids[math.random(#ids)]"));
+    let healthz_rps = wrk(
+        &base,
+        &script("healthz.lua", "\"/healthz?id=\" .. ids[math.random(#ids)]"),
+    );
+    let claims_rps = wrk(
+        &base,
+        &script("claims.lua", "\"/v1/claims/\" .. ids[math.random(#ids)]"),
+    );
 
     let urls: Vec<String> = ids.iter().map(|id| format!("{base}/v1/claims/{id}")).collect();
     let before = runtime.block_on(server_histogram(&client, &base));
@@ -204,8 +257,14 @@ fn main() {
     assert!(import.wait().expect("import").success(), "the day 1 import failed");
     busy.sort();
     let generation = runtime.block_on(async {
-        let ready: serde_json::Value =
-            client.get(format!("{base}/readyz")).send().await.expect("readyz").json().await.expect("json");
+        let ready: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .json()
+            .await
+            .expect("json");
         ready["generation"].clone()
     });
     let rss_after = rss_mib(&server.0);
@@ -213,9 +272,15 @@ fn main() {
     let _ = psql(&cluster, "postgres", &format!("DROP DATABASE IF EXISTS {database}")).status();
 
     println!();
-    println!("start-up to ready          {:>8.2} s   (goal ≤ 10 s)", startup.as_secs_f64());
+    println!(
+        "start-up to ready          {:>8.2} s   (goal ≤ 10 s)",
+        startup.as_secs_f64()
+    );
     println!("RSS ready / after load / after switch  {rss_ready} / {rss_loaded} / {rss_after} MiB   (goal ≤ 1024 MiB)");
-    println!("wrk -t1 -c32 -d{WRK_SECONDS}: /healthz {healthz_rps:.0} req/s, /v1/claims {claims_rps:.0} req/s, ratio {:.2}   (goal ≥ 0.7)", claims_rps / healthz_rps);
+    println!(
+        "wrk -t1 -c32 -d{WRK_SECONDS}: /healthz {healthz_rps:.0} req/s, /v1/claims {claims_rps:.0} req/s, ratio {:.2}   (goal ≥ 0.7)",
+        claims_rps / healthz_rps
+    );
     println!(
         "fixed {RATE} req/s, {} s: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (client side, loopback); server histogram p99 {quiet_server}   (goal p99 ≤ 1 ms)",
         FIXED_RATE_SECONDS,

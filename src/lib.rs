@@ -11,6 +11,7 @@ pub mod embedded_pg;
 pub mod extract;
 pub mod http;
 pub mod import;
+pub mod jobs;
 pub mod keys;
 pub mod national_id;
 pub mod priority;

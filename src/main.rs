@@ -31,6 +31,12 @@ struct DatabaseArgs {
     /// Home of the embedded cluster and of downloads.
     #[arg(long, env = "ANNUAIRE_HOME", global = true, default_value = ".annuaire")]
     home: PathBuf,
+    /// Folder of the scheduled job definitions (one TOML file per job).
+    #[arg(long, env = "ANNUAIRE_JOBS_DIR", global = true, default_value = "jobs")]
+    jobs_dir: PathBuf,
+    /// Extra CA bundle (PEM) for downloads: the publisher's IGC-Santé chain.
+    #[arg(long, env = "ANNUAIRE_CA_BUNDLE", global = true)]
+    ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +67,9 @@ enum StoreCommand {
     /// Manage the API keys of the clients.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The scheduled jobs of the jobs folder.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Print the claims document of a professional as JSON (national id, bare RPPS or bare
     /// ADELI). Exit 0 found, 4 never seen, 5 removed (date on stderr), 6 malformed id.
     Claims {
@@ -109,6 +118,28 @@ struct ServeArgs {
     /// issue it without sectoral claims.
     #[arg(long, env = "ANNUAIRE_UNKNOWN_SUBJECT", value_enum, default_value = "deny")]
     unknown_subject: annuaire::http::UnknownSubject,
+    /// Run the job scheduler in this process (switch it off on replicas that should only
+    /// serve; with several on, the job locks still allow one run per job).
+    #[arg(long, env = "ANNUAIRE_SCHEDULER", default_value = "on", value_parser = ["on", "off"])]
+    scheduler: String,
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// The jobs with their schedule, next fire time and last run.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job now (exit 0 published or skipped, 3 held, 1 failed).
+    Run {
+        name: String,
+        /// Fetch from this URL instead of the job's sources, for this run only.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,7 +213,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -240,6 +271,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         },
                         max_reject_pct: args.max_reject_pct,
                         download_dir: settings.home.join("downloads"),
+                        ..ImportOptions::default()
                     };
                     commands::imports::import(pool, &args.source, &options, args.json).await
                 }
@@ -258,7 +290,22 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         mapping: args.subject_mapping,
                         unknown: args.unknown_subject,
                     };
-                    commands::serve::run(store.pool.clone(), args.listen, hooks).await
+                    let config = annuaire::http::ServerConfig {
+                        hooks,
+                        jobs: annuaire::jobs::load_dir(&cli.database.jobs_dir)?,
+                        scheduler: args.scheduler == "on",
+                        runner: runner_settings(&settings, cli.database.ca_bundle.clone()),
+                    };
+                    commands::serve::run(store.pool.clone(), args.listen, config).await
+                }
+                StoreCommand::Jobs(JobsCommand::List { json }) => {
+                    let jobs = annuaire::jobs::load_dir(&cli.database.jobs_dir)?;
+                    commands::jobs::list(pool, &jobs, json).await
+                }
+                StoreCommand::Jobs(JobsCommand::Run { name, source, json }) => {
+                    let jobs = annuaire::jobs::load_dir(&cli.database.jobs_dir)?;
+                    let runner = runner_settings(&settings, cli.database.ca_bundle.clone());
+                    commands::jobs::run(pool, &jobs, &name, source.as_deref(), &runner, json).await
                 }
                 StoreCommand::Keys(KeysCommand::Create { name, scope }) => {
                     commands::keys::create(pool, &name, &scope).await
@@ -267,6 +314,16 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 StoreCommand::Keys(KeysCommand::Revoke { key }) => commands::keys::revoke(pool, &key).await,
             }
         }
+    }
+}
+
+fn runner_settings(settings: &DatabaseSettings, ca_bundle: Option<PathBuf>) -> annuaire::jobs::RunnerSettings {
+    annuaire::jobs::RunnerSettings {
+        download_dir: settings.home.join("downloads"),
+        download: annuaire::download::DownloadSettings {
+            extra_ca_bundle: ca_bundle,
+            ..Default::default()
+        },
     }
 }
 

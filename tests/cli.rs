@@ -283,14 +283,21 @@ async fn database_restart_during_import_changes_nothing() {
 #[tokio::test]
 async fn keys_are_created_once_listed_without_secrets_and_revoked() {
     let db = test_db().await;
-    let out = annuaire(&db.url, &["keys", "create", "--name", "idp-prod", "--scope", "claims,search"]);
+    let out = annuaire(
+        &db.url,
+        &["keys", "create", "--name", "idp-prod", "--scope", "claims,search"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let secret = stdout(&out).trim().to_owned();
     assert!(secret.starts_with("ann_") && secret.len() == 68, "{secret}");
     assert!(stderr(&out).contains("shown once"), "{}", stderr(&out));
     let again = annuaire(&db.url, &["keys", "create", "--name", "idp-prod", "--scope", "claims"]);
     assert_eq!(again.status.code(), Some(1));
-    assert!(stderr(&again).contains("an active key named \"idp-prod\" exists already"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("an active key named \"idp-prod\" exists already"),
+        "{}",
+        stderr(&again)
+    );
     let bad = annuaire(&db.url, &["keys", "create", "--name", "x", "--scope", "root"]);
     assert!(stderr(&bad).contains("unknown scope \"root\""), "{}", stderr(&bad));
 
@@ -300,7 +307,10 @@ async fn keys_are_created_once_listed_without_secrets_and_revoked() {
     let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(keys[0]["name"], "idp-prod");
     assert_eq!(keys[0]["scopes"], serde_json::json!(["claims", "search"]));
-    let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_key").fetch_one(&db.pool).await.unwrap();
+    let stored: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_key")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
     assert_eq!(stored.len(), 32, "only a hash is stored");
 
     let ring = annuaire::keys::KeyRing::load(&db.pool).await.unwrap();

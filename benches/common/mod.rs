@@ -11,7 +11,10 @@ use annuaire::embedded_pg::EmbeddedCluster;
 
 /// The national scale, unless ANNUAIRE_BENCH_PROFESSIONALS says otherwise.
 pub fn professionals() -> u64 {
-    std::env::var("ANNUAIRE_BENCH_PROFESSIONALS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_700_000)
+    std::env::var("ANNUAIRE_BENCH_PROFESSIONALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_700_000)
 }
 
 /// Work directory (reachable by the postgres user): ANNUAIRE_BENCH_DIR or target/bench-import.
@@ -103,4 +106,3 @@ pub fn psql(cluster: &EmbeddedCluster, database: &str, command: &str) -> Command
         ]);
     c
 }
-

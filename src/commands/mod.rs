@@ -4,6 +4,7 @@
 pub mod claims;
 pub mod gen_sample;
 pub mod imports;
+pub mod jobs;
 pub mod keys;
 pub mod serve;
 

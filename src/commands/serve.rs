@@ -1,4 +1,4 @@
-//! `annuaire serve`: the claims API, until SIGINT or SIGTERM.
+//! `annuaire serve`: the claims API (and the scheduler), until SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
 
@@ -7,25 +7,28 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::Outcome;
-use crate::http::{self, HookSettings};
+use crate::http::{self, ServerConfig};
 
-pub async fn run(pool: PgPool, listen: SocketAddr, hooks: HookSettings) -> anyhow::Result<Outcome> {
+pub async fn run(pool: PgPool, listen: SocketAddr, config: ServerConfig) -> anyhow::Result<Outcome> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    if config.scheduler {
+        tracing::info!(jobs = config.jobs.len(), "scheduler on");
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    http::run(pool, listener, hooks, shutdown)
+    http::run(pool, listener, config, shutdown)
         .await
         .context("while serving")?;
     tracing::info!("stopped");
     Ok(Outcome::Success)
 }
 
-/// One shutdown signal for everything: the server drains its requests, the follower stops.
+/// One shutdown signal for everything: the server drains its requests, the follower and
+/// the scheduler stop, running jobs stop at a safe point.
 async fn stop_on_signal(shutdown: CancellationToken) {
     let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -34,8 +37,6 @@ async fn stop_on_signal(shutdown: CancellationToken) {
             Err(_) => std::future::pending().await,
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
     tokio::select! {
         _ = interrupt => {},
         _ = terminate => {},

@@ -2,6 +2,7 @@
 //! control, metrics, and the server's life: it follows the store (snapshot, keys) while it
 //! serves, and stops on one shutdown signal.
 
+mod admin;
 mod auth;
 mod claims;
 mod error;
@@ -29,6 +30,8 @@ use tower_http::timeout::TimeoutLayer;
 pub use error::{ApiError, Problem};
 pub use hooks::{HookSettings, SubjectMapping, UnknownSubject};
 
+use crate::jobs::scheduler::Scheduler;
+use crate::jobs::{JobDefinition, RunnerSettings};
 use crate::keys::{KeyRing, Scope};
 use crate::snapshot::{Follower, Snapshot, StoreStatus};
 
@@ -37,24 +40,57 @@ const BODY_LIMIT: usize = 1 << 20;
 /// Far above any IdP's budget: a request still running then is stuck.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a server runs: hook settings, jobs and whether this replica schedules them.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub hooks: HookSettings,
+    pub jobs: Vec<JobDefinition>,
+    /// Run the scheduler in this replica (several may: the job locks keep one run per job).
+    pub scheduler: bool,
+    pub runner: RunnerSettings,
+}
+
+impl ServerConfig {
+    /// Hooks only: no jobs, no scheduler.
+    pub fn new(hooks: HookSettings) -> ServerConfig {
+        ServerConfig {
+            hooks,
+            jobs: Vec::new(),
+            scheduler: false,
+            runner: RunnerSettings {
+                download_dir: std::env::temp_dir(),
+                download: crate::download::DownloadSettings::default(),
+            },
+        }
+    }
+}
+
 /// Everything a handler may reach.
 #[derive(Clone)]
 pub struct AppState {
+    pub pool: PgPool,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub keys: Arc<ArcSwap<KeyRing>>,
     pub status: Arc<StoreStatus>,
     pub metrics: Arc<metrics::Metrics>,
     pub hooks: Arc<HookSettings>,
+    pub jobs: Arc<Vec<JobDefinition>>,
+    pub runner: RunnerSettings,
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(hooks: HookSettings) -> AppState {
+    pub fn new(pool: PgPool, config: ServerConfig, shutdown: CancellationToken) -> AppState {
         AppState {
+            pool,
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             keys: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
             status: Arc::new(StoreStatus::default()),
             metrics: Arc::new(metrics::Metrics::default()),
-            hooks: Arc::new(hooks),
+            hooks: Arc::new(config.hooks),
+            jobs: Arc::new(config.jobs),
+            runner: config.runner,
+            shutdown,
         }
     }
 }
@@ -68,6 +104,14 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), Scope::Claims),
             auth::require,
         ));
+    let admin = Router::new()
+        .route("/v1/jobs", get(admin::list_jobs))
+        .route("/v1/jobs/{name}/run", post(admin::run_job))
+        .route("/v1/imports", get(admin::list_imports))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Admin),
+            auth::require,
+        ));
     let open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -75,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(ops::openapi));
     Router::new()
         .merge(claims)
+        .merge(admin)
         .merge(open)
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
@@ -89,14 +134,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown`, following the store through `pool` meanwhile.
+/// Serves on `listener` until `shutdown`, following the store through `pool` meanwhile, and
+/// running the scheduler when the configuration asks.
 pub async fn run(
     pool: PgPool,
     listener: TcpListener,
-    hooks: HookSettings,
+    config: ServerConfig,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let state = AppState::new(hooks);
+    let scheduler = config.scheduler.then(|| Scheduler {
+        pool: pool.clone(),
+        jobs: Arc::new(config.jobs.clone()),
+        settings: config.runner.clone(),
+    });
+    let state = AppState::new(pool.clone(), config, shutdown.clone());
+    let scheduling = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
     let follower = Follower {
         pool,
         snapshot: Arc::clone(&state.snapshot),
@@ -110,5 +162,8 @@ pub async fn run(
         .await;
     shutdown.cancel();
     let _ = following.await;
+    if let Some(scheduling) = scheduling {
+        let _ = scheduling.await;
+    }
     served
 }

@@ -13,6 +13,9 @@ use utoipa::{Modify, OpenApi};
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
+        super::admin::list_jobs,
+        super::admin::run_job,
+        super::admin::list_imports,
     ),
     components(schemas(super::error::Problem)),
     modifiers(&BearerKey)

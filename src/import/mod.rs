@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
+use tokio_util::sync::CancellationToken;
 
 use crate::download;
 use crate::extract::{ExtractError, FileKind, Source};
@@ -34,6 +35,10 @@ pub struct ImportOptions {
     pub max_reject_pct: f64,
     /// Where downloads of URL sources go while they are imported.
     pub download_dir: PathBuf,
+    /// What the run record names as its source (a job's URL), instead of the path read.
+    pub source_label: Option<String>,
+    /// Stops the import at its next safe point (between phases); it is recorded cancelled.
+    pub cancel: CancellationToken,
 }
 
 impl Default for ImportOptions {
@@ -43,6 +48,8 @@ impl Default for ImportOptions {
             gate: GateThresholds::default(),
             max_reject_pct: 0.1,
             download_dir: std::env::temp_dir(),
+            source_label: None,
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -76,6 +83,8 @@ pub enum ImportError {
     CopyFormat(#[from] CopyFormatError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("cancelled by shutdown; the published generation is unchanged")]
+    Cancelled,
 }
 
 impl ImportError {
@@ -140,7 +149,7 @@ async fn recover_interrupted(pool: &PgPool) -> Result<(), sqlx::Error> {
 pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> Result<RunSummary, ImportError> {
     let lock = ImportLock::acquire(pool).await?;
     recover_interrupted(pool).await?;
-    let run_id = runs::create(pool, location).await?;
+    let run_id = runs::create(pool, options.source_label.as_deref().unwrap_or(location)).await?;
     tracing::info!(run_id, source = location, "import started");
     let mut facts = RunFacts {
         forced: options.force,
@@ -162,7 +171,12 @@ pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> R
         }
         Err(error) => {
             tracing::error!(run_id, %error, "import failed");
-            runs::record(pool, run_id, "failed", &facts, Some(&error.to_string())).await?;
+            let status = if matches!(error, ImportError::Cancelled) {
+                "cancelled"
+            } else {
+                "failed"
+            };
+            runs::record(pool, run_id, status, &facts, Some(&error.to_string())).await?;
             publish::discard_unpublished_data(pool).await?;
             Err(error)
         }
@@ -196,7 +210,7 @@ async fn run(
     let started = Instant::now();
     let path = local.path().to_owned();
     let source = Arc::new(tokio::task::spawn_blocking(move || Source::open(&path)).await??);
-    facts.source = Some(location.to_owned());
+    facts.source = Some(options.source_label.clone().unwrap_or_else(|| location.to_owned()));
     facts.extract_ts = source.extract_timestamp();
     facts.has_directory = source.file(FileKind::PersonneActivite).is_some();
     facts.has_mailboxes = source.file(FileKind::MsSante).is_some();
@@ -228,6 +242,7 @@ async fn run(
             )),
         ));
     }
+    checkpoint(options)?;
     stage::check_headers(Arc::clone(&source)).await?;
     let progress = Progress::default();
     let report_guard = progress.report("reading", source.total_size());
@@ -252,6 +267,7 @@ async fn run(
         });
     }
 
+    checkpoint(options)?;
     let mut hold_reason = None;
     if facts.has_directory {
         let started = Instant::now();
@@ -296,6 +312,7 @@ async fn run(
         Some(reason) => tracing::warn!(run_id, %reason, "safety gate overridden by --force"),
         None => {}
     }
+    checkpoint(options)?;
     let started = Instant::now();
     // The facts are written first so that the published run is complete the moment it
     // becomes visible.
@@ -305,6 +322,15 @@ async fn run(
     elapsed_ms(facts, "publish", started);
     runs::record(pool, run_id, "published", facts, None).await?;
     Ok(("published", None))
+}
+
+/// A safe point: nothing is published yet, so stopping here changes nothing readers see.
+fn checkpoint(options: &ImportOptions) -> Result<(), ImportError> {
+    if options.cancel.is_cancelled() {
+        Err(ImportError::Cancelled)
+    } else {
+        Ok(())
+    }
 }
 
 /// Publishes a held run, if the generation it was compared with is still the published one.

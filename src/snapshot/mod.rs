@@ -109,7 +109,9 @@ impl Snapshot {
                     }
                 };
                 // The frame records its size: allocate exactly that, not the worst case.
-                let size = zstd::bulk::Decompressor::upper_bound(compressed).unwrap_or(MAX_DOCUMENT_BYTES).min(MAX_DOCUMENT_BYTES);
+                let size = zstd::bulk::Decompressor::upper_bound(compressed)
+                    .unwrap_or(MAX_DOCUMENT_BYTES)
+                    .min(MAX_DOCUMENT_BYTES);
                 decompressor.decompress(compressed, size)
             })
         }

@@ -10,6 +10,7 @@
 
 pub mod fixtures;
 pub mod server;
+pub mod source;
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use annuaire::http::HookSettings;
+use annuaire::http::{HookSettings, ServerConfig};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the server and waits until it is ready (a generation loaded).
     pub async fn start(pool: PgPool, hooks: HookSettings) -> TestServer {
-        let server = TestServer::start_unready(pool, hooks).await;
+        TestServer::start_with(pool, ServerConfig::new(hooks)).await
+    }
+
+    pub async fn start_with(pool: PgPool, config: ServerConfig) -> TestServer {
+        let server = TestServer::start_unready(pool, config).await;
         let client = server.client.clone();
         let url = server.url("/readyz");
         wait_for("the server to be ready", Duration::from_secs(30), || {
@@ -30,12 +34,12 @@ impl TestServer {
         server
     }
 
-    pub async fn start_unready(pool: PgPool, hooks: HookSettings) -> TestServer {
+    pub async fn start_unready(pool: PgPool, config: ServerConfig) -> TestServer {
         annuaire::install_crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(annuaire::http::run(pool, listener, hooks, shutdown.clone()));
+        let task = tokio::spawn(annuaire::http::run(pool, listener, config, shutdown.clone()));
         TestServer {
             base,
             client: reqwest::Client::new(),

@@ -1,0 +1,79 @@
+//! Admin routes (scope `admin`): the jobs with their next fire times, running a job now,
+//! and the import runs.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::jobs::{Trigger, runner};
+use crate::store::runs;
+
+/// The jobs, their schedule and next fire time, and their latest runs.
+#[utoipa::path(get, path = "/v1/jobs", tag = "admin", responses((status = 200, description = "`{\"jobs\": [...], \"runs\": [...]}`")), security(("bearer" = [])))]
+pub async fn list_jobs(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now();
+    let jobs: Vec<_> = state
+        .jobs
+        .iter()
+        .map(|job| {
+            json!({
+                "name": job.name,
+                "kind": job.kind,
+                "enabled": job.enabled,
+                "schedule": job.schedule_text,
+                "time_zone": job.time_zone.name(),
+                "sources": job.sources,
+                "next_fire": job.enabled.then(|| job.next_fire(now)).flatten(),
+            })
+        })
+        .collect();
+    let recent = runner::recent(&state.pool, 50).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({ "jobs": jobs, "runs": recent })).into_response())
+}
+
+/// Starts a run of the job now; it is recorded like a scheduled one (see `/v1/jobs`).
+#[utoipa::path(
+    post,
+    path = "/v1/jobs/{name}/run",
+    tag = "admin",
+    params(("name" = String, Path, description = "Job name")),
+    responses((status = 202, description = "Started"), (status = 404, description = "No such job", body = super::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn run_job(State(state): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let Some(index) = state.jobs.iter().position(|j| j.name == name) else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no job named {name:?}")));
+    };
+    let (pool, jobs, settings, cancel) = (
+        state.pool.clone(),
+        state.jobs.clone(),
+        state.runner.clone(),
+        state.shutdown.clone(),
+    );
+    tokio::spawn(async move {
+        let job = &jobs[index];
+        if let Err(error) = runner::run(&pool, job, Trigger::Api, None, &settings, &cancel).await {
+            tracing::error!(job = %job.name, %error, "job run could not be recorded");
+        }
+    });
+    Ok((StatusCode::ACCEPTED, Json(json!({ "job": name, "started": true }))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct Limit {
+    limit: Option<i64>,
+}
+
+/// The latest import runs, newest first (the `--json` run record of the README).
+#[utoipa::path(get, path = "/v1/imports", tag = "admin", params(("limit" = Option<i64>, Query, description = "At most this many (default 50)")), responses((status = 200, description = "Run records")), security(("bearer" = [])))]
+pub async fn list_imports(State(state): State<AppState>, Query(limit): Query<Limit>) -> Result<Response, ApiError> {
+    let list = runs::list(&state.pool, limit.limit.unwrap_or(50).clamp(1, 1000))
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(list).into_response())
+}

@@ -1,0 +1,320 @@
+//! Job definitions: one TOML file per scheduled job in the jobs folder, validated at start-up
+//! (and by a test) so that a bad cron expression or an unknown key is found before the
+//! night it would have mattered, with the file name and the reason.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+
+use crate::download::RetryPolicy;
+use crate::import::GateThresholds;
+
+/// What a job imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// The PS_LibreAcces zip (the directory itself).
+    PsLibreacces,
+    /// The MSSanté mailbox extract.
+    Mssante,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    name: String,
+    kind: JobKind,
+    /// Cron with seconds: `sec min hour day-of-month month day-of-week`.
+    schedule: String,
+    #[serde(default = "paris")]
+    time_zone: String,
+    /// Official URL first, mirrors after: each is tried in turn.
+    sources: Vec<String>,
+    #[serde(default = "enabled")]
+    enabled: bool,
+    /// Where a failed or held run is announced (a JSON POST).
+    notify_url: Option<String>,
+    #[serde(default)]
+    gate: GateFile,
+    #[serde(default)]
+    retry: RetryFile,
+    /// Refuse a download smaller than this share of the last published extract.
+    #[serde(default = "min_size_ratio")]
+    min_size_ratio: f64,
+}
+
+fn paris() -> String {
+    "Europe/Paris".to_owned()
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn min_size_ratio() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct GateFile {
+    max_removed_pct: f64,
+    max_changed_pct: f64,
+    max_reject_pct: f64,
+}
+
+impl Default for GateFile {
+    fn default() -> Self {
+        let gate = GateThresholds::default();
+        GateFile {
+            max_removed_pct: gate.max_removed_pct,
+            max_changed_pct: gate.max_changed_pct,
+            max_reject_pct: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RetryFile {
+    attempts: u32,
+    initial_backoff_seconds: f64,
+    max_backoff_seconds: f64,
+    total_seconds: f64,
+}
+
+impl Default for RetryFile {
+    fn default() -> Self {
+        let retry = RetryPolicy::default();
+        RetryFile {
+            attempts: retry.attempts,
+            initial_backoff_seconds: retry.initial_backoff.as_secs_f64(),
+            max_backoff_seconds: retry.max_backoff.as_secs_f64(),
+            total_seconds: retry.total.as_secs_f64(),
+        }
+    }
+}
+
+/// A validated job.
+#[derive(Debug, Clone)]
+pub struct JobDefinition {
+    pub name: String,
+    pub kind: JobKind,
+    pub schedule: cron::Schedule,
+    pub schedule_text: String,
+    pub time_zone: Tz,
+    pub sources: Vec<String>,
+    pub enabled: bool,
+    pub notify_url: Option<String>,
+    pub gate: GateThresholds,
+    pub max_reject_pct: f64,
+    pub retry: RetryPolicy,
+    pub min_size_ratio: f64,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionError {
+    #[error("{file}: {reason}")]
+    Invalid { file: String, reason: String },
+    #[error("jobs folder {dir}: {reason}")]
+    Folder { dir: String, reason: String },
+}
+
+impl JobDefinition {
+    /// The next fire time after `now`, in UTC (daylight saving handled in the job's zone).
+    pub fn next_fire(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.schedule
+            .after(&now.with_timezone(&self.time_zone))
+            .next()
+            .map(|t| t.with_timezone(&Utc))
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<JobDefinition, DefinitionError> {
+        let invalid = |reason: String| DefinitionError::Invalid {
+            file: file.display().to_string(),
+            reason,
+        };
+        let raw: JobFile = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().replace('\n', " ")))?;
+        if raw.name.is_empty()
+            || !raw
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(format!(
+                "name {:?}: use letters, digits, '-' and '_'",
+                raw.name
+            )));
+        }
+        let schedule = cron::Schedule::from_str(&raw.schedule).map_err(|e| {
+            invalid(format!(
+                "schedule {:?} is not a cron expression with seconds ({e})",
+                raw.schedule
+            ))
+        })?;
+        let time_zone: Tz = raw
+            .time_zone
+            .parse()
+            .map_err(|_| invalid(format!("unknown time zone {:?}", raw.time_zone)))?;
+        if raw.sources.is_empty() {
+            return Err(invalid("sources: at least one URL".to_owned()));
+        }
+        for url in raw.sources.iter().chain(raw.notify_url.iter()) {
+            if !crate::download::is_remote(url) {
+                return Err(invalid(format!("{url:?} is not an http(s) URL")));
+            }
+        }
+        let pct = |name: &str, value: f64| {
+            if (0.0..=100.0).contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(format!("{name} = {value}: a percentage from 0 to 100")))
+            }
+        };
+        let gate = GateThresholds {
+            max_removed_pct: pct("gate.max_removed_pct", raw.gate.max_removed_pct)?,
+            max_changed_pct: pct("gate.max_changed_pct", raw.gate.max_changed_pct)?,
+        };
+        let max_reject_pct = pct("gate.max_reject_pct", raw.gate.max_reject_pct)?;
+        let seconds = |name: &str, value: f64| {
+            if value.is_finite() && value >= 0.0 {
+                Ok(Duration::from_secs_f64(value))
+            } else {
+                Err(invalid(format!("{name} = {value}: seconds, not negative")))
+            }
+        };
+        let retry = RetryPolicy {
+            attempts: raw.retry.attempts.max(1),
+            initial_backoff: seconds("retry.initial_backoff_seconds", raw.retry.initial_backoff_seconds)?,
+            max_backoff: seconds("retry.max_backoff_seconds", raw.retry.max_backoff_seconds)?,
+            total: seconds("retry.total_seconds", raw.retry.total_seconds)?,
+        };
+        if !(0.0..=1.0).contains(&raw.min_size_ratio) {
+            return Err(invalid(format!(
+                "min_size_ratio = {}: a share from 0 to 1",
+                raw.min_size_ratio
+            )));
+        }
+        Ok(JobDefinition {
+            name: raw.name,
+            kind: raw.kind,
+            schedule,
+            schedule_text: raw.schedule,
+            time_zone,
+            sources: raw.sources,
+            enabled: raw.enabled,
+            notify_url: raw.notify_url,
+            gate,
+            max_reject_pct,
+            retry,
+            min_size_ratio: raw.min_size_ratio,
+            file: file.to_owned(),
+        })
+    }
+}
+
+/// Every `*.toml` of the folder, validated; names must be unique.
+pub fn load_dir(dir: &Path) -> Result<Vec<JobDefinition>, DefinitionError> {
+    let folder = |reason: String| DefinitionError::Folder {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| folder(e.to_string()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    let mut jobs: Vec<JobDefinition> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(|e| DefinitionError::Invalid {
+            file: file.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let job = JobDefinition::parse(&file, &text)?;
+        if let Some(other) = jobs.iter().find(|j| j.name == job.name) {
+            return Err(DefinitionError::Invalid {
+                file: file.display().to_string(),
+                reason: format!("job name {:?} is also used by {}", job.name, other.file.display()),
+            });
+        }
+        jobs.push(job);
+    }
+    Ok(jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JOB: &str = r#"
+        name = "nightly"
+        kind = "ps_libreacces"
+        schedule = "0 30 10 * * *"
+        sources = ["https://example.invalid/PS_LibreAcces"]
+    "#;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn next_fire_follows_paris_time_across_daylight_saving_changes() {
+        let job = JobDefinition::parse(Path::new("nightly.toml"), JOB).unwrap();
+        // Winter: 10:30 Paris is 09:30 UTC; the clocks go forward on 2027-03-28.
+        assert_eq!(
+            job.next_fire(utc("2027-03-27T09:31:00Z")).unwrap(),
+            utc("2027-03-28T08:30:00Z")
+        );
+        assert_eq!(
+            job.next_fire(utc("2027-03-26T12:00:00Z")).unwrap(),
+            utc("2027-03-27T09:30:00Z")
+        );
+        // And back on 2027-10-31.
+        assert_eq!(
+            job.next_fire(utc("2027-10-30T08:31:00Z")).unwrap(),
+            utc("2027-10-31T09:30:00Z")
+        );
+    }
+
+    #[test]
+    fn an_hour_that_does_not_exist_is_not_fired_twice_nor_lost_forever() {
+        let text = JOB.replace("0 30 10 * * *", "0 30 2 * * *");
+        let job = JobDefinition::parse(Path::new("night.toml"), &text).unwrap();
+        // 02:30 does not exist in Paris on 2027-03-28: the next fire is a real instant.
+        let next = job.next_fire(utc("2027-03-27T02:00:00Z")).unwrap();
+        assert!(next > utc("2027-03-27T02:00:00Z"));
+        let after = job.next_fire(next).unwrap();
+        assert!(after > next);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_reason() {
+        let bad_cron =
+            JobDefinition::parse(Path::new("jobs/a.toml"), &JOB.replace("0 30 10 * * *", "every night")).unwrap_err();
+        let text = bad_cron.to_string();
+        assert!(text.starts_with("jobs/a.toml: schedule \"every night\""), "{text}");
+        let unknown = JobDefinition::parse(Path::new("jobs/b.toml"), &format!("{JOB}\ncolour = \"blue\"")).unwrap_err();
+        assert!(
+            unknown.to_string().contains("jobs/b.toml") && unknown.to_string().contains("colour"),
+            "{unknown}"
+        );
+        let zone =
+            JobDefinition::parse(Path::new("c.toml"), &format!("{JOB}\ntime_zone = \"Mars/Olympus\"")).unwrap_err();
+        assert!(
+            zone.to_string().contains("unknown time zone \"Mars/Olympus\""),
+            "{zone}"
+        );
+        let source = JobDefinition::parse(
+            Path::new("d.toml"),
+            &JOB.replace("https://example.invalid/PS_LibreAcces", "ftp://x"),
+        )
+        .unwrap_err();
+        assert!(source.to_string().contains("not an http(s) URL"), "{source}");
+    }
+}

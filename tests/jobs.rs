@@ -1,0 +1,355 @@
+//! Scheduled jobs against a local server playing the publisher: a nightly run end to end,
+//! unchanged extracts skipped without a download, every way the source can misbehave, one
+//! run per fleet, the webhook, shutdown, and the admin API.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use annuaire::download::DownloadSettings;
+use annuaire::http::{HookSettings, ServerConfig};
+use annuaire::jobs::{JobDefinition, RunnerSettings, Trigger, runner};
+use annuaire::keys::{self, Scope};
+use common::server::{TestServer, wait_for};
+use common::source::{Reply, SourceServer};
+use common::{samples, test_db};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+
+const ZIP_NAME: &str = "PS_LibreAcces_202611250900.zip";
+
+async fn store() -> PgPool {
+    let db = test_db().await;
+    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
+    db.pool
+}
+
+fn zip_of(sample: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.zip");
+    common::fixtures::zip_dir(&samples().join(sample), &path);
+    std::fs::read(path).unwrap()
+}
+
+fn job(sources: &[&str], extra: &str) -> JobDefinition {
+    let list: Vec<String> = sources.iter().map(|s| format!("{s:?}")).collect();
+    let text = format!(
+        "name = \"nightly-test\"\nkind = \"ps_libreacces\"\nschedule = \"0 45 10 * * *\"\nsources = [{}]\n{extra}\n[retry]\nattempts = 4\ninitial_backoff_seconds = 0.05\nmax_backoff_seconds = 2\ntotal_seconds = 30\n",
+        list.join(", ")
+    );
+    JobDefinition::parse(Path::new("nightly-test.toml"), &text).expect("valid job")
+}
+
+fn settings() -> RunnerSettings {
+    RunnerSettings {
+        download_dir: std::env::temp_dir(),
+        download: DownloadSettings {
+            read_timeout: Duration::from_millis(700),
+            ..DownloadSettings::default()
+        },
+    }
+}
+
+async fn run(pool: &PgPool, job: &JobDefinition) -> runner::JobRun {
+    runner::run(pool, job, Trigger::Manual, None, &settings(), &CancellationToken::new())
+        .await
+        .expect("recorded")
+}
+
+async fn published(pool: &PgPool) -> Option<i64> {
+    annuaire::store::runs::current_generation(pool).await.unwrap()
+}
+
+#[test]
+fn shipped_job_definitions_are_valid() {
+    let jobs = annuaire::jobs::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs")).expect("jobs/ validates");
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["nightly-mssante", "nightly-ps-libreacces"]);
+    assert!(
+        jobs.iter()
+            .all(|j| j.enabled && j.time_zone == chrono_tz::Europe::Paris)
+    );
+    assert!(
+        jobs[1].sources[0].starts_with("https://service.annuaire.sante.fr/"),
+        "official source first"
+    );
+}
+
+#[test]
+fn a_bad_definition_fails_with_its_file_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("broken.toml"),
+        "name = \"x\"\nkind = \"ps_libreacces\"\nschedule = \"61 * * * * *\"\nsources = [\"https://a.invalid/\"]\n",
+    )
+    .unwrap();
+    let error = annuaire::jobs::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("broken.toml") && error.contains("schedule \"61 * * * * *\""),
+        "{error}"
+    );
+    std::fs::write(dir.path().join("broken.toml"), "name = \"x\"\nkind = \"ps_libreacces\"\nschedule = \"0 0 1 * * *\"\nsources = [\"https://a.invalid/\"]\nretries = 3\n").unwrap();
+    let error = annuaire::jobs::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(error.contains("broken.toml") && error.contains("retries"), "{error}");
+}
+
+#[tokio::test]
+async fn nightly_run_end_to_end_then_the_same_extract_is_skipped_without_download() {
+    let pool = store().await;
+    let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
+    let job = job(&[&source.url], "");
+    let first = run(&pool, &job).await;
+    assert_eq!(first.status, "published", "{:?}", first.message);
+    assert_eq!(first.bytes, Some(zip_of("ps-libreacces").len() as i64));
+    assert!(first.import_run_id.is_some());
+    assert_eq!(source.count("GET"), 1);
+    let key = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;
+    let server = TestServer::start(pool.clone(), HookSettings::default()).await;
+    assert_eq!(
+        server.get("/v1/claims/810003456125", &key).await.status(),
+        200,
+        "the claims API serves it"
+    );
+    server.stop().await;
+
+    let second = run(&pool, &job).await;
+    assert_eq!(second.status, "skipped", "{:?}", second.message);
+    assert!(second.message.unwrap().contains("unchanged"));
+    assert_eq!(source.count("GET"), 1, "no second download: {:?}", source.requests());
+    assert_eq!(source.count("HEAD"), 2);
+}
+
+#[tokio::test]
+async fn rate_limits_unavailability_and_cut_connections_are_retried() {
+    for (script, gets) in [
+        (
+            vec![Reply::Status {
+                status: 429,
+                retry_after: Some("1"),
+            }],
+            2,
+        ),
+        (
+            vec![
+                Reply::Status {
+                    status: 503,
+                    retry_after: None
+                };
+                3
+            ],
+            4,
+        ),
+        (vec![Reply::CutAfter(400)], 2),
+    ] {
+        let pool = store().await;
+        let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), script.clone()).await;
+        let outcome = run(&pool, &job(&[&source.url], "")).await;
+        assert_eq!(outcome.status, "published", "{script:?}: {:?}", outcome.message);
+        assert_eq!(source.count("GET"), gets, "{script:?}");
+    }
+}
+
+/// Each failure ends in a clear run record, and the published generation stays served.
+#[tokio::test]
+async fn broken_sources_fail_clearly_and_keep_the_published_generation() {
+    let pool = store().await;
+    let day1 = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
+    assert_eq!(run(&pool, &job(&[&day1.url], "")).await.status, "published");
+    let generation = published(&pool).await;
+    let day2 = zip_of("ps-libreacces-day2");
+    let stall = Reply::Stall(Duration::from_secs(3));
+    for (script, expected) in [
+        (vec![stall.clone(), stall.clone(), stall.clone(), stall], "timed out"),
+        (vec![Reply::Html], "HTML page"),
+        (vec![Reply::Truncated(day2.len() * 3 / 4)], "not a readable zip"),
+        (
+            vec![Reply::Status {
+                status: 404,
+                retry_after: None,
+            }],
+            "answered 404",
+        ),
+    ] {
+        let source = SourceServer::start("PS_LibreAcces_202611260900.zip", day2.clone(), script.clone()).await;
+        let outcome = run(&pool, &job(&[&source.url], "")).await;
+        assert_eq!(outcome.status, "failed", "{script:?}");
+        let message = outcome.message.unwrap_or_default();
+        assert!(message.contains(expected), "{script:?}: {message}");
+        assert_eq!(
+            published(&pool).await,
+            generation,
+            "{script:?} changed the published generation"
+        );
+    }
+    // An empty body and a file far smaller than the last published one are refused too.
+    let tiny = SourceServer::start("PS_LibreAcces_202611260900.zip", b"PK\x03\x04tiny".to_vec(), vec![]).await;
+    let outcome = run(&pool, &job(&[&tiny.url], "")).await;
+    assert!(
+        outcome
+            .message
+            .unwrap()
+            .contains("far smaller than the last published extract")
+    );
+}
+
+#[tokio::test]
+async fn the_mirror_is_used_when_the_official_source_fails() {
+    let pool = store().await;
+    let official = SourceServer::start(
+        ZIP_NAME,
+        Vec::new(),
+        vec![Reply::Status {
+            status: 500,
+            retry_after: None,
+        }],
+    )
+    .await;
+    let mirror = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
+    let outcome = run(&pool, &job(&[&official.url, &mirror.url], "")).await;
+    assert_eq!(outcome.status, "published", "{:?}", outcome.message);
+    assert_eq!(outcome.source_url.as_deref(), Some(mirror.url.as_str()));
+}
+
+#[tokio::test]
+async fn two_schedulers_firing_at_once_make_exactly_one_run() {
+    let pool = store().await;
+    let source = SourceServer::start(
+        ZIP_NAME,
+        zip_of("ps-libreacces"),
+        vec![Reply::Stall(Duration::from_millis(400))],
+    )
+    .await;
+    let job = job(&[&source.url], "");
+    let (a, b) = tokio::join!(run(&pool, &job), run(&pool, &job));
+    let mut statuses = vec![a.status.clone(), b.status.clone()];
+    statuses.sort();
+    assert_eq!(statuses, vec!["published", "skipped"]);
+    let skipped = if a.status == "skipped" { a } else { b };
+    assert!(
+        skipped
+            .message
+            .unwrap()
+            .contains("another run of nightly-test is in progress")
+    );
+    let imports: i64 = sqlx::query_scalar("SELECT count(*) FROM import_run")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(imports, 1);
+}
+
+#[tokio::test]
+async fn a_failed_run_notifies_the_webhook() {
+    let pool = store().await;
+    let (hook_url, received) = common::fixtures::webhook().await;
+    let source = SourceServer::start(ZIP_NAME, Vec::new(), vec![Reply::Html]).await;
+    let outcome = run(&pool, &job(&[&source.url], &format!("notify_url = {hook_url:?}"))).await;
+    assert_eq!(outcome.status, "failed");
+    let bodies = received.clone();
+    wait_for("the webhook call", Duration::from_secs(10), || {
+        let bodies = bodies.clone();
+        async move { !bodies.lock().unwrap().is_empty() }
+    })
+    .await;
+    let body: serde_json::Value = serde_json::from_str(&received.lock().unwrap()[0]).unwrap();
+    assert_eq!(
+        (body["job"].as_str(), body["status"].as_str(), body["id"].as_i64()),
+        (Some("nightly-test"), Some("failed"), Some(outcome.id))
+    );
+    assert!(body["message"].as_str().unwrap().contains("HTML"));
+}
+
+#[tokio::test]
+async fn shutdown_stops_a_running_job_and_records_it_cancelled() {
+    let pool = store().await;
+    let source = SourceServer::start(
+        ZIP_NAME,
+        zip_of("ps-libreacces"),
+        vec![Reply::Status {
+            status: 503,
+            retry_after: Some("1"),
+        }],
+    )
+    .await;
+    let job = job(&[&source.url], "");
+    let cancel = CancellationToken::new();
+    let stopper = cancel.clone();
+    let watched = source.clone();
+    tokio::spawn(async move {
+        wait_for("the first attempt", Duration::from_secs(10), || {
+            let watched = watched.clone();
+            async move { watched.count("GET") >= 1 }
+        })
+        .await;
+        stopper.cancel();
+    });
+    let outcome = runner::run(&pool, &job, Trigger::Schedule, None, &settings(), &cancel)
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, "cancelled", "{:?}", outcome.message);
+    assert_eq!(published(&pool).await, None);
+}
+
+#[tokio::test]
+async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
+    let pool = store().await;
+    let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
+    let admin = keys::create(&pool, "ops", &[Scope::Admin]).await.unwrap().1;
+    let claims = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;
+    let config = ServerConfig {
+        jobs: vec![job(&[&source.url], "")],
+        runner: settings(),
+        ..ServerConfig::new(HookSettings::default())
+    };
+    let server = TestServer::start_unready(pool.clone(), config).await;
+    let jobs_url = server.url("/v1/jobs");
+    let (client, url, k) = (server.client.clone(), jobs_url.clone(), admin.clone());
+    wait_for("the server", Duration::from_secs(20), || {
+        let (client, url, k) = (client.clone(), url.clone(), k.clone());
+        async move {
+            client
+                .get(&url)
+                .bearer_auth(&k)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+    let listed: serde_json::Value = server.get("/v1/jobs", &admin).await.json().await.unwrap();
+    assert_eq!(listed["jobs"][0]["name"], "nightly-test");
+    assert!(listed["jobs"][0]["next_fire"].is_string());
+    assert_eq!(server.get("/v1/jobs", &claims).await.status(), 403);
+    let started = server
+        .client
+        .post(server.url("/v1/jobs/nightly-test/run"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let missing = server
+        .client
+        .post(server.url("/v1/jobs/nope/run"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let (client, k) = (server.client.clone(), admin.clone());
+    wait_for("the run to be published", Duration::from_secs(20), || {
+        let (client, url, k) = (client.clone(), jobs_url.clone(), k.clone());
+        async move {
+            match client.get(&url).bearer_auth(&k).send().await {
+                Ok(r) => r.text().await.is_ok_and(|t| t.contains("\"status\":\"published\"")),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let imports: serde_json::Value = server.get("/v1/imports", &admin).await.json().await.unwrap();
+    assert_eq!(imports[0]["status"], "published");
+    assert_eq!(imports[0]["source"].as_str(), Some(source.url.as_str()));
+    server.stop().await;
+}
