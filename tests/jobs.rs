@@ -182,7 +182,17 @@ async fn broken_sources_fail_clearly_and_keep_the_published_generation() {
             "{script:?} changed the published generation"
         );
     }
-    // An empty body and a file far smaller than the last published one are refused too.
+    // A zip of something else, and a file far smaller than the last published one.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.zip");
+    std::fs::create_dir(dir.path().join("content")).unwrap();
+    let text = samples().join("ps-libreacces-day2/PS_LibreAcces_Personne_activite_202611260900.txt");
+    std::fs::copy(text, dir.path().join("content/notes.txt")).unwrap();
+    common::fixtures::zip_dir(&dir.path().join("content"), &other);
+    let source = SourceServer::start("PS_LibreAcces_202611260900.zip", std::fs::read(&other).unwrap(), vec![]).await;
+    let outcome = run(&pool, &job(&[&source.url], "")).await;
+    assert_eq!(outcome.status, "failed");
+    assert!(outcome.message.unwrap().contains("no extract file found"));
     let tiny = SourceServer::start("PS_LibreAcces_202611260900.zip", b"PK\x03\x04tiny".to_vec(), vec![]).await;
     let outcome = run(&pool, &job(&[&tiny.url], "")).await;
     assert!(
@@ -233,6 +243,59 @@ async fn two_schedulers_firing_at_once_make_exactly_one_run() {
             .contains("another run of nightly-test is in progress")
     );
     let imports: i64 = sqlx::query_scalar("SELECT count(*) FROM import_run")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(imports, 1);
+}
+
+/// Real schedulers, firing every second on one database: one import, the rest skipped.
+#[tokio::test]
+async fn two_real_schedulers_on_one_database_import_once() {
+    use annuaire::jobs::scheduler::Scheduler;
+    let pool = store().await;
+    let source = SourceServer::start(
+        ZIP_NAME,
+        zip_of("ps-libreacces"),
+        vec![Reply::Stall(Duration::from_millis(300))],
+    )
+    .await;
+    let every_second = JobDefinition::parse(
+        Path::new("fast.toml"),
+        &format!(
+            "name = \"fast\"\nkind = \"ps_libreacces\"\nschedule = \"* * * * * *\"\nsources = [{:?}]\n",
+            source.url
+        ),
+    )
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let schedulers: Vec<_> = (0..2)
+        .map(|_| {
+            let scheduler = Scheduler {
+                pool: pool.clone(),
+                jobs: std::sync::Arc::new(vec![every_second.clone()]),
+                settings: settings(),
+            };
+            tokio::spawn(scheduler.run(shutdown.clone()))
+        })
+        .collect();
+    let watched = pool.clone();
+    wait_for("a published run and a skipped one", Duration::from_secs(20), || {
+        let pool = watched.clone();
+        async move {
+            let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM job_run")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+            statuses.iter().any(|s| s == "published") && statuses.iter().filter(|s| *s == "skipped").count() >= 2
+        }
+    })
+    .await;
+    shutdown.cancel();
+    for scheduler in schedulers {
+        scheduler.await.unwrap();
+    }
+    let imports: i64 = sqlx::query_scalar("SELECT count(*) FROM import_run WHERE status = 'published'")
         .fetch_one(&pool)
         .await
         .unwrap();

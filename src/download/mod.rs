@@ -161,7 +161,12 @@ impl Downloader {
             if attempt > 1 {
                 tracing::warn!(url, attempt, error = %last_error, "download failed; retrying");
             }
-            match self.attempt(url, dir, min_bytes).await {
+            let attempt_result = tokio::select! {
+                // Dropping the attempt deletes its partial file.
+                _ = cancel.cancelled() => return Err(DownloadError::Cancelled),
+                result = self.attempt(url, dir, min_bytes) => result,
+            };
+            match attempt_result {
                 Attempt::Done(fetched) => {
                     tracing::info!(url, bytes = fetched.bytes, attempts = attempt, "downloaded");
                     return Ok(fetched);
