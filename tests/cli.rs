@@ -195,17 +195,8 @@ async fn killed_import_changes_nothing_and_the_next_run_recovers() {
 /// cluster, since it restarts it.
 #[tokio::test]
 async fn database_restart_during_import_changes_nothing() {
-    use annuaire::embedded_pg::EmbeddedCluster;
-    let home = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("restart-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(&home).unwrap();
-    let start = {
-        let home = home.clone();
-        move || EmbeddedCluster::ensure_running(&home).expect("private cluster starts")
-    };
-    let cluster = tokio::task::spawn_blocking(start.clone()).await.unwrap();
-    cluster.create_database_if_missing("annuaire").await.unwrap();
-    let url = cluster.url("annuaire");
+    let cluster = common::cluster::PrivateCluster::start("restart").await;
+    let url = cluster.url.clone();
 
     let out = annuaire(&url, &["import", &sample("ps-libreacces")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -243,13 +234,10 @@ async fn database_restart_during_import_changes_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     monitor.close().await;
-    let stop_home = home.clone();
-    tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&stop_home).expect("stops"))
-        .await
-        .unwrap();
+    cluster.stop().await;
     let status = child.wait().unwrap();
     assert!(!status.success(), "an import that lost its database must fail");
-    tokio::task::spawn_blocking(start).await.unwrap();
+    cluster.restart().await;
 
     let out = annuaire(&url, &["claims", "810003456125"]);
     assert_eq!(
@@ -272,12 +260,7 @@ async fn database_restart_during_import_changes_nothing() {
         .unwrap();
     assert_eq!(interrupted, "failed");
     pool.close().await;
-    let stop_home = home.clone();
-    tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&stop_home))
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&home);
+    cluster.remove().await;
 }
 
 #[tokio::test]

@@ -366,20 +366,8 @@ async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
         ..ServerConfig::new(HookSettings::default())
     };
     let server = TestServer::start_unready(pool.clone(), config).await;
-    let jobs_url = server.url("/v1/jobs");
-    let (client, url, k) = (server.client.clone(), jobs_url.clone(), admin.clone());
-    wait_for("the server", Duration::from_secs(20), || {
-        let (client, url, k) = (client.clone(), url.clone(), k.clone());
-        async move {
-            client
-                .get(&url)
-                .bearer_auth(&k)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    })
-    .await;
+
+    server.wait_for_status("the server", "/v1/jobs", &admin, 200).await;
     let listed: serde_json::Value = server.get("/v1/jobs", &admin).await.json().await.unwrap();
     assert_eq!(listed["jobs"][0]["name"], "nightly-test");
     assert!(listed["jobs"][0]["next_fire"].is_string());
@@ -400,17 +388,14 @@ async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
-    let (client, k) = (server.client.clone(), admin.clone());
-    wait_for("the run to be published", Duration::from_secs(20), || {
-        let (client, url, k) = (client.clone(), jobs_url.clone(), k.clone());
-        async move {
-            match client.get(&url).bearer_auth(&k).send().await {
-                Ok(r) => r.text().await.is_ok_and(|t| t.contains("\"status\":\"published\"")),
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
+    server
+        .wait_for_body(
+            "the run to be published",
+            "/v1/jobs",
+            &admin,
+            "\"status\":\"published\"",
+        )
+        .await;
     let imports: serde_json::Value = server.get("/v1/imports", &admin).await.json().await.unwrap();
     assert_eq!(imports[0]["status"], "published");
     assert_eq!(imports[0]["source"].as_str(), Some(source.url.as_str()));

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::time::Duration;
-
 use annuaire::http::{HookSettings, UnknownSubject};
 use annuaire::import::{self, GateThresholds, ImportOptions};
 use annuaire::keys::{self, Scope};
-use common::server::{TestServer, wait_for};
+use common::server::TestServer;
 use common::{samples, test_db};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -85,23 +83,9 @@ async fn claims_documents_and_statuses() {
     import::import(&pool, day2.to_str().unwrap(), &lenient)
         .await
         .expect("day 2");
-    let (client, url, k) = (
-        server.client.clone(),
-        server.url("/v1/claims/810013908172"),
-        claims_key.clone(),
-    );
-    wait_for("the removal to be served", Duration::from_secs(20), || {
-        let (client, url, k) = (client.clone(), url.clone(), k.clone());
-        async move {
-            client
-                .get(&url)
-                .bearer_auth(&k)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 410)
-        }
-    })
-    .await;
+    server
+        .wait_for_status("the removal to be served", "/v1/claims/810013908172", &claims_key, 410)
+        .await;
     let gone = json_of(server.get("/v1/claims/810013908172", &claims_key).await).await;
     assert_eq!(gone["removed_at"], "2026-11-26T08:00:00+00:00");
     server.stop().await;
@@ -157,19 +141,9 @@ async fn access_control() {
     // Revocation reaches the running server.
     assert_eq!(server.get(path, &claims_key).await.status(), 200);
     keys::revoke(&pool, "idp").await.unwrap();
-    let (client, url, k) = (server.client.clone(), server.url(path), claims_key.clone());
-    wait_for("the revoked key to be refused", Duration::from_secs(20), || {
-        let (client, url, k) = (client.clone(), url.clone(), k.clone());
-        async move {
-            client
-                .get(&url)
-                .bearer_auth(&k)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 401)
-        }
-    })
-    .await;
+    server
+        .wait_for_status("the revoked key to be refused", path, &claims_key, 401)
+        .await;
     server.stop().await;
 }
 
@@ -373,17 +347,14 @@ async fn switches_generation_under_load_without_failing_a_request() {
     import::import(&pool, day2.to_str().unwrap(), &lenient)
         .await
         .expect("day 2");
-    let (client, url, key2) = (server.client.clone(), server.url("/v1/claims/810015620395"), k.clone());
-    wait_for("the changed document to be served", Duration::from_secs(20), || {
-        let (client, url, key2) = (client.clone(), url.clone(), key2.clone());
-        async move {
-            match client.get(&url).bearer_auth(&key2).send().await {
-                Ok(r) => r.text().await.is_ok_and(|t| t.contains("0148589999")),
-                Err(_) => false,
-            }
-        }
-    })
-    .await;
+    server
+        .wait_for_body(
+            "the changed document to be served",
+            "/v1/claims/810015620395",
+            &k,
+            "0148589999",
+        )
+        .await;
     stop.cancel();
     let mut total = 0;
     for task in load {
@@ -402,17 +373,8 @@ async fn switches_generation_under_load_without_failing_a_request() {
 /// unreachable, and the server reconnects by itself when Postgres is back.
 #[tokio::test]
 async fn serves_claims_while_postgres_is_down() {
-    use annuaire::embedded_pg::EmbeddedCluster;
-    let home = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("outage-pg-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(&home).unwrap();
-    let start = {
-        let home = home.clone();
-        move || EmbeddedCluster::ensure_running(&home).expect("private cluster starts")
-    };
-    let cluster = tokio::task::spawn_blocking(start.clone()).await.unwrap();
-    cluster.create_database_if_missing("annuaire").await.unwrap();
-    let store = annuaire::store::Store::connect(&cluster.url("annuaire")).await.unwrap();
+    let cluster = common::cluster::PrivateCluster::start("outage").await;
+    let store = annuaire::store::Store::connect(&cluster.url).await.unwrap();
     store.migrate().await.unwrap();
     let day1 = samples().join("ps-libreacces");
     import::import(&store.pool, day1.to_str().unwrap(), &ImportOptions::default())
@@ -421,51 +383,34 @@ async fn serves_claims_while_postgres_is_down() {
     let k = key(&store.pool, "idp", &[Scope::Claims]).await;
     let server = TestServer::start(store.pool.clone(), HookSettings::default()).await;
 
-    let stop_home = home.clone();
-    tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&stop_home).unwrap())
-        .await
-        .unwrap();
+    cluster.stop().await;
     let response = server.get("/v1/claims/810003456125", &k).await;
     assert_eq!(response.status(), 200);
     assert_eq!(json_of(response).await, expected("810003456125.json"));
-    let (client, url) = (server.client.clone(), server.url("/readyz"));
-    let readyz_store = move |wanted: &'static str| {
-        let (client, url) = (client.clone(), url.clone());
-        async move {
-            match client.get(&url).send().await {
-                Ok(r) => r
-                    .text()
-                    .await
-                    .is_ok_and(|t| t.contains(&format!("\"store\":\"{wanted}\""))),
-                Err(_) => false,
-            }
-        }
-    };
-    wait_for(
-        "readyz to report the store unreachable",
-        Duration::from_secs(20),
-        || readyz_store("unreachable"),
-    )
-    .await;
+    server
+        .wait_for_body(
+            "readyz to report the store unreachable",
+            "/readyz",
+            &k,
+            "\"store\":\"unreachable\"",
+        )
+        .await;
     assert_eq!(
         server.get("/v1/claims/810003456125", &k).await.status(),
         200,
         "still serving"
     );
 
-    tokio::task::spawn_blocking(start).await.unwrap();
-    wait_for(
-        "readyz to report the store reachable again",
-        Duration::from_secs(30),
-        || readyz_store("reachable"),
-    )
-    .await;
+    cluster.restart().await;
+    server
+        .wait_for_body(
+            "readyz to report the store reachable again",
+            "/readyz",
+            &k,
+            "\"store\":\"reachable\"",
+        )
+        .await;
     server.stop().await;
     store.pool.close().await;
-    let stop_home = home.clone();
-    tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&stop_home))
-        .await
-        .unwrap()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&home);
+    cluster.remove().await;
 }

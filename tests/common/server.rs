@@ -79,3 +79,37 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+impl TestServer {
+    /// Waits until `GET path` with `key` answers `status`.
+    pub async fn wait_for_status(&self, what: &str, path: &str, key: &str, status: u16) {
+        let (client, url, key) = (self.client.clone(), self.url(path), key.to_owned());
+        wait_for(what, Duration::from_secs(20), || {
+            let (client, url, key) = (client.clone(), url.clone(), key.clone());
+            async move {
+                client
+                    .get(&url)
+                    .bearer_auth(&key)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == status)
+            }
+        })
+        .await;
+    }
+
+    /// Waits until the body of `GET path` with `key` contains `needle`.
+    pub async fn wait_for_body(&self, what: &str, path: &str, key: &str, needle: &str) {
+        let (client, url, key, needle) = (self.client.clone(), self.url(path), key.to_owned(), needle.to_owned());
+        wait_for(what, Duration::from_secs(30), || {
+            let (client, url, key, needle) = (client.clone(), url.clone(), key.clone(), needle.clone());
+            async move {
+                match client.get(&url).bearer_auth(&key).send().await {
+                    Ok(r) => r.text().await.is_ok_and(|t| t.contains(&needle)),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await;
+    }
+}
