@@ -17,6 +17,7 @@ pub mod national_id;
 pub mod priority;
 pub mod progress;
 pub mod samplegen;
+pub mod search;
 pub mod snapshot;
 pub mod store;
 

@@ -70,6 +70,8 @@ enum StoreCommand {
     /// The scheduled jobs of the jobs folder.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Search professionals (names forgiving accents and typos, identifiers, places, codes).
+    Search(SearchArgs),
     /// Print the claims document of a professional as JSON (national id, bare RPPS or bare
     /// ADELI). Exit 0 found, 4 never seen, 5 removed (date on stderr), 6 malformed id.
     Claims {
@@ -122,6 +124,39 @@ struct ServeArgs {
     /// serve; with several on, the job locks still allow one run per job).
     #[arg(long, env = "ANNUAIRE_SCHEDULER", default_value = "on", value_parser = ["on", "off"])]
     scheduler: String,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// Words, a name, an identifier (RPPS, ADELI, SIRET, FINESS, MSSanté address).
+    query: Option<String>,
+    /// Profession code (10 médecin, 60 infirmier...).
+    #[arg(long)]
+    profession: Option<String>,
+    #[arg(long)]
+    categorie: Option<String>,
+    #[arg(long)]
+    savoir_faire: Option<String>,
+    /// Département (69, 2A, 974).
+    #[arg(long)]
+    departement: Option<String>,
+    #[arg(long)]
+    commune: Option<String>,
+    #[arg(long)]
+    code_postal: Option<String>,
+    #[arg(long)]
+    mode: Option<String>,
+    #[arg(long)]
+    secteur: Option<String>,
+    /// true: only removed professionals; false: only present ones.
+    #[arg(long)]
+    removed: Option<bool>,
+    #[arg(long, default_value_t = 1)]
+    page: usize,
+    #[arg(long, default_value_t = 20)]
+    per_page: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -295,8 +330,33 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         jobs: annuaire::jobs::load_dir(&cli.database.jobs_dir)?,
                         scheduler: args.scheduler == "on",
                         runner: runner_settings(&settings, cli.database.ca_bundle.clone()),
+                        search_dir: Some(settings.home.join("search")),
                     };
                     commands::serve::run(store.pool.clone(), args.listen, config).await
+                }
+                StoreCommand::Search(args) => {
+                    let removed = args.removed.map(|r| r.to_string());
+                    let filters = [
+                        ("profession", args.profession),
+                        ("categorie", args.categorie),
+                        ("savoir_faire", args.savoir_faire),
+                        ("departement", args.departement),
+                        ("commune", args.commune),
+                        ("code_postal", args.code_postal),
+                        ("mode", args.mode),
+                        ("secteur", args.secteur),
+                        ("removed", removed),
+                    ]
+                    .into_iter()
+                    .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+                    .collect();
+                    let request = annuaire::search::SearchRequest {
+                        q: args.query.unwrap_or_default(),
+                        filters,
+                        page: args.page.max(1),
+                        per_page: args.per_page.clamp(1, 100),
+                    };
+                    commands::search::run(pool, &settings.home.join("search"), request, args.json).await
                 }
                 StoreCommand::Jobs(JobsCommand::List { json }) => {
                     let jobs = annuaire::jobs::load_dir(&cli.database.jobs_dir)?;

@@ -6,6 +6,7 @@ pub mod gen_sample;
 pub mod imports;
 pub mod jobs;
 pub mod keys;
+pub mod search;
 pub mod serve;
 
 /// Exit statuses, documented in the README; scripts and schedulers branch on them.

@@ -10,6 +10,7 @@ pub mod hooks;
 mod metrics;
 mod openapi;
 mod ops;
+mod search;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     /// Run the scheduler in this replica (several may: the job locks keep one run per job).
     pub scheduler: bool,
     pub runner: RunnerSettings,
+    /// Where the search index lives; `None` serves no search.
+    pub search_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -61,6 +64,7 @@ impl ServerConfig {
                 download_dir: std::env::temp_dir(),
                 download: crate::download::DownloadSettings::default(),
             },
+            search_dir: None,
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct AppState {
     pub jobs: Arc<Vec<JobDefinition>>,
     pub runner: RunnerSettings,
     pub shutdown: CancellationToken,
+    /// The search index, once built.
+    pub search: Arc<arc_swap::ArcSwapOption<crate::search::SearchIndex>>,
 }
 
 impl AppState {
@@ -91,6 +97,7 @@ impl AppState {
             jobs: Arc::new(config.jobs),
             runner: config.runner,
             shutdown,
+            search: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
     }
 }
@@ -102,6 +109,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hooks/okta/token", post(hooks::okta_token))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), Scope::Claims),
+            auth::require,
+        ));
+    let search = Router::new()
+        .route("/v1/professionals", get(search::search))
+        .route("/v1/professionals/{id}", get(search::record))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), Scope::Search),
             auth::require,
         ));
     let admin = Router::new()
@@ -120,6 +134,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(claims)
         .merge(admin)
+        .merge(search)
         .merge(open)
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
@@ -147,7 +162,16 @@ pub async fn run(
         jobs: Arc::new(config.jobs.clone()),
         settings: config.runner.clone(),
     });
+    let search_dir = config.search_dir.clone();
     let state = AppState::new(pool.clone(), config, shutdown.clone());
+    let searching = search_dir.map(|dir| {
+        tokio::spawn(follow_search(
+            pool.clone(),
+            dir,
+            Arc::clone(&state.search),
+            shutdown.clone(),
+        ))
+    });
     let scheduling = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
     let follower = Follower {
         pool,
@@ -165,5 +189,41 @@ pub async fn run(
     if let Some(scheduling) = scheduling {
         let _ = scheduling.await;
     }
+    if let Some(searching) = searching {
+        let _ = searching.await;
+    }
     served
+}
+
+/// Keeps the search index at the published generation: opened (or built) at start, then
+/// updated from each new generation's changes.
+async fn follow_search(
+    pool: PgPool,
+    dir: std::path::PathBuf,
+    search: Arc<arc_swap::ArcSwapOption<crate::search::SearchIndex>>,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let refreshed = match search.load_full() {
+            Some(index) => crate::search::update(&pool, index, &dir).await,
+            None => crate::search::open_or_rebuild(&pool, &dir).await,
+        };
+        match refreshed {
+            Ok(index) => {
+                let changed = search
+                    .load()
+                    .as_ref()
+                    .is_none_or(|current| !Arc::ptr_eq(current, &index));
+                if changed {
+                    search.store(Some(index));
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot bring the search index up to date; will retry"),
+        }
+    }
 }

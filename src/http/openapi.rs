@@ -16,6 +16,8 @@ use utoipa::{Modify, OpenApi};
         super::admin::list_jobs,
         super::admin::run_job,
         super::admin::list_imports,
+        super::search::search,
+        super::search::record,
     ),
     components(schemas(super::error::Problem)),
     modifiers(&BearerKey)

@@ -77,3 +77,60 @@ pub async fn counts(db: impl PgExecutor<'_>) -> Result<PublishedCounts, sqlx::Er
     .await?;
     Ok(PublishedCounts { rpps, adeli, removed })
 }
+
+/// Everything known of one professional, for the admin pages: the claims document, the
+/// details, the published mailboxes, and the dates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FullRecord {
+    pub national_id: String,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_changed_at: DateTime<Utc>,
+    pub removed_at: Option<DateTime<Utc>>,
+    pub claims: serde_json::Value,
+    pub details: serde_json::Value,
+    pub mailboxes: Vec<String>,
+}
+
+pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<FullRecord>, LookupError> {
+    type Row = (
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        Vec<u8>,
+        Vec<u8>,
+        Option<Vec<u8>>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT p.first_seen_at, p.last_changed_at, p.removed_at, r.claims_zst, r.details_zst, d.dictionary
+         FROM professional p
+         JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
+         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
+         WHERE p.national_id = $1",
+    )
+    .bind(id.as_str())
+    .fetch_optional(pool)
+    .await?;
+    let Some((first_seen_at, last_changed_at, removed_at, claims, details, dictionary)) = row else {
+        return Ok(None);
+    };
+    let unpack = |data: &[u8]| -> Result<serde_json::Value, LookupError> {
+        let json =
+            codec::decompress(data, dictionary.as_deref()).map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
+        serde_json::from_slice(&json).map_err(|e| LookupError::Corrupt(id.to_string(), std::io::Error::other(e)))
+    };
+    let mailboxes: Vec<String> = sqlx::query_scalar(
+        "SELECT address FROM mailbox WHERE national_id = $1 AND run_id = (SELECT mailbox_run_id FROM publication) ORDER BY address",
+    )
+    .bind(id.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(FullRecord {
+        national_id: id.to_string(),
+        first_seen_at,
+        last_changed_at,
+        removed_at,
+        claims: unpack(&claims)?,
+        details: unpack(&details)?,
+        mailboxes,
+    }))
+}

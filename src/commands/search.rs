@@ -1,0 +1,37 @@
+//! `annuaire search`: the admins' search on the command line, on the same index as the API.
+
+use std::path::Path;
+
+use sqlx::PgPool;
+
+use super::{Outcome, print_json};
+use crate::search::{self, SearchRequest};
+
+pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: bool) -> anyhow::Result<Outcome> {
+    let index = search::open_or_rebuild(pool, index_dir).await?;
+    let response = tokio::task::spawn_blocking(move || index.search(&request)).await??;
+    if json {
+        print_json(&response)?;
+        return Ok(Outcome::Success);
+    }
+    println!("{} professionals", response.total);
+    for hit in &response.results {
+        let removed = if hit.removed { "  (removed)" } else { "" };
+        println!(
+            "{}  {:<32} professions {:<10} département {}{removed}",
+            hit.national_id,
+            hit.name,
+            hit.professions.join(","),
+            hit.departements.join(",")
+        );
+    }
+    for (facet, values) in &response.facets {
+        let shown: Vec<String> = values
+            .iter()
+            .take(8)
+            .map(|v| format!("{} ({})", v.value, v.count))
+            .collect();
+        println!("{facet}: {}", shown.join(", "));
+    }
+    Ok(Outcome::Success)
+}

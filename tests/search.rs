@@ -1,0 +1,255 @@
+//! Search against a real Postgres and a real tantivy index: accents, typos, prefixes,
+//! identifiers, filters, facets, removal, the incremental update, the API and the CLI.
+
+mod common;
+
+use std::sync::Arc;
+
+use annuaire::import::{self, GateThresholds, ImportOptions};
+use annuaire::keys::{self, Scope};
+use annuaire::search::{self, SearchIndex, SearchRequest};
+use common::{samples, test_db};
+use sqlx::PgPool;
+
+async fn store_with(source: &str) -> PgPool {
+    let db = test_db().await;
+    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
+    import::import(
+        &db.pool,
+        samples().join(source).to_str().unwrap(),
+        &ImportOptions::default(),
+    )
+    .await
+    .expect("import");
+    db.pool
+}
+
+fn find(index: &SearchIndex, q: &str, filters: &[(&str, &str)]) -> Vec<String> {
+    let request = SearchRequest {
+        q: q.to_owned(),
+        filters: filters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        page: 1,
+        per_page: 20,
+    };
+    index
+        .search(&request)
+        .expect("search runs")
+        .results
+        .into_iter()
+        .map(|h| h.national_id)
+        .collect()
+}
+
+#[tokio::test]
+async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
+    let pool = store_with("ps-libreacces").await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::rebuild(&pool, dir.path()).await.expect("index built");
+    assert_eq!(index.generation(), Some(1));
+    for q in [
+        "helene",
+        "Hélène",
+        "lefevre",
+        "LEFÈVRE",
+        "helene lefevre",
+        "lefevr",
+        "hel",
+    ] {
+        assert_eq!(
+            find(&index, q, &[]).first().map(String::as_str),
+            Some("810003456125"),
+            "{q}"
+        );
+    }
+    assert_eq!(
+        find(&index, "dupnot", &[]).first().map(String::as_str),
+        Some("810009621581"),
+        "typo"
+    );
+    assert_eq!(
+        find(&index, "pierre dup", &[]).first().map(String::as_str),
+        Some("810009621581"),
+        "typeahead"
+    );
+    assert_eq!(find(&index, "810003456125", &[]), vec!["810003456125"], "national id");
+    assert_eq!(
+        find(&index, "10003456125", &[]).first().map(String::as_str),
+        Some("810003456125"),
+        "bare RPPS"
+    );
+    assert_eq!(
+        find(&index, "012600631", &[]).first().map(String::as_str),
+        Some("0012600631"),
+        "bare ADELI"
+    );
+    assert!(
+        find(&index, "jf.dubois@medecin.mssante.fr", &[]).contains(&"810018765403".to_owned()),
+        "mailbox"
+    );
+    assert_eq!(
+        find(&index, "", &[("departement", "2A")]),
+        vec!["810005678239"],
+        "Corsica from the commune code"
+    );
+    assert_eq!(
+        find(&index, "", &[("departement", "974")]),
+        vec!["810014037260"],
+        "overseas"
+    );
+    assert!(
+        find(&index, "", &[("profession", "21")]).contains(&"810018765403".to_owned()),
+        "second profession"
+    );
+    assert!(find(&index, "((( AND \"", &[]).len() <= 17, "any query shape answers");
+
+    let all = index
+        .search(&SearchRequest {
+            q: String::new(),
+            filters: vec![],
+            page: 1,
+            per_page: 100,
+        })
+        .unwrap();
+    assert_eq!(all.total, 17);
+    let professions = &all.facets["profession"];
+    let medecins = professions.iter().find(|f| f.value == "10").map(|f| f.count);
+    assert_eq!(medecins, Some(7), "{professions:?}");
+    assert!(
+        all.facets["departement"]
+            .iter()
+            .any(|f| f.value == "2A" && f.count == 1)
+    );
+    let page2 = index
+        .search(&SearchRequest {
+            q: String::new(),
+            filters: vec![],
+            page: 2,
+            per_page: 10,
+        })
+        .unwrap();
+    assert_eq!((page2.total, page2.results.len()), (17, 7));
+}
+
+#[tokio::test]
+async fn the_index_follows_a_new_generation_incrementally() {
+    let pool = store_with("ps-libreacces").await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::open_or_rebuild(&pool, dir.path()).await.expect("built");
+    let lenient = ImportOptions {
+        gate: GateThresholds {
+            max_removed_pct: 10.0,
+            max_changed_pct: 10.0,
+        },
+        ..ImportOptions::default()
+    };
+    let day2 = import::import(&pool, samples().join("ps-libreacces-day2").to_str().unwrap(), &lenient)
+        .await
+        .unwrap();
+    let updated = search::update(&pool, Arc::clone(&index), dir.path())
+        .await
+        .expect("updated");
+    assert!(Arc::ptr_eq(&index, &updated), "updated in place, not rebuilt");
+    assert_eq!(updated.generation(), Some(day2.id));
+    assert_eq!(find(&updated, "gauthier", &[]), vec!["810010583929"], "added");
+    let marchand = find(&updated, "marchand", &[]);
+    assert_eq!(marchand, vec!["810013908172"], "removed professionals stay findable");
+    assert!(find(&updated, "marchand", &[("removed", "false")]).is_empty());
+    assert_eq!(find(&updated, "marchand", &[("removed", "true")]), vec!["810013908172"]);
+    assert_eq!(find(&updated, "", &[]).len(), 18);
+    // Reopened from disk, the index is the same generation and needs nothing.
+    drop(updated);
+    drop(index);
+    let reopened = search::open_or_rebuild(&pool, dir.path()).await.unwrap();
+    assert_eq!(reopened.generation(), Some(day2.id));
+}
+
+#[tokio::test]
+async fn search_api_and_full_record() {
+    use annuaire::http::{HookSettings, ServerConfig};
+    let pool = store_with("ps-libreacces").await;
+    let search_key = keys::create(&pool, "admin-tool", &[Scope::Search]).await.unwrap().1;
+    let claims_key = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        search_dir: Some(dir.path().to_owned()),
+        ..ServerConfig::new(HookSettings::default())
+    };
+    let server = common::server::TestServer::start_with(pool, config).await;
+    server
+        .wait_for_status("the index", "/v1/professionals?q=dupont", &search_key, 200)
+        .await;
+    let found: serde_json::Value = server
+        .get("/v1/professionals?q=dupont&per_page=5", &search_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["results"][0]["national_id"], "810009621581");
+    assert!(found["facets"]["profession"].is_array());
+    let filtered: serde_json::Value = server
+        .get("/v1/professionals?departement=2A", &search_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(filtered["total"], 1);
+    assert_eq!(
+        server.get("/v1/professionals?q=dupont", &claims_key).await.status(),
+        403
+    );
+    let record: serde_json::Value = server
+        .get("/v1/professionals/810018765403", &search_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(samples().join("expected/810018765403.json")).unwrap()).unwrap();
+    assert_eq!(record["claims"], expected);
+    assert!(record["details"]["savoir_faire"].as_array().unwrap().len() >= 2);
+    assert!(
+        record["mailboxes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("jf.dubois@medecin.mssante.fr"))
+    );
+    assert!(record["first_seen_at"].is_string() && record["removed_at"].is_null());
+    assert_eq!(
+        server.get("/v1/professionals/810000000000", &search_key).await.status(),
+        404
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn search_on_the_command_line() {
+    let db = test_db().await;
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::cargo_bin())
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("ANNUAIRE_HOME", home.path())
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["import", &samples().join("ps-libreacces").to_string_lossy()])
+            .status
+            .success()
+    );
+    let out = run(&["search", "lefevre", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found["results"][0]["national_id"], "810003456125");
+    let out = run(&["search", "--departement", "974"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("1 professionals") && text.contains("810014037260"),
+        "{text}"
+    );
+}
