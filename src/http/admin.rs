@@ -77,3 +77,27 @@ pub async fn list_imports(State(state): State<AppState>, Query(limit): Query<Lim
         .map_err(ApiError::internal)?;
     Ok(Json(list).into_response())
 }
+
+/// Publishes a run held by the safety gate (as `annuaire imports approve`).
+#[utoipa::path(
+    post,
+    path = "/v1/imports/{id}/approve",
+    tag = "admin",
+    params(("id" = i64, Path, description = "Import run id")),
+    responses((status = 200, description = "The run, now published"), (status = 409, description = "Not held, or stale", body = super::error::Problem, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+pub async fn approve_import(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    match crate::import::approve(&state.pool, id).await {
+        Ok(run) => Ok(Json(run).into_response()),
+        Err(
+            e @ (crate::import::ImportError::NotHeld { .. }
+            | crate::import::ImportError::StaleApproval { .. }
+            | crate::import::ImportError::Busy),
+        ) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(crate::import::ImportError::NoSuchRun(_)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, format!("no import run {id}")))
+        }
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}

@@ -1,5 +1,5 @@
-//! Access control: every `/v1` route needs `Authorization: Bearer <key>` with the route's
-//! scope. 401 for a missing or unknown key, 403 for a key without the scope.
+//! Access control: every `/v1` route needs `Authorization: Bearer <key>` with one of the
+//! route's scopes. 401 for a missing or unknown key, 403 for a key without the scope.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -11,7 +11,7 @@ use super::error::ApiError;
 use crate::keys::Scope;
 
 pub async fn require(
-    State((state, scope)): State<(AppState, Scope)>,
+    State((state, scopes)): State<(AppState, &'static [Scope])>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -24,8 +24,8 @@ pub async fn require(
         .ok_or_else(ApiError::unauthorized)?;
     let keys = state.keys.load();
     let key = keys.authenticate(presented).ok_or_else(ApiError::unauthorized)?;
-    if !key.scopes.contains(&scope) {
-        tracing::info!(client = %key.name, %scope, "request refused: scope missing");
+    if !scopes.iter().any(|scope| key.scopes.contains(scope)) {
+        tracing::info!(client = %key.name, ?scopes, "request refused: scope missing");
         return Err(ApiError::forbidden());
     }
     Ok(next.run(request).await)

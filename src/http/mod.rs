@@ -108,29 +108,32 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/hooks/hydra/token", post(hooks::hydra_token))
         .route("/v1/hooks/okta/token", post(hooks::okta_token))
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Claims),
+            (state.clone(), &[Scope::Claims][..]),
             auth::require,
         ));
     let search = Router::new()
         .route("/v1/professionals", get(search::search))
         .route("/v1/professionals/{id}", get(search::record))
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Search),
+            (state.clone(), &[Scope::Search, Scope::Admin][..]),
             auth::require,
         ));
     let admin = Router::new()
         .route("/v1/jobs", get(admin::list_jobs))
         .route("/v1/jobs/{name}/run", post(admin::run_job))
         .route("/v1/imports", get(admin::list_imports))
+        .route("/v1/imports/{id}/approve", post(admin::approve_import))
         .route_layer(middleware::from_fn_with_state(
-            (state.clone(), Scope::Admin),
+            (state.clone(), &[Scope::Admin][..]),
             auth::require,
         ));
     let open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
+        .route("/openapi.json", get(ops::openapi))
+        // The admin page: static, offline (no external resource); its data calls carry the key.
+        .route("/", get(|| async { axum::response::Html(include_str!("page.html")) }));
     Router::new()
         .merge(claims)
         .merge(admin)

@@ -16,6 +16,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::list_jobs,
         super::admin::run_job,
         super::admin::list_imports,
+        super::admin::approve_import,
         super::search::search,
         super::search::record,
     ),

@@ -86,7 +86,8 @@ pub struct FullRecord {
     pub first_seen_at: DateTime<Utc>,
     pub last_changed_at: DateTime<Utc>,
     pub removed_at: Option<DateTime<Utc>>,
-    pub claims: serde_json::Value,
+    /// Exactly as served to the IdP (same bytes, same key order).
+    pub claims: Box<serde_json::value::RawValue>,
     pub details: serde_json::Value,
     pub mailboxes: Vec<String>,
 }
@@ -113,11 +114,10 @@ pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<
     let Some((first_seen_at, last_changed_at, removed_at, claims, details, dictionary)) = row else {
         return Ok(None);
     };
-    let unpack = |data: &[u8]| -> Result<serde_json::Value, LookupError> {
-        let json =
-            codec::decompress(data, dictionary.as_deref()).map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
-        serde_json::from_slice(&json).map_err(|e| LookupError::Corrupt(id.to_string(), std::io::Error::other(e)))
+    let unpack = |data: &[u8]| -> Result<Vec<u8>, LookupError> {
+        codec::decompress(data, dictionary.as_deref()).map_err(|e| LookupError::Corrupt(id.to_string(), e))
     };
+    let corrupt = |e: serde_json::Error| LookupError::Corrupt(id.to_string(), std::io::Error::other(e));
     let mailboxes: Vec<String> = sqlx::query_scalar(
         "SELECT address FROM mailbox WHERE national_id = $1 AND run_id = (SELECT mailbox_run_id FROM publication) ORDER BY address",
     )
@@ -129,8 +129,9 @@ pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<
         first_seen_at,
         last_changed_at,
         removed_at,
-        claims: unpack(&claims)?,
-        details: unpack(&details)?,
+        claims: serde_json::value::RawValue::from_string(String::from_utf8_lossy(&unpack(&claims)?).into_owned())
+            .map_err(corrupt)?,
+        details: serde_json::from_slice(&unpack(&details)?).map_err(corrupt)?,
         mailboxes,
     }))
 }

@@ -8,6 +8,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cluster;
 pub mod fixtures;
 pub mod server;

@@ -1,0 +1,117 @@
+//! The admin web page in a real headless Chromium: sign in with an admin key, search as
+//! you type, open a professional and read the claims document the IdP receives, approve a
+//! held import.
+
+mod common;
+
+use annuaire::http::{HookSettings, ServerConfig};
+use annuaire::import::{self, ImportOptions};
+use annuaire::keys::{self, Scope};
+use common::browser::Browser;
+use common::server::TestServer;
+use common::{samples, test_db};
+
+#[tokio::test]
+async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
+    let db = test_db().await;
+    annuaire::store::MIGRATOR.run(&db.pool).await.unwrap();
+    let pool = db.pool.clone();
+    import::import(
+        &pool,
+        samples().join("ps-libreacces").to_str().unwrap(),
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    let held = import::import(
+        &pool,
+        samples().join("ps-libreacces-day2").to_str().unwrap(),
+        &ImportOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(held.status, "held");
+    let admin = keys::create(&pool, "ops", &[Scope::Admin]).await.unwrap().1;
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        search_dir: Some(dir.path().to_owned()),
+        ..ServerConfig::new(HookSettings::default())
+    };
+    let server = TestServer::start_with(pool.clone(), config).await;
+    server
+        .wait_for_status("the index", "/v1/professionals?q=x", &admin, 200)
+        .await;
+
+    let browser = Browser::start().await;
+    browser.goto(&server.url("/")).await;
+    browser.type_into("#key", "ann_wrong").await;
+    browser.click("#signin-button").await;
+    browser
+        .wait_until(
+            "the refusal",
+            "return document.getElementById('signin-error').textContent.includes('refusée')",
+        )
+        .await;
+    browser.eval("document.getElementById('key').value = ''").await;
+    browser.type_into("#key", &admin).await;
+    browser.click("#signin-button").await;
+    browser
+        .wait_until(
+            "results",
+            "return document.querySelectorAll('#results li').length === 17",
+        )
+        .await;
+    browser
+        .wait_until(
+            "facets",
+            "return document.querySelector('#facets a[data-facet=\"profession\"]') !== null",
+        )
+        .await;
+
+    // Search as you type, forgiving the accent.
+    browser.type_into("#q", "lefevre").await;
+    browser.wait_until("the match", "const li = document.querySelector('#results li'); return li !== null && li.dataset.id === '810003456125' && document.querySelectorAll('#results li').length === 1").await;
+    browser.click("#results li").await;
+    browser
+        .wait_until(
+            "the record",
+            "return document.getElementById('claims').textContent.includes('810003456125')",
+        )
+        .await;
+    let shown = browser
+        .eval("return document.getElementById('claims').textContent")
+        .await;
+    let document: serde_json::Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(samples().join("expected/810003456125.json")).unwrap()).unwrap();
+    assert_eq!(
+        document, expected,
+        "the page shows the claims document as the IdP receives it"
+    );
+    let order = browser
+        .eval("return Object.keys(JSON.parse(document.getElementById('claims').textContent)).slice(0, 3).join(',')")
+        .await;
+    assert_eq!(
+        order, "SubjectNameID,preferred_username,given_name",
+        "in the served key order"
+    );
+    browser
+        .screenshot(&std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin-page-record.png"))
+        .await;
+
+    // Filter by a facet value: département 2A.
+    browser.click("#back").await;
+    browser.eval("document.getElementById('q').value = ''").await;
+    browser.type_into("#f-departement", "2A").await;
+    browser.wait_until("the filter", "const li = document.querySelectorAll('#results li'); return li.length === 1 && li[0].dataset.id === '810005678239'").await;
+
+    // Approve the held run from the imports view.
+    browser.click("#nav-imports").await;
+    browser.click(&format!("#approve-{}", held.id)).await;
+    browser.wait_until("the approval", &format!("const row = document.querySelector('tr[data-run=\"{}\"]'); return row !== null && row.children[1].textContent === 'published'", held.id)).await;
+    assert_eq!(
+        annuaire::store::runs::current_generation(&pool).await.unwrap(),
+        Some(held.id)
+    );
+    server.stop().await;
+}
