@@ -52,26 +52,47 @@ async fn trigram(pool: &sqlx::PgPool, ids: &[String], i: usize) {
 fn main() {
     let professionals = common::professionals();
     let dir = common::work_dir();
-    println!("search benchmark: {professionals} professionals, work dir {}", dir.display());
+    println!(
+        "search benchmark: {professionals} professionals, work dir {}",
+        dir.display()
+    );
     let day0 = generate(&dir, professionals, 0);
     let day1 = generate(&dir, professionals, 1);
     let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
     let database = format!("bench_search_{}", std::process::id());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime.block_on(cluster.create_database_if_missing(&database)).expect("database");
+    runtime
+        .block_on(cluster.create_database_if_missing(&database))
+        .expect("database");
     let url = cluster.url(&database);
     let home = dir.join(format!("search-home-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
     std::fs::create_dir_all(&home).expect("home");
-    let import0 = measure(annuaire().env("DATABASE_URL", &url).env("RUST_LOG", "warn").arg("import").arg(&day0));
+    let import0 = measure(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&day0),
+    );
     let pool = runtime.block_on(sqlx::PgPool::connect(&url)).expect("pool");
 
     let started = Instant::now();
-    let index = runtime.block_on(annuaire::search::rebuild(&pool, &home.join("search"))).expect("full build");
+    let index = runtime
+        .block_on(annuaire::search::rebuild(&pool, &home.join("search")))
+        .expect("full build");
     let full_build = started.elapsed();
-    let import1 = measure(annuaire().env("DATABASE_URL", &url).env("RUST_LOG", "warn").arg("import").arg(&day1));
+    let import1 = measure(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&day1),
+    );
     let started = Instant::now();
-    let index = runtime.block_on(annuaire::search::update(&pool, index, &home.join("search"))).expect("update");
+    let index = runtime
+        .block_on(annuaire::search::update(&pool, index, &home.join("search")))
+        .expect("update");
     let incremental = started.elapsed();
     drop(index);
 
@@ -97,13 +118,22 @@ fn main() {
         started.elapsed()
     });
     let ids: Vec<String> = runtime
-        .block_on(sqlx::query_scalar("SELECT national_id FROM bench_names ORDER BY random() LIMIT 5000").fetch_all(&pool))
+        .block_on(
+            sqlx::query_scalar("SELECT national_id FROM bench_names ORDER BY random() LIMIT 5000").fetch_all(&pool),
+        )
         .expect("ids");
 
     // The API, as admins' tools call it.
-    let key = annuaire().env("DATABASE_URL", &url).args(["keys", "create", "--name", "bench", "--scope", "search"]).output().expect("key");
+    let key = annuaire()
+        .env("DATABASE_URL", &url)
+        .args(["keys", "create", "--name", "bench", "--scope", "search"])
+        .output()
+        .expect("key");
     let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut server = annuaire()
         .env("DATABASE_URL", &url)
@@ -120,7 +150,13 @@ fn main() {
     let ids = Arc::new(ids);
     let api = runtime.block_on(async {
         let deadline = Instant::now() + Duration::from_secs(300);
-        while !client.get(format!("{base}/v1/professionals?q=dup")).bearer_auth(&key).send().await.is_ok_and(|r| r.status() == 200) {
+        while !client
+            .get(format!("{base}/v1/professionals?q=dup"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             assert!(Instant::now() < deadline, "search never became ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -133,7 +169,12 @@ fn main() {
                 let mut i = c;
                 while Instant::now() < until {
                     let started = Instant::now();
-                    let response = client.get(format!("{base}/v1/professionals?{}", mix(&ids, i))).bearer_auth(&key).send().await.expect("search");
+                    let response = client
+                        .get(format!("{base}/v1/professionals?{}", mix(&ids, i)))
+                        .bearer_auth(&key)
+                        .send()
+                        .await
+                        .expect("search");
                     assert_eq!(response.status(), 200);
                     response.bytes().await.expect("body");
                     latencies.push(started.elapsed());
@@ -153,7 +194,11 @@ fn main() {
     let _ = server.wait();
 
     let trigram_latencies = runtime.block_on(async {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(CLIENTS as u32).connect(&url).await.expect("pool");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(CLIENTS as u32)
+            .connect(&url)
+            .await
+            .expect("pool");
         let mut tasks = Vec::new();
         for c in 0..CLIENTS {
             let (pool, ids) = (pool.clone(), Arc::clone(&ids));
@@ -183,8 +228,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&home);
 
     println!();
-    println!("import day 0 {:.1} s; full index build {:.1} s   (goal ≤ 60 s)", import0.wall.as_secs_f64(), full_build.as_secs_f64());
-    println!("import day 1 {:.1} s; incremental index update {:.2} s   (goal ≤ 5 s)", import1.wall.as_secs_f64(), incremental.as_secs_f64());
+    println!(
+        "import day 0 {:.1} s; full index build {:.1} s   (goal ≤ 60 s)",
+        import0.wall.as_secs_f64(),
+        full_build.as_secs_f64()
+    );
+    println!(
+        "import day 1 {:.1} s; incremental index update {:.2} s   (goal ≤ 5 s)",
+        import1.wall.as_secs_f64(),
+        incremental.as_secs_f64()
+    );
     println!(
         "API, {CLIENTS} clients, {SECONDS} s, {} queries: p50 {:.2} ms, p99 {:.2} ms   (goal p99 ≤ 10 ms)",
         api.len(),
