@@ -343,7 +343,8 @@ impl SearchIndex {
     }
 
     /// Identifiers exactly (first), then names and the rest, each word matching exactly,
-    /// with typos (one edit up to 6 letters, two beyond) or, for the last word, as a prefix.
+    /// in names with typos (one edit up to 6 letters, two beyond), and the last word as a
+    /// prefix (typeahead).
     fn text_query(&self, text: &str) -> Box<dyn Query> {
         let f = self.fields;
         let mut identifier_terms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
@@ -362,7 +363,11 @@ impl SearchIndex {
         let mut word_clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (i, word) in words.iter().enumerate() {
             let last = i + 1 == words.len();
+            // Typos are forgiven in names, where people make them; digits are identifiers,
+            // codes or postcodes, matched exactly (a fuzzy automaton on them costs much and
+            // finds nothing useful).
             let distance = match word.chars().count() {
+                _ if word.chars().any(|c| c.is_ascii_digit()) => 0,
                 0..=3 => 0,
                 4..=6 => 1,
                 _ => 2,
@@ -372,28 +377,13 @@ impl SearchIndex {
                 let term = Term::from_field_text(field, word);
                 alternatives.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(
-                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                        boost * 2.0,
-                    )),
+                    Box::new(BoostQuery::new(Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)), boost * 2.0)),
                 ));
-                if distance > 0 {
-                    alternatives.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(
-                            Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
-                            boost,
-                        )),
-                    ));
+                if distance > 0 && field == f.names {
+                    alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new(term.clone(), distance, true)), boost))));
                 }
-                if last {
-                    alternatives.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(
-                            Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
-                            boost,
-                        )),
-                    ));
+                if last && word.chars().count() >= 2 {
+                    alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new_prefix(term, 0, true)), boost))));
                 }
             }
             word_clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
