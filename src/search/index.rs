@@ -174,38 +174,42 @@ impl SearchIndex {
         self.generation_with_version().map(|(_, g)| g)
     }
 
-    /// Replaces these professionals' documents (delete + add); visible at the next commit.
-    pub fn add(&self, documents: &[SearchValues]) -> Result<(), IndexError> {
+    /// Runs `work` with the index's writer, opened on first use (a reader-only process,
+    /// like the command line beside a server, never takes the writer's lock).
+    fn with_writer<T>(
+        &self,
+        work: impl FnOnce(&mut tantivy::IndexWriter) -> Result<T, IndexError>,
+    ) -> Result<T, IndexError> {
         let mut guard = self
             .writer
             .lock()
             .map_err(|_| IndexError::Directory(self.path.display().to_string(), "writer poisoned".into()))?;
-        if guard.is_none() {
-            *guard = Some(self.index.writer(100_000_000)?);
-        }
-        if let Some(writer) = guard.as_mut() {
+        let writer = match guard.as_mut() {
+            Some(writer) => writer,
+            None => guard.insert(self.index.writer(100_000_000)?),
+        };
+        work(writer)
+    }
+
+    /// Replaces these professionals' documents (delete + add); visible at the next commit.
+    pub fn add(&self, documents: &[SearchValues]) -> Result<(), IndexError> {
+        self.with_writer(|writer| {
             for values in documents {
                 writer.delete_term(Term::from_field_text(self.fields.national_id, &values.national_id));
                 writer.add_document(self.document(values))?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Makes what was added visible, recording the generation it brings the index to.
     pub fn commit(&self, generation: i64) -> Result<(), IndexError> {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| IndexError::Directory(self.path.display().to_string(), "writer poisoned".into()))?;
-        if guard.is_none() {
-            *guard = Some(self.index.writer(100_000_000)?);
-        }
-        if let Some(writer) = guard.as_mut() {
+        self.with_writer(|writer| {
             let mut commit = writer.prepare_commit()?;
             commit.set_payload(&payload(generation));
             commit.commit()?;
-        }
+            Ok(())
+        })?;
         self.reader.reload()?;
         Ok(())
     }
@@ -377,13 +381,28 @@ impl SearchIndex {
                 let term = Term::from_field_text(field, word);
                 alternatives.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)), boost * 2.0)),
+                    Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
+                        boost * 2.0,
+                    )),
                 ));
                 if distance > 0 && field == f.names {
-                    alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new(term.clone(), distance, true)), boost))));
+                    alternatives.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
+                            boost,
+                        )),
+                    ));
                 }
                 if last && word.chars().count() >= 2 {
-                    alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new_prefix(term, 0, true)), boost))));
+                    alternatives.push((
+                        Occur::Should,
+                        Box::new(BoostQuery::new(
+                            Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
+                            boost,
+                        )),
+                    ));
                 }
             }
             word_clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
