@@ -18,6 +18,7 @@ pub mod priority;
 pub mod progress;
 pub mod samplegen;
 pub mod search;
+pub mod server;
 pub mod snapshot;
 pub mod store;
 

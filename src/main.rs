@@ -120,10 +120,15 @@ struct ServeArgs {
     /// issue it without sectoral claims.
     #[arg(long, env = "ANNUAIRE_UNKNOWN_SUBJECT", value_enum, default_value = "deny")]
     unknown_subject: annuaire::http::UnknownSubject,
-    /// Run the job scheduler in this process (switch it off on replicas that should only
-    /// serve; with several on, the job locks still allow one run per job).
-    #[arg(long, env = "ANNUAIRE_SCHEDULER", default_value = "on", value_parser = ["on", "off"])]
-    scheduler: String,
+    /// Run the job scheduler in this process (with several on, the job locks still allow
+    /// one run per job). Default: on, except on `--routes claims` replicas.
+    #[arg(long, env = "ANNUAIRE_SCHEDULER", value_parser = ["on", "off"])]
+    scheduler: Option<String>,
+    /// Which routes this replica serves: `all`; `claims` (claims, IdP hooks, health,
+    /// metrics: the replicas the IdP calls; never opens the search index); `admin` (search,
+    /// records, imports, jobs, the admin page).
+    #[arg(long, env = "ANNUAIRE_ROUTES", value_enum, default_value = "all")]
+    routes: annuaire::http::Routes,
 }
 
 #[derive(Args)]
@@ -325,10 +330,15 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         mapping: args.subject_mapping,
                         unknown: args.unknown_subject,
                     };
-                    let config = annuaire::http::ServerConfig {
+                    let scheduler = match args.scheduler.as_deref() {
+                        Some(choice) => choice == "on",
+                        None => args.routes != annuaire::http::Routes::Claims,
+                    };
+                    let config = annuaire::server::ServerConfig {
+                        routes: args.routes,
                         hooks,
-                        jobs: annuaire::jobs::load_dir(&cli.database.jobs_dir)?,
-                        scheduler: args.scheduler == "on",
+                        jobs: commands::serve::jobs_of(&cli.database.jobs_dir)?,
+                        scheduler,
                         runner: runner_settings(&settings, cli.database.ca_bundle.clone()),
                         search_dir: Some(settings.home.join("search")),
                     };

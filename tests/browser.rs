@@ -4,9 +4,10 @@
 
 mod common;
 
-use annuaire::http::{HookSettings, ServerConfig};
+use annuaire::http::HookSettings;
 use annuaire::import::{self, ImportOptions};
 use annuaire::keys::{self, Scope};
+use annuaire::server::ServerConfig;
 use common::browser::Browser;
 use common::server::TestServer;
 use common::{samples, test_db};

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use annuaire::download::DownloadSettings;
-use annuaire::http::{HookSettings, ServerConfig};
+use annuaire::http::HookSettings;
 use annuaire::jobs::{JobDefinition, RunnerSettings, Trigger, runner};
 use annuaire::keys::{self, Scope};
+use annuaire::server::ServerConfig;
 use common::server::{TestServer, wait_for};
 use common::source::{Reply, SourceServer};
 use common::{samples, test_db};

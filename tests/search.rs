@@ -168,7 +168,8 @@ async fn the_index_follows_a_new_generation_incrementally() {
 
 #[tokio::test]
 async fn search_api_and_full_record() {
-    use annuaire::http::{HookSettings, ServerConfig};
+    use annuaire::http::HookSettings;
+    use annuaire::server::ServerConfig;
     let pool = store_with("ps-libreacces").await;
     let search_key = keys::create(&pool, "admin-tool", &[Scope::Search]).await.unwrap().1;
     let claims_key = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;

@@ -7,18 +7,15 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use super::Outcome;
-use crate::http::{self, ServerConfig};
+use crate::server::{self, ServerConfig};
 
 pub async fn run(pool: PgPool, listen: SocketAddr, config: ServerConfig) -> anyhow::Result<Outcome> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    if config.scheduler {
-        tracing::info!(jobs = config.jobs.len(), "scheduler on");
-    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    http::run(pool, listener, config, shutdown)
+    server::run(pool, listener, config, shutdown)
         .await
         .context("while serving")?;
     tracing::info!("stopped");
@@ -43,4 +40,14 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("shutting down");
     shutdown.cancel();
+}
+
+/// The jobs of `dir`; a missing folder means no scheduled jobs (said once), so that a
+/// server starts anywhere. A folder that exists must be valid: a bad job stops the start.
+pub fn jobs_of(dir: &std::path::Path) -> anyhow::Result<Vec<crate::jobs::JobDefinition>> {
+    if !dir.exists() {
+        tracing::info!(jobs_dir = %dir.display(), "no jobs folder: no scheduled jobs");
+        return Ok(Vec::new());
+    }
+    Ok(crate::jobs::load_dir(dir)?)
 }

@@ -55,7 +55,8 @@ pub async fn run_job(State(state): State<AppState>, Path(name): Path<String>) ->
         state.runner.clone(),
         state.shutdown.clone(),
     );
-    tokio::spawn(async move {
+    // Tracked, so that shutdown waits for the run to reach a safe point.
+    state.job_runs.spawn(async move {
         let job = &jobs[index];
         if let Err(error) = runner::run(&pool, job, Trigger::Api, None, &settings, &cancel).await {
             tracing::error!(job = %job.name, %error, "job run could not be recorded");

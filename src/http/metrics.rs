@@ -121,6 +121,28 @@ impl Metrics {
         if let Some(status) = state.status.last_import_status() {
             let _ = writeln!(out, "annuaire_last_import_status{{status=\"{status}\"}} 1");
         }
+        let tasks = state.tasks.snapshot();
+        out.push_str("# HELP annuaire_task_restarts_total Restarts of a background task after it failed.\n");
+        out.push_str("# TYPE annuaire_task_restarts_total counter\n");
+        for (task, s) in &tasks {
+            let _ = writeln!(out, "annuaire_task_restarts_total{{task=\"{task}\"}} {}", s.restarts);
+        }
+        out.push_str("# HELP annuaire_task_up Whether a background task is running (0 while it waits to restart).\n");
+        out.push_str("# TYPE annuaire_task_up gauge\n");
+        for (task, s) in &tasks {
+            let _ = writeln!(out, "annuaire_task_up{{task=\"{task}\"}} {}", u8::from(s.up));
+        }
+        out.push_str(
+            "# HELP annuaire_search_index_ready Whether the search index is in place (absent where search is off).\n",
+        );
+        out.push_str("# TYPE annuaire_search_index_ready gauge\n");
+        if state.search_enabled {
+            let _ = writeln!(
+                out,
+                "annuaire_search_index_ready {}",
+                u8::from(state.search.load().is_some())
+            );
+        }
         out
     }
 }

@@ -1,6 +1,6 @@
-//! The HTTP layer (axum): the claims API and IdP hooks, open operational routes, access
-//! control, metrics, and the server's life: it follows the store (snapshot, keys) while it
-//! serves, and stops on one shutdown signal.
+//! The HTTP layer (axum): the claims API and IdP hooks, the admin and search routes, open
+//! operational routes, access control and metrics. It only routes and answers; the process
+//! around it (followers, scheduler, shutdown) is composed in `server`.
 
 mod admin;
 mod auth;
@@ -23,49 +23,43 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use sqlx::PgPool;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, Problem};
 pub use hooks::{HookSettings, SubjectMapping, UnknownSubject};
 
-use crate::jobs::scheduler::Scheduler;
 use crate::jobs::{JobDefinition, RunnerSettings};
 use crate::keys::{KeyRing, Scope};
-use crate::snapshot::{Follower, Snapshot, StoreStatus};
+use crate::server::tasks::TaskHealth;
+use crate::server::{ServerConfig, StoreStatus};
+use crate::snapshot::Snapshot;
 
 /// Request bodies are small JSON documents (hook requests).
 const BODY_LIMIT: usize = 1 << 20;
 /// Far above any IdP's budget: a request still running then is stuck.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How a server runs: hook settings, jobs and whether this replica schedules them.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub hooks: HookSettings,
-    pub jobs: Vec<JobDefinition>,
-    /// Run the scheduler in this replica (several may: the job locks keep one run per job).
-    pub scheduler: bool,
-    pub runner: RunnerSettings,
-    /// Where the search index lives; `None` serves no search.
-    pub search_dir: Option<std::path::PathBuf>,
+/// Which routes a replica serves: operators may split the IdP-facing replicas (claims and
+/// hooks) from the admin ones (search, records, imports, jobs, the page). Health, readiness
+/// and metrics are on every replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Routes {
+    All,
+    Claims,
+    Admin,
 }
 
-impl ServerConfig {
-    /// Hooks only: no jobs, no scheduler.
-    pub fn new(hooks: HookSettings) -> ServerConfig {
-        ServerConfig {
-            hooks,
-            jobs: Vec::new(),
-            scheduler: false,
-            runner: RunnerSettings {
-                download_dir: std::env::temp_dir(),
-                download: crate::download::DownloadSettings::default(),
-            },
-            search_dir: None,
-        }
+impl Routes {
+    pub fn serves_claims(self) -> bool {
+        matches!(self, Routes::All | Routes::Claims)
+    }
+
+    pub fn serves_admin(self) -> bool {
+        matches!(self, Routes::All | Routes::Admin)
     }
 }
 
@@ -83,21 +77,32 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The search index, once built.
     pub search: Arc<arc_swap::ArcSwapOption<crate::search::SearchIndex>>,
+    pub routes: Routes,
+    /// This replica keeps a search index (admin routes and a search directory).
+    pub search_enabled: bool,
+    /// The supervised background tasks, for `/readyz` and `/metrics`.
+    pub tasks: Arc<TaskHealth>,
+    /// Job runs started through the API: the server waits for them at shutdown.
+    pub job_runs: TaskTracker,
 }
 
 impl AppState {
-    pub fn new(pool: PgPool, config: ServerConfig, shutdown: CancellationToken) -> AppState {
+    pub fn new(pool: PgPool, config: &ServerConfig, search_enabled: bool, shutdown: CancellationToken) -> AppState {
         AppState {
             pool,
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             keys: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
             status: Arc::new(StoreStatus::default()),
             metrics: Arc::new(metrics::Metrics::default()),
-            hooks: Arc::new(config.hooks),
-            jobs: Arc::new(config.jobs),
-            runner: config.runner,
+            hooks: Arc::new(config.hooks.clone()),
+            jobs: Arc::new(config.jobs.clone()),
+            runner: config.runner.clone(),
             shutdown,
             search: Arc::new(arc_swap::ArcSwapOption::empty()),
+            routes: config.routes,
+            search_enabled,
+            tasks: Arc::default(),
+            job_runs: TaskTracker::new(),
         }
     }
 }
@@ -131,14 +136,17 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
-        // The admin page: static, offline (no external resource); its data calls carry the key.
-        .route("/", get(|| async { axum::response::Html(include_str!("page.html")) }));
-    Router::new()
-        .merge(claims)
-        .merge(admin)
-        .merge(search)
-        .merge(open)
+        .route("/openapi.json", get(ops::openapi));
+    // The admin page: static, offline (no external resource); its data calls carry the key.
+    let page = Router::new().route("/", get(|| async { axum::response::Html(include_str!("page.html")) }));
+    let mut app = Router::new();
+    if state.routes.serves_claims() {
+        app = app.merge(claims);
+    }
+    if state.routes.serves_admin() {
+        app = app.merge(admin).merge(search).merge(page);
+    }
+    app.merge(open)
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -150,83 +158,4 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal("a handler panicked").into_response()
         }))
         .with_state(state)
-}
-
-/// Serves on `listener` until `shutdown`, following the store through `pool` meanwhile, and
-/// running the scheduler when the configuration asks.
-pub async fn run(
-    pool: PgPool,
-    listener: TcpListener,
-    config: ServerConfig,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let scheduler = config.scheduler.then(|| Scheduler {
-        pool: pool.clone(),
-        jobs: Arc::new(config.jobs.clone()),
-        settings: config.runner.clone(),
-    });
-    let search_dir = config.search_dir.clone();
-    let state = AppState::new(pool.clone(), config, shutdown.clone());
-    let searching = search_dir.map(|dir| {
-        tokio::spawn(follow_search(
-            pool.clone(),
-            dir,
-            Arc::clone(&state.search),
-            shutdown.clone(),
-        ))
-    });
-    let scheduling = scheduler.map(|s| tokio::spawn(s.run(shutdown.clone())));
-    let follower = Follower {
-        pool,
-        snapshot: Arc::clone(&state.snapshot),
-        keys: Arc::clone(&state.keys),
-        status: Arc::clone(&state.status),
-    };
-    let following = tokio::spawn(follower.run(shutdown.clone()));
-    tracing::info!(address = %listener.local_addr()?, "serving");
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
-    shutdown.cancel();
-    let _ = following.await;
-    if let Some(scheduling) = scheduling {
-        let _ = scheduling.await;
-    }
-    if let Some(searching) = searching {
-        let _ = searching.await;
-    }
-    served
-}
-
-/// Keeps the search index at the published generation: opened (or built) at start, then
-/// updated from each new generation's changes.
-async fn follow_search(
-    pool: PgPool,
-    dir: std::path::PathBuf,
-    search: Arc<arc_swap::ArcSwapOption<crate::search::SearchIndex>>,
-    shutdown: CancellationToken,
-) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let refreshed = match search.load_full() {
-            Some(index) => crate::search::update(&pool, index, &dir).await,
-            None => crate::search::open_or_rebuild(&pool, &dir).await,
-        };
-        match refreshed {
-            Ok(index) => {
-                let changed = search
-                    .load()
-                    .as_ref()
-                    .is_none_or(|current| !Arc::ptr_eq(current, &index));
-                if changed {
-                    search.store(Some(index));
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot bring the search index up to date; will retry"),
-        }
-    }
 }

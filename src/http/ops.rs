@@ -15,26 +15,45 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready once a published generation is loaded: claims can be answered. While Postgres is
-/// unreachable the server stays ready (it serves its last snapshot) and says so in `store`.
+/// Ready once this replica can do its job: claims replicas (and the default, every route)
+/// as soon as a published generation is loaded, whatever the state of the search index, so
+/// that it stays the probe for the claims API's load balancers; admin-only replicas once the
+/// search index is in place. While Postgres is unreachable the server stays ready (it
+/// serves its last snapshot) and says so in `store`.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Serving: `{\"ready\": true, \"generation\": 12, \"store\": \"reachable\"}`"),
-        (status = 503, description = "No published generation loaded yet"),
+        (status = 200, description = "Serving: `{\"ready\": true, \"claims\": \"ready\", \"search\": \"building\", \"generation\": 12, \"store\": \"reachable\", \"tasks\": {...}}`"),
+        (status = 503, description = "Not ready yet (no generation loaded; on admin replicas, index building)"),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let snapshot = state.snapshot.load();
-    let ready = state.status.loaded();
+    let claims_ready = state.status.loaded();
+    let index = state.search.load();
+    let search = match (state.search_enabled, index.as_ref()) {
+        (false, _) => "off",
+        (true, Some(_)) => "ready",
+        (true, None) => "building",
+    };
+    let ready = if state.routes.serves_claims() {
+        claims_ready
+    } else {
+        search != "building" && state.status.keys_loaded()
+    };
     let body = json!({
         "ready": ready,
+        "routes": state.routes,
+        "claims": if !state.routes.serves_claims() { "off" } else if claims_ready { "ready" } else { "loading" },
+        "search": search,
+        "search_generation": index.as_ref().and_then(|i| i.generation()),
         "generation": snapshot.generation,
         "professionals": snapshot.len(),
         "extract_ts": snapshot.extract_ts,
         "store": if state.status.reachable() { "reachable" } else { "unreachable" },
+        "tasks": state.tasks.snapshot(),
     });
     let status = if ready {
         StatusCode::OK

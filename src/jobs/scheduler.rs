@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::definition::JobDefinition;
 use super::runner::{self, RunnerSettings, Trigger};
 
+#[derive(Clone)]
 pub struct Scheduler {
     pub pool: PgPool,
     pub jobs: Arc<Vec<JobDefinition>>,

@@ -3,7 +3,6 @@
 //! atomically when a new generation is published, so that a lookup never waits on Postgres
 //! and keeps working while it is down.
 
-mod follow;
 mod load;
 
 use std::cell::RefCell;
@@ -12,7 +11,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-pub use follow::{Follower, StoreStatus};
 pub use load::{LoadError, load_changes, load_full};
 
 use crate::import::diff::key;

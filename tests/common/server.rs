@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use annuaire::http::{HookSettings, ServerConfig};
+use annuaire::http::HookSettings;
+use annuaire::server::ServerConfig;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(annuaire::http::run(pool, listener, config, shutdown.clone()));
+        let task = tokio::spawn(annuaire::server::run(pool, listener, config, shutdown.clone()));
         TestServer {
             base,
             client: reqwest::Client::new(),

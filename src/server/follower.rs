@@ -1,7 +1,9 @@
-//! Following the store: every server process listens for `annuaire_publication` (and
-//! `annuaire_keys`), swaps in the new snapshot when a generation is published, and checks
-//! every few seconds that Postgres answers, so that a missed notification or an outage is
-//! caught up by itself.
+//! The one publication follower of a server process: it listens for `annuaire_publication`
+//! (and `annuaire_keys`), swaps in the new claims snapshot when a generation is published,
+//! then tells the search follower which generation is published (a watch channel, so an
+//! index update never delays the snapshot swap). It checks every few seconds that Postgres
+//! answers, so that a missed notification or an outage is caught up by itself. It runs on
+//! the serving path's own connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -10,10 +12,11 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{Snapshot, load_changes, load_full};
 use crate::keys::KeyRing;
+use crate::snapshot::{Snapshot, load_changes, load_full};
 
 /// How often the store is checked (and the publication compared) without a notification.
 const POLL: Duration = Duration::from_secs(2);
@@ -25,6 +28,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct StoreStatus {
     reachable: AtomicBool,
     loaded: AtomicBool,
+    keys_loaded: AtomicBool,
     /// Unix seconds of the last successful contact.
     last_contact: AtomicI64,
     last_import_status: std::sync::Mutex<Option<String>>,
@@ -33,6 +37,11 @@ pub struct StoreStatus {
 impl StoreStatus {
     pub fn reachable(&self) -> bool {
         self.reachable.load(Ordering::Relaxed)
+    }
+
+    /// The API keys have been read at least once: requests can be authenticated.
+    pub fn keys_loaded(&self) -> bool {
+        self.keys_loaded.load(Ordering::Relaxed)
     }
 
     /// A published generation is loaded and claims can be answered.
@@ -59,17 +68,26 @@ impl StoreStatus {
     }
 }
 
+/// What the follower tells the search follower: the published generation, once known
+/// (`Some(None)` for a store where nothing is published yet).
+pub type Published = Option<Option<i64>>;
+
 /// Keeps the shared snapshot and key ring in step with the store.
 pub struct Follower {
+    /// The serving path's own pool: imports and admin work cannot exhaust it.
     pub pool: PgPool,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub keys: Arc<ArcSwap<KeyRing>>,
     pub status: Arc<StoreStatus>,
+    /// Load the claims snapshot (off on admin-only replicas, which serve no claims).
+    pub load_snapshot: bool,
+    pub published: watch::Sender<Published>,
 }
 
 impl Follower {
-    /// Runs until `shutdown`: never returns an error, it keeps trying.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Runs until `shutdown`: store errors are retried at the next poll; only a panic ends
+    /// it early (and its supervisor restarts it, picking up from the shared snapshot).
+    pub async fn run(&self, shutdown: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         let mut ticker = tokio::time::interval(POLL);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -119,14 +137,26 @@ impl Follower {
         if let Ok(mut slot) = self.status.last_import_status.lock() {
             *slot = last_status;
         }
-        if reload_keys || !self.status.loaded() {
+        if reload_keys || !self.status.keys_loaded.load(Ordering::Relaxed) {
             match KeyRing::load(&self.pool).await {
-                Ok(ring) => self.keys.store(Arc::new(ring)),
+                Ok(ring) => {
+                    self.keys.store(Arc::new(ring));
+                    self.status.keys_loaded.store(true, Ordering::Relaxed);
+                }
                 Err(error) => tracing::warn!(%error, "cannot reload the API keys"),
             }
         }
+        if !self.load_snapshot {
+            self.published.send_if_modified(|seen| replace(seen, Some(published)));
+            return;
+        }
         let current = self.snapshot.load();
         if self.status.loaded() && published == current.generation {
+            return;
+        }
+        if published.is_none() {
+            // Nothing published yet: nothing to load, but the search index may be built (empty).
+            self.published.send_if_modified(|seen| replace(seen, Some(None)));
             return;
         }
         let started = Instant::now();
@@ -144,13 +174,21 @@ impl Follower {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "claims snapshot loaded"
                 );
-                let has_generation = next.generation.is_some();
+                let generation = next.generation;
                 self.snapshot.store(Arc::new(next));
-                self.status.loaded.store(has_generation, Ordering::Relaxed);
+                self.status.loaded.store(generation.is_some(), Ordering::Relaxed);
+                self.published.send_if_modified(|seen| replace(seen, Some(generation)));
             }
             Err(error) => tracing::warn!(%error, "cannot load the claims snapshot; will retry"),
         }
     }
+}
+
+/// Stores `next` in `seen`; true when that changed it (a watch sends only real changes).
+fn replace(seen: &mut Published, next: Published) -> bool {
+    let changed = *seen != next;
+    *seen = next;
+    changed
 }
 
 /// The next notification's channel, or pending forever without a listener.
