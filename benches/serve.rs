@@ -9,43 +9,17 @@
 //! import benchmark).
 
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use annuaire::embedded_pg::EmbeddedCluster;
+use common::serving::{RATE, Server, fixed_rate, free_port, percentile, rss_mib, server_histogram, server_p99};
 use common::{annuaire, generate, measure, psql};
 
 mod common;
 
-const RATE: u64 = 5_000;
 const FIXED_RATE_SECONDS: u64 = 10;
 const WRK_SECONDS: &str = "10s";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Stops the server whatever happens, so that a failed run leaves no process behind.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_mib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kib| kib / 1024)
-}
 
 /// `wrk` with a fixed setting and a request script (the same client work for every route);
 /// returns requests per second.
@@ -63,73 +37,6 @@ fn wrk(url: &str, script: &std::path::Path) -> f64 {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no throughput in wrk's output: {text}"))
-}
-
-/// Open-loop load at a fixed rate; latencies from each request's send to its full answer.
-async fn fixed_rate(client: &reqwest::Client, urls: &[String], key: &str, seconds: u64) -> Vec<Duration> {
-    let total = RATE * seconds;
-    let started = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        tokio::time::sleep_until(started + Duration::from_nanos(i * 1_000_000_000 / RATE)).await;
-        let (client, url, key) = (client.clone(), urls[i as usize % urls.len()].clone(), key.to_owned());
-        tasks.push(tokio::spawn(async move {
-            let sent = Instant::now();
-            let response = client.get(url).bearer_auth(key).send().await.expect("request");
-            // 410 once the day+1 generation removed the professional.
-            assert!(
-                matches!(response.status().as_u16(), 200 | 410),
-                "answered {}",
-                response.status()
-            );
-            response.bytes().await.expect("body");
-            sent.elapsed()
-        }));
-    }
-    let mut latencies = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        latencies.push(task.await.expect("request task"));
-    }
-    latencies.sort();
-    latencies
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
-/// The server's cumulative latency histogram of the claims route: (upper bound, count).
-async fn server_histogram(client: &reqwest::Client, base: &str) -> Vec<(f64, f64)> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .filter(|l| l.starts_with("annuaire_http_request_duration_seconds_bucket{route=\"/v1/claims/{id}\""))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
-            Some((le.parse().unwrap_or(f64::INFINITY), count))
-        })
-        .collect()
-}
-
-/// The server's own p99 between two histogram readings (a bucket's upper bound).
-fn server_p99(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
-    let delta: Vec<(f64, f64)> = after
-        .iter()
-        .map(|(le, n)| (*le, n - before.iter().find(|(b, _)| b == le).map_or(0.0, |(_, m)| *m)))
-        .collect();
-    let total = delta.last().map_or(0.0, |b| b.1);
-    delta
-        .iter()
-        .find(|(_, n)| *n >= total * 0.99)
-        .map_or("?".to_owned(), |(le, _)| format!("≤ {} ms", le * 1000.0))
 }
 
 fn main() {

@@ -3,6 +3,8 @@
 #![allow(unsafe_code)] // wait4 for the child's peak RSS: std has no rusage
 #![allow(dead_code)] // each benchmark uses part of it
 
+pub mod serving;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,0 +1,329 @@
+//! Isolation benchmark at national scale, on loopback:
+//! - a fresh replica (empty `ANNUAIRE_HOME`): time to claims-ready (goal ≤ 10 s) and to
+//!   search-ready, and its peak memory while the index builds in the background (≤ 1 GiB);
+//!   then the same replica restarted with its index on disk;
+//! - claims latency at a fixed 5,000 req/s, quiet and then while an abusive admin client
+//!   runs (heavy searches, absurd paging, 60 kB queries, bad hook bodies, 200 idle
+//!   connections), in the same run; the server's memory under the abuse.
+//!
+//! `cargo bench --bench isolation` (same variables as the import benchmark).
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use annuaire::embedded_pg::EmbeddedCluster;
+use common::serving::{
+    RATE, Server, fixed_rate, free_port, peak_rss_mib, percentile, rss_mib, server_histogram, server_p99,
+};
+use common::{annuaire, generate, measure, psql};
+use tokio::io::AsyncWriteExt;
+
+mod common;
+
+const FIXED_RATE_SECONDS: u64 = 10;
+
+/// What a start-up took.
+struct Startup {
+    claims_ready: Duration,
+    search_ready: Duration,
+    peak_rss_mib: u64,
+}
+
+fn serve(url: &str, home: &std::path::Path, port: u16) -> Server {
+    Server(
+        annuaire()
+            .env("DATABASE_URL", url)
+            .env("ANNUAIRE_HOME", home)
+            .env("ANNUAIRE_JOBS_DIR", home.join("no-jobs"))
+            .env("RUST_LOG", "warn")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--scheduler", "off"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts"),
+    )
+}
+
+/// Polls `/readyz` until both claims and search are ready.
+async fn start_up(client: &reqwest::Client, base: &str, server: &Server) -> Startup {
+    let started = Instant::now();
+    let mut claims_ready = None;
+    loop {
+        let ready: Option<serde_json::Value> = match client.get(format!("{base}/readyz")).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        if let Some(ready) = ready {
+            if claims_ready.is_none() && ready["claims"] == "ready" {
+                claims_ready = Some(started.elapsed());
+            }
+            if let Some(claims_ready) = claims_ready
+                && ready["search"] == "ready"
+            {
+                return Startup {
+                    claims_ready,
+                    search_ready: started.elapsed(),
+                    peak_rss_mib: peak_rss_mib(&server.0),
+                };
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(900), "serve never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Answers the abuse got, by status.
+#[derive(Default)]
+struct AbuseTally {
+    ok: AtomicU64,
+    client_errors: AtomicU64,
+    server_errors: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl AbuseTally {
+    fn count(&self, answer: Result<reqwest::Response, reqwest::Error>) {
+        let counter = match answer.map(|r| r.status().as_u16()) {
+            Ok(200..=299) => &self.ok,
+            Ok(400..=499) => &self.client_errors,
+            Ok(_) => &self.server_errors,
+            Err(_) => &self.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An admin client that searches hard and a hostile one, until `stop`.
+fn abuse(
+    base: &str,
+    search_key: &str,
+    claims_key: &str,
+    stop: &Arc<AtomicBool>,
+    tally: &Arc<AbuseTally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let long_query = "bertrand ".repeat(60_000 / 9);
+    let hostile = [
+        format!("{base}/v1/professionals?q=bertrand&page=1000000000"),
+        format!("{base}/v1/professionals?q=bertrand&per_page=1000000"),
+        format!("{base}/v1/professionals?q={long_query}"),
+        format!("{base}/v1/professionals?page=abc&removed=maybe"),
+    ];
+    let mut tasks = Vec::new();
+    for worker in 0..6u64 {
+        let (client, stop, tally) = (reqwest::Client::new(), Arc::clone(stop), Arc::clone(tally));
+        let (base, search_key, claims_key, hostile) = (
+            base.to_owned(),
+            search_key.to_owned(),
+            claims_key.to_owned(),
+            hostile.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut i = worker;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let answer = match worker {
+                    // Heavy but legal: typeahead and fuzzy names, deep pages, facets.
+                    0..=3 => {
+                        let q = ["mar", "dubios", "bernard", "lefevre marie", "pharmacie", "75"][(i % 6) as usize];
+                        let page = 1 + i % 500;
+                        client
+                            .get(format!("{base}/v1/professionals?q={q}&page={page}&per_page=20"))
+                            .bearer_auth(&search_key)
+                            .send()
+                            .await
+                    }
+                    4 => {
+                        client
+                            .get(&hostile[(i % 4) as usize])
+                            .bearer_auth(&search_key)
+                            .send()
+                            .await
+                    }
+                    _ => {
+                        let body = if i % 2 == 0 {
+                            b"{{{ not json".to_vec()
+                        } else {
+                            vec![b'x'; 2 << 20]
+                        };
+                        client
+                            .post(format!("{base}/v1/hooks/hydra/token"))
+                            .bearer_auth(&claims_key)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                    }
+                };
+                tally.count(answer);
+            }
+        }));
+    }
+    tasks
+}
+
+/// Connections that open and then say nothing (half stop in the middle of a request head).
+async fn idle_connections(address: &str, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut idle = Vec::new();
+    for i in 0..n {
+        if let Ok(mut socket) = tokio::net::TcpStream::connect(address).await {
+            if i % 2 == 0 {
+                let _ = socket
+                    .write_all(b"GET /v1/claims/810003456125 HTTP/1.1\r\nHost: x\r\n")
+                    .await;
+            }
+            idle.push(socket);
+        }
+    }
+    idle
+}
+
+fn create_key(url: &str, name: &str, scope: &str) -> String {
+    let out = annuaire()
+        .env("DATABASE_URL", url)
+        .args(["keys", "create", "--name", name, "--scope", scope])
+        .output()
+        .expect("keys");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn main() {
+    let professionals = common::professionals();
+    let dir = common::work_dir();
+    println!(
+        "isolation benchmark: {professionals} professionals, work dir {}",
+        dir.display()
+    );
+    let day0 = generate(&dir, professionals, 0);
+    let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
+    let database = format!("bench_isolation_{}", std::process::id());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime
+        .block_on(cluster.create_database_if_missing(&database))
+        .expect("database");
+    let url = cluster.url(&database);
+    let imported = measure(
+        annuaire()
+            .env("DATABASE_URL", &url)
+            .env("RUST_LOG", "warn")
+            .arg("import")
+            .arg(&day0),
+    );
+    println!("day 0 imported in {:.1} s", imported.wall.as_secs_f64());
+    let claims_key = create_key(&url, "bench-idp", "claims");
+    let search_key = create_key(&url, "bench-admin", "search,admin");
+    let ids = psql(
+        &cluster,
+        &database,
+        "SELECT national_id FROM professional WHERE removed_at IS NULL ORDER BY random() LIMIT 20000",
+    )
+    .args(["-A", "-t"])
+    .output()
+    .expect("ids");
+    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(ids.len() > 1000, "ids sampled");
+
+    let home = dir.join(format!("isolation-home-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).expect("home");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    annuaire::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+
+    // A fresh replica: nothing on disk.
+    let server = serve(&url, &home, port);
+    let fresh = runtime.block_on(start_up(&client, &base, &server));
+    let rss_indexed = rss_mib(&server.0);
+
+    let urls: Vec<String> = ids.iter().map(|id| format!("{base}/v1/claims/{id}")).collect();
+    let before = runtime.block_on(server_histogram(&client, &base));
+    let quiet = runtime.block_on(fixed_rate(&client, &urls, &claims_key, FIXED_RATE_SECONDS));
+    let after_quiet = runtime.block_on(server_histogram(&client, &base));
+
+    let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(AbuseTally::default()));
+    let (abused, idle, abuse_rss) = runtime.block_on(async {
+        let idle = idle_connections(&format!("127.0.0.1:{port}"), 200).await;
+        let tasks = abuse(&base, &search_key, &claims_key, &stop, &tally);
+        let sampling = Arc::new(AtomicU64::new(0));
+        let pid = server.0.id();
+        let sampler = {
+            let (stop, sampling) = (Arc::clone(&stop), Arc::clone(&sampling));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    let rss = status
+                        .lines()
+                        .find_map(|l| l.strip_prefix("VmRSS:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                        .unwrap_or(0);
+                    sampling.fetch_max(rss / 1024, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let latencies = fixed_rate(&client, &urls, &claims_key, FIXED_RATE_SECONDS).await;
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            let _ = task.await;
+        }
+        let _ = sampler.await;
+        (latencies, idle.len(), sampling.load(Ordering::Relaxed))
+    });
+    let after_abuse = runtime.block_on(server_histogram(&client, &base));
+    let peak_overall = peak_rss_mib(&server.0);
+    drop(server);
+
+    // The same replica restarted: its index is on disk.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = serve(&url, &home, port);
+    let warm = runtime.block_on(start_up(&client, &base, &server));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&home);
+    let _ = psql(&cluster, "postgres", &format!("DROP DATABASE IF EXISTS {database}")).status();
+
+    let line = |name: &str, l: &[Duration], server: String| {
+        println!(
+            "{name:<34} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms (client, {} requests); server histogram p99 {server}",
+            percentile(l, 0.5),
+            percentile(l, 0.99),
+            percentile(l, 1.0),
+            l.len()
+        );
+    };
+    println!();
+    println!(
+        "fresh replica: claims ready {:.2} s (goal ≤ 10 s), search ready {:.1} s, peak RSS {} MiB (goal ≤ 1024), RSS with index {rss_indexed} MiB",
+        fresh.claims_ready.as_secs_f64(),
+        fresh.search_ready.as_secs_f64(),
+        fresh.peak_rss_mib
+    );
+    println!(
+        "restart with the index on disk: claims ready {:.2} s, search ready {:.2} s, peak RSS {} MiB",
+        warm.claims_ready.as_secs_f64(),
+        warm.search_ready.as_secs_f64(),
+        warm.peak_rss_mib
+    );
+    println!("claims at a fixed {RATE} req/s, {FIXED_RATE_SECONDS} s each, same server:");
+    line("  quiet", &quiet, server_p99(&before, &after_quiet));
+    line("  under abuse", &abused, server_p99(&after_quiet, &after_abuse));
+    println!(
+        "  ratio of client p99, abuse / quiet: {:.2}",
+        percentile(&abused, 0.99) / percentile(&quiet, 0.99)
+    );
+    println!(
+        "abuse: {} 2xx, {} 4xx, {} 5xx, {} failed requests; {idle} idle connections held; server RSS under abuse ≤ {abuse_rss} MiB, peak of the whole run {peak_overall} MiB",
+        tally.ok.load(Ordering::Relaxed),
+        tally.client_errors.load(Ordering::Relaxed),
+        tally.server_errors.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+}
