@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use annuaire::download::DownloadSettings;
+use annuaire::download::{DownloadSettings, Downloader};
 use annuaire::http::{HookSettings, ServerConfig};
 use annuaire::jobs::{JobDefinition, RunnerSettings, Trigger, runner};
 use annuaire::keys::{self, Scope};
@@ -44,10 +44,12 @@ fn job(sources: &[&str], extra: &str) -> JobDefinition {
 fn settings() -> RunnerSettings {
     RunnerSettings {
         download_dir: std::env::temp_dir(),
-        download: DownloadSettings {
+        downloader: Downloader::new(DownloadSettings {
             read_timeout: Duration::from_millis(700),
             ..DownloadSettings::default()
-        },
+        })
+        .expect("client"),
+        nice: 10,
     }
 }
 
