@@ -57,7 +57,10 @@ fn day2() -> PathBuf {
 
 /// Day 2 changed Sophie BERNARD's phone number.
 async fn shows_day2(pool: &PgPool) -> bool {
-    match professionals::claims(pool, &NationalId::parse("810015620395").unwrap()).await.unwrap() {
+    match professionals::claims(pool, &NationalId::parse("810015620395").unwrap())
+        .await
+        .unwrap()
+    {
         ClaimsLookup::Found { claims_json, .. } => String::from_utf8(claims_json).unwrap().contains("0148589999"),
         other => panic!("expected a document, got {other:?}"),
     }
@@ -98,7 +101,10 @@ async fn same_timestamp_other_content_is_held_and_force_publishes_it() {
     let held = import(&db.pool, disguised.path(), &lenient()).await;
     assert_eq!(held.status, "held", "{:?}", held.message);
     let message = held.message.unwrap_or_default();
-    assert!(message.contains("has the timestamp of the published extract"), "{message}");
+    assert!(
+        message.contains("has the timestamp of the published extract"),
+        "{message}"
+    );
     assert!(!shows_day2(&db.pool).await);
 
     let db = migrated().await;
@@ -114,7 +120,10 @@ async fn same_timestamp_other_content_is_held_and_force_publishes_it() {
     .await;
     assert_eq!(forced.status, "published", "{:?}", forced.message);
     assert!(
-        forced.message.unwrap_or_default().contains("published with --force despite"),
+        forced
+            .message
+            .unwrap_or_default()
+            .contains("published with --force despite"),
         "the run says what was overridden"
     );
     assert!(shows_day2(&db.pool).await);
@@ -143,7 +152,13 @@ async fn an_older_mailbox_extract_alone_is_held_and_can_be_approved() {
     let older = day1().join("Extraction_Correspondance_MSSante_202611250900.txt");
     let held = import(&db.pool, &older, &lenient()).await;
     assert_eq!(held.status, "held", "{:?}", held.message);
-    assert!(held.message.unwrap_or_default().contains("is older than the published extract"));
-    let approved = import::approve(&db.pool, held.id).await.expect("a mailbox-only run approves");
+    assert!(
+        held.message
+            .unwrap_or_default()
+            .contains("is older than the published extract")
+    );
+    let approved = import::approve(&db.pool, held.id)
+        .await
+        .expect("a mailbox-only run approves");
     assert_eq!(approved.status, "published");
 }
