@@ -37,6 +37,10 @@ struct DatabaseArgs {
     /// Extra CA bundle (PEM) for downloads: the publisher's IGC-Santé chain.
     #[arg(long, env = "ANNUAIRE_CA_BUNDLE", global = true)]
     ca_bundle: Option<PathBuf>,
+    /// CPU niceness of imports (0 to 19), from the command line or the scheduler: batch
+    /// work yields to servers answering IdPs on the same machine.
+    #[arg(long, env = "ANNUAIRE_IMPORT_NICE", global = true, default_value_t = 10)]
+    nice: i32,
 }
 
 #[derive(Subcommand)]
@@ -100,10 +104,6 @@ struct ImportArgs {
     /// Print the run record as JSON.
     #[arg(long)]
     json: bool,
-    /// CPU niceness of the import (0 to 19): batch work yields to servers answering IdPs on
-    /// the same machine.
-    #[arg(long, env = "ANNUAIRE_IMPORT_NICE", default_value_t = 10)]
-    nice: i32,
 }
 
 #[derive(Args)]
@@ -258,8 +258,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     // Before the runtime starts its threads, which inherit it.
-    if let Command::Store(StoreCommand::Import(args)) = &cli.command {
-        annuaire::priority::lower(args.nice);
+    if let Command::Store(StoreCommand::Import(_)) = &cli.command {
+        annuaire::priority::lower(cli.database.nice);
     }
     annuaire::install_crypto_provider();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -280,8 +280,8 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let settings = DatabaseSettings {
-        url: cli.database.database_url,
-        home: cli.database.home,
+        url: cli.database.database_url.clone(),
+        home: cli.database.home.clone(),
     };
     match cli.command {
         Command::GenSample(args) => {
@@ -311,6 +311,12 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         },
                         max_reject_pct: args.max_reject_pct,
                         download_dir: settings.home.join("downloads"),
+                        // Built for URL sources only: a local import needs no CA bundle.
+                        downloader: if annuaire::download::is_remote(&args.source) {
+                            Some(downloader(cli.database.ca_bundle.clone())?)
+                        } else {
+                            None
+                        },
                         ..ImportOptions::default()
                     };
                     commands::imports::import(pool, &args.source, &options, args.json).await
@@ -339,7 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         hooks,
                         jobs: commands::serve::jobs_of(&cli.database.jobs_dir)?,
                         scheduler,
-                        runner: runner_settings(&settings, cli.database.ca_bundle.clone()),
+                        runner: runner_settings(&settings, &cli.database)?,
                         search_dir: Some(settings.home.join("search")),
                     };
                     commands::serve::run(store.pool.clone(), args.listen, config).await
@@ -374,7 +380,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
                 StoreCommand::Jobs(JobsCommand::Run { name, source, json }) => {
                     let jobs = annuaire::jobs::load_dir(&cli.database.jobs_dir)?;
-                    let runner = runner_settings(&settings, cli.database.ca_bundle.clone());
+                    let runner = runner_settings(&settings, &cli.database)?;
                     commands::jobs::run(pool, &jobs, &name, source.as_deref(), &runner, json).await
                 }
                 StoreCommand::Keys(KeysCommand::Create { name, scope }) => {
@@ -387,14 +393,21 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-fn runner_settings(settings: &DatabaseSettings, ca_bundle: Option<PathBuf>) -> annuaire::jobs::RunnerSettings {
-    annuaire::jobs::RunnerSettings {
+/// The process's one HTTP client, for downloads and webhooks.
+fn downloader(ca_bundle: Option<PathBuf>) -> anyhow::Result<annuaire::download::Downloader> {
+    let settings = annuaire::download::DownloadSettings {
+        extra_ca_bundle: ca_bundle,
+        ..Default::default()
+    };
+    Ok(annuaire::download::Downloader::new(settings)?)
+}
+
+fn runner_settings(settings: &DatabaseSettings, args: &DatabaseArgs) -> anyhow::Result<annuaire::jobs::RunnerSettings> {
+    Ok(annuaire::jobs::RunnerSettings {
         download_dir: settings.home.join("downloads"),
-        download: annuaire::download::DownloadSettings {
-            extra_ca_bundle: ca_bundle,
-            ..Default::default()
-        },
-    }
+        downloader: downloader(args.ca_bundle.clone())?,
+        nice: args.nice,
+    })
 }
 
 async fn db(command: DbCommand, settings: &DatabaseSettings) -> anyhow::Result<Outcome> {

@@ -568,3 +568,56 @@ async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
         assert!(!doc["SubjectRefPro"]["exercices"].as_array().unwrap().is_empty());
     }
 }
+
+/// An import failing right after taking the lock (here: its run cannot be recorded) must
+/// release it: the next import, from this process or another, is not told "busy".
+#[tokio::test]
+async fn an_import_failing_early_releases_the_lock() {
+    let db = migrated().await;
+    sqlx::query("ALTER TABLE import_run ADD CONSTRAINT test_refuses CHECK (source <> 'refused')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let error = import::import(&db.pool, "refused", &ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, ImportError::Database(_)), "{error}");
+    let other = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let run = import(&other, &day1(), &ImportOptions::default())
+        .await
+        .expect("not busy");
+    assert_eq!(run.status, "published");
+}
+
+/// A lock guard dropped without `release` (a panic, a cancelled future) closes its
+/// connection, so the lock does not stay held in the pool.
+#[tokio::test]
+async fn a_dropped_lock_guard_frees_the_lock() {
+    use annuaire::store::lock::AdvisoryLock;
+    let db = migrated().await;
+    let guard = AdvisoryLock::try_acquire(&db.pool, 42).await.unwrap().expect("free");
+    let other = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    assert!(AdvisoryLock::try_acquire(&other, 42).await.unwrap().is_none(), "held");
+    drop(guard);
+    common::server::wait_for("the lock to be free", std::time::Duration::from_secs(10), || {
+        let other = other.clone();
+        async move {
+            match AdvisoryLock::try_acquire(&other, 42).await {
+                Ok(Some(lock)) => {
+                    lock.release().await;
+                    true
+                }
+                _ => false,
+            }
+        }
+    })
+    .await;
+}

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use annuaire::download::DownloadSettings;
+use annuaire::download::{DownloadSettings, Downloader};
 use annuaire::http::HookSettings;
 use annuaire::jobs::{JobDefinition, RunnerSettings, Trigger, runner};
 use annuaire::keys::{self, Scope};
@@ -45,10 +45,12 @@ fn job(sources: &[&str], extra: &str) -> JobDefinition {
 fn settings() -> RunnerSettings {
     RunnerSettings {
         download_dir: std::env::temp_dir(),
-        download: DownloadSettings {
+        downloader: Downloader::new(DownloadSettings {
             read_timeout: Duration::from_millis(700),
             ..DownloadSettings::default()
-        },
+        })
+        .expect("client"),
+        nice: 10,
     }
 }
 
@@ -401,4 +403,110 @@ async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
     assert_eq!(imports[0]["status"], "published");
     assert_eq!(imports[0]["source"].as_str(), Some(source.url.as_str()));
     server.stop().await;
+}
+
+fn not_found() -> Vec<Reply> {
+    vec![
+        Reply::Status {
+            status: 404,
+            retry_after: None,
+        };
+        100
+    ]
+}
+
+/// Two jobs on the same cron second: both run (the scheduler used to pick one).
+#[tokio::test]
+async fn two_jobs_due_in_the_same_second_both_run() {
+    use annuaire::jobs::scheduler::Scheduler;
+    let pool = store().await;
+    let source = SourceServer::start(ZIP_NAME, Vec::new(), not_found()).await;
+    let every_second = |name: &str| {
+        JobDefinition::parse(
+            Path::new("fast.toml"),
+            &format!(
+                "name = {name:?}\nkind = \"ps_libreacces\"\nschedule = \"* * * * * *\"\nsources = [{:?}]\n",
+                source.url
+            ),
+        )
+        .unwrap()
+    };
+    let shutdown = CancellationToken::new();
+    let scheduler = Scheduler {
+        pool: pool.clone(),
+        jobs: std::sync::Arc::new(vec![every_second("first"), every_second("second")]),
+        settings: settings(),
+    };
+    let task = tokio::spawn(scheduler.run(shutdown.clone()));
+    let watched = pool.clone();
+    wait_for("a run of each job", Duration::from_secs(20), || {
+        let pool = watched.clone();
+        async move {
+            let jobs: Vec<String> = sqlx::query_scalar("SELECT DISTINCT job FROM job_run ORDER BY job")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default();
+            jobs == ["first", "second"]
+        }
+    })
+    .await;
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+/// A job run failing right after taking its lock releases it: the next run, on another
+/// replica, is not skipped as "in progress".
+#[tokio::test]
+async fn a_job_run_failing_early_releases_its_lock() {
+    let db = common::test_db().await;
+    annuaire::store::MIGRATOR.run(&db.pool).await.unwrap();
+    sqlx::query("ALTER TABLE job_run ADD CONSTRAINT test_refuses CHECK (status <> 'running')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let source = SourceServer::start(ZIP_NAME, Vec::new(), not_found()).await;
+    let job = job(&[&source.url], "");
+    let error = runner::run(
+        &db.pool,
+        &job,
+        Trigger::Manual,
+        None,
+        &settings(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert!(error.is_err(), "the run could not be recorded");
+    sqlx::query("ALTER TABLE job_run DROP CONSTRAINT test_refuses")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let other = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let outcome = run(&other, &job).await;
+    assert_eq!(outcome.status, "failed", "{:?}", outcome.message);
+}
+
+/// A stale mirror (an older extract than the published one) is held, not published.
+#[tokio::test]
+async fn a_stale_mirror_is_held_by_the_freshness_guard() {
+    let pool = store().await;
+    let day2 = SourceServer::start("PS_LibreAcces_202611260900.zip", zip_of("ps-libreacces-day2"), vec![]).await;
+    assert_eq!(run(&pool, &job(&[&day2.url], "")).await.status, "published");
+    let generation = published(&pool).await;
+    let official = SourceServer::start(ZIP_NAME, Vec::new(), not_found()).await;
+    let mirror = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
+    let lenient = "[gate]\nmax_removed_pct = 10.0\nmax_changed_pct = 10.0";
+    let outcome = run(&pool, &job(&[&official.url, &mirror.url], lenient)).await;
+    assert_eq!(outcome.status, "held", "{:?}", outcome.message);
+    assert!(
+        outcome
+            .message
+            .unwrap_or_default()
+            .contains("is older than the published extract"),
+        "the reason is recorded"
+    );
+    assert_eq!(published(&pool).await, generation);
 }

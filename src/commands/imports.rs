@@ -5,11 +5,11 @@ use anyhow::Context;
 use sqlx::PgPool;
 
 use super::{Outcome, print_json};
-use crate::import::{self, ImportError, ImportOptions};
+use crate::import::{self, FailedImport, ImportError, ImportOptions};
 use crate::store::runs::{self, RunSummary};
 
 pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: bool) -> anyhow::Result<Outcome> {
-    match import::import(pool, source, options).await {
+    match import::import_tracked(pool, source, options).await {
         Ok(run) => {
             report(&run, json)?;
             Ok(if run.status == "held" {
@@ -18,10 +18,16 @@ pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: 
                 Outcome::Success
             })
         }
-        Err(ImportError::Busy) => Err(ImportError::Busy.into()),
-        Err(error) => {
+        Err(FailedImport {
+            error: ImportError::Busy,
+            ..
+        }) => Err(ImportError::Busy.into()),
+        Err(FailedImport { run_id, error }) => {
             // The failed run is recorded: show it, so that its id and counts are at hand.
-            if json && let Some(run) = runs::list(pool, 1).await?.into_iter().next() {
+            if json
+                && let Some(id) = run_id
+                && let Some(run) = runs::get(pool, id).await?
+            {
                 print_json(&run)?;
             }
             Err(anyhow::Error::new(error).context(format!("while importing {source}")))

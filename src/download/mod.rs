@@ -83,10 +83,26 @@ pub struct Fetched {
     _dir: tempfile::TempDir,
 }
 
-#[derive(Clone)]
+/// The process's HTTP client for extracts and webhooks: build it once (connection pool, CA
+/// bundle) and clone it; clones share the client. Each job may set its own retry policy.
+#[derive(Debug, Clone)]
 pub struct Downloader {
     client: reqwest::Client,
     settings: DownloadSettings,
+}
+
+impl Default for Downloader {
+    /// Default settings, no CA bundle: the only way building can fail then is the TLS
+    /// backend itself, where reqwest's own default client fails the same way.
+    fn default() -> Self {
+        Downloader::new(DownloadSettings::default()).unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot build the download client; using reqwest's default");
+            Downloader {
+                client: reqwest::Client::new(),
+                settings: DownloadSettings::default(),
+            }
+        })
+    }
 }
 
 /// The outcome of one attempt: done, worth another try (with the server's wish), or final.
@@ -115,6 +131,22 @@ impl Downloader {
         }
         let client = builder.build().map_err(|e| DownloadError::Settings(e.to_string()))?;
         Ok(Downloader { client, settings })
+    }
+
+    /// The same client with another retry policy (a job's).
+    pub fn with_retry(&self, retry: RetryPolicy) -> Downloader {
+        Downloader {
+            client: self.client.clone(),
+            settings: DownloadSettings {
+                retry,
+                ..self.settings.clone()
+            },
+        }
+    }
+
+    /// The shared client itself, for other calls of the process (webhooks).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// `HEAD`: the file name the server would give, and its validators. One attempt.
@@ -393,15 +425,27 @@ impl LocalSource {
     }
 }
 
-/// For `annuaire import <URL>`: downloads with the default settings; a path is used as is.
-pub async fn fetch_if_remote(location: &str, dir: &Path) -> Result<LocalSource, DownloadError> {
+/// For `annuaire import <URL>`: downloads with the process's client (a default one when
+/// `None`); a path is used as is.
+pub async fn fetch_if_remote(
+    location: &str,
+    dir: &Path,
+    downloader: Option<&Downloader>,
+) -> Result<LocalSource, DownloadError> {
     if !is_remote(location) {
         return Ok(LocalSource {
             path: PathBuf::from(location),
             _fetched: None,
         });
     }
-    let downloader = Downloader::new(DownloadSettings::default())?;
+    let default;
+    let downloader = match downloader {
+        Some(downloader) => downloader,
+        None => {
+            default = Downloader::new(DownloadSettings::default())?;
+            &default
+        }
+    };
     let fetched = downloader.fetch(location, dir, 0, &CancellationToken::new()).await?;
     Ok(LocalSource {
         path: fetched.path.clone(),

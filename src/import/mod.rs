@@ -5,6 +5,7 @@
 pub mod build;
 pub mod builder;
 pub mod diff;
+pub mod freshness;
 pub mod gate;
 pub mod publish;
 pub mod record;
@@ -14,14 +15,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::download;
+use crate::download::{self, Downloader};
 use crate::extract::{ExtractError, FileKind, Source};
 use crate::progress::Progress;
 use crate::store::copy::CopyFormatError;
+use crate::store::lock::AdvisoryLock;
 use crate::store::runs::{self, RunFacts, RunSummary};
 pub use gate::GateThresholds;
 
@@ -39,6 +40,9 @@ pub struct ImportOptions {
     pub source_label: Option<String>,
     /// Stops the import at its next safe point (between phases); it is recorded cancelled.
     pub cancel: CancellationToken,
+    /// The process's download client (its CA bundle, timeouts) for URL sources; `None`
+    /// builds one with the default settings for this import.
+    pub downloader: Option<Downloader>,
 }
 
 impl Default for ImportOptions {
@@ -50,6 +54,7 @@ impl Default for ImportOptions {
             download_dir: std::env::temp_dir(),
             source_label: None,
             cancel: CancellationToken::new(),
+            downloader: None,
         }
     }
 }
@@ -103,31 +108,6 @@ impl From<tokio::task::JoinError> for ImportError {
 /// An arbitrary fixed key: the advisory lock that makes imports exclusive per database.
 const IMPORT_LOCK_KEY: i64 = 0x616e_6e75_6169_7265; // "annuaire"
 
-/// Holds the import lock for as long as it lives (a session lock on its own connection,
-/// released when the connection closes, so a killed process never leaves it taken).
-struct ImportLock(PoolConnection<Postgres>);
-
-impl ImportLock {
-    async fn acquire(pool: &PgPool) -> Result<ImportLock, ImportError> {
-        let mut conn = pool.acquire().await?;
-        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(IMPORT_LOCK_KEY)
-            .fetch_one(&mut *conn)
-            .await?;
-        if !taken {
-            return Err(ImportError::Busy);
-        }
-        Ok(ImportLock(conn))
-    }
-
-    async fn release(mut self) {
-        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(IMPORT_LOCK_KEY)
-            .execute(&mut *self.0)
-            .await;
-    }
-}
-
 /// Runs found `running` while we hold the lock were interrupted (killed process, lost
 /// database): mark them failed and drop their data.
 async fn recover_interrupted(pool: &PgPool) -> Result<(), sqlx::Error> {
@@ -144,12 +124,49 @@ async fn recover_interrupted(pool: &PgPool) -> Result<(), sqlx::Error> {
     publish::discard_unpublished_data(pool).await
 }
 
+/// An import that failed, with the run that recorded the failure (`None` when it failed
+/// before a run existed: another import holds the lock, the database is unreachable).
+#[derive(Debug)]
+pub struct FailedImport {
+    pub run_id: Option<i64>,
+    pub error: ImportError,
+}
+
 /// Imports `location` (a path or an http(s) URL). Returns the run record whatever the
 /// outcome (published, held, skipped); `Err` only for a failed run, which is recorded too.
 pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> Result<RunSummary, ImportError> {
-    let lock = ImportLock::acquire(pool).await?;
+    import_tracked(pool, location, options)
+        .await
+        .map_err(|failed| failed.error)
+}
+
+/// [`import`], telling which run recorded a failure.
+pub async fn import_tracked(
+    pool: &PgPool,
+    location: &str,
+    options: &ImportOptions,
+) -> Result<RunSummary, FailedImport> {
+    let untracked = |error: ImportError| FailedImport { run_id: None, error };
+    let lock = AdvisoryLock::try_acquire(pool, IMPORT_LOCK_KEY)
+        .await
+        .map_err(|e| untracked(e.into()))?
+        .ok_or_else(|| untracked(ImportError::Busy))?;
+    let mut run_id = None;
+    // Every outcome of the locked part, early errors included, comes back here to release.
+    let result = import_locked(pool, location, options, &mut run_id).await;
+    lock.release().await;
+    result.map_err(|error| FailedImport { run_id, error })
+}
+
+async fn import_locked(
+    pool: &PgPool,
+    location: &str,
+    options: &ImportOptions,
+    created: &mut Option<i64>,
+) -> Result<RunSummary, ImportError> {
     recover_interrupted(pool).await?;
     let run_id = runs::create(pool, options.source_label.as_deref().unwrap_or(location)).await?;
+    *created = Some(run_id);
     tracing::info!(run_id, source = location, "import started");
     let mut facts = RunFacts {
         forced: options.force,
@@ -183,7 +200,6 @@ pub async fn import(pool: &PgPool, location: &str, options: &ImportOptions) -> R
     };
     // Staged lines are only needed while the run works; keep the space free in between.
     let truncated = sqlx::query("TRUNCATE stage_line, stage_build").execute(pool).await;
-    lock.release().await;
     result?;
     truncated?;
     runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))
@@ -204,7 +220,7 @@ async fn run(
     facts: &mut RunFacts,
 ) -> Result<(&'static str, Option<String>), ImportError> {
     let started = Instant::now();
-    let local = download::fetch_if_remote(location, &options.download_dir).await?;
+    let local = download::fetch_if_remote(location, &options.download_dir, options.downloader.as_ref()).await?;
     elapsed_ms(facts, "download", started);
 
     let started = Instant::now();
@@ -242,6 +258,8 @@ async fn run(
             )),
         ));
     }
+    let published = runs::published_extract(pool, !facts.has_directory).await?;
+    let freshness = freshness::judge(facts.extract_ts, &checksum, published.as_ref());
     checkpoint(options)?;
     stage::check_headers(Arc::clone(&source)).await?;
     let progress = Progress::default();
@@ -300,17 +318,29 @@ async fn run(
     if facts.has_mailboxes {
         facts.mailboxes = Some(publish::build_mailboxes(pool, run_id).await?);
     }
-    match hold_reason {
-        Some(reason) if !options.force => {
+    let mut holds = Vec::new();
+    let mut note = None;
+    match freshness {
+        freshness::Freshness::Fresh => {}
+        freshness::Freshness::Unguarded(text) => note = Some(text),
+        freshness::Freshness::Stale(reason) => holds.push(reason),
+    }
+    if let Some(reason) = hold_reason {
+        holds.push(format!("held by the safety gate: {reason}"));
+    }
+    if !holds.is_empty() {
+        let reasons = holds.join("; ");
+        if !options.force {
+            // The run is complete (records built, counts kept): approving it publishes it.
             return Ok((
                 "held",
                 Some(format!(
-                    "held by the safety gate: {reason}; publish it with `annuaire imports approve {run_id}`"
+                    "{reasons}; publish it with `annuaire imports approve {run_id}` or import with --force"
                 )),
             ));
         }
-        Some(reason) => tracing::warn!(run_id, %reason, "safety gate overridden by --force"),
-        None => {}
+        tracing::warn!(run_id, %reasons, "freshness guard or safety gate overridden by --force");
+        note = Some(format!("published with --force despite: {reasons}"));
     }
     checkpoint(options)?;
     let started = Instant::now();
@@ -320,8 +350,8 @@ async fn run(
     let changed_at = facts.extract_ts.unwrap_or_else(chrono::Utc::now);
     publish::publish(pool, run_id, facts.has_directory, facts.has_mailboxes, changed_at).await?;
     elapsed_ms(facts, "publish", started);
-    runs::record(pool, run_id, "published", facts, None).await?;
-    Ok(("published", None))
+    runs::record(pool, run_id, "published", facts, note.as_deref()).await?;
+    Ok(("published", note))
 }
 
 /// A safe point: nothing is published yet, so stopping here changes nothing readers see.
@@ -335,7 +365,9 @@ fn checkpoint(options: &ImportOptions) -> Result<(), ImportError> {
 
 /// Publishes a held run, if the generation it was compared with is still the published one.
 pub async fn approve(pool: &PgPool, run_id: i64) -> Result<RunSummary, ImportError> {
-    let lock = ImportLock::acquire(pool).await?;
+    let lock = AdvisoryLock::try_acquire(pool, IMPORT_LOCK_KEY)
+        .await?
+        .ok_or(ImportError::Busy)?;
     let result = approve_locked(pool, run_id).await;
     lock.release().await;
     result
@@ -349,8 +381,14 @@ async fn approve_locked(pool: &PgPool, run_id: i64) -> Result<RunSummary, Import
             status: run.status,
         });
     }
+    let flags: (bool, bool) = sqlx::query_as("SELECT has_directory, has_mailboxes FROM import_run WHERE id = $1")
+        .bind(run_id)
+        .fetch_one(pool)
+        .await?;
     let current = runs::current_generation(pool).await?;
-    if current != run.base_run_id {
+    // A mailbox set replaces the published one whole (no diff): only a directory run
+    // depends on the generation it was compared with.
+    if flags.0 && current != run.base_run_id {
         let name = |id: Option<i64>| id.map_or("none".to_owned(), |i| i.to_string());
         return Err(ImportError::StaleApproval {
             run: run_id,
@@ -358,10 +396,6 @@ async fn approve_locked(pool: &PgPool, run_id: i64) -> Result<RunSummary, Import
             current: name(current),
         });
     }
-    let flags: (bool, bool) = sqlx::query_as("SELECT has_directory, has_mailboxes FROM import_run WHERE id = $1")
-        .bind(run_id)
-        .fetch_one(pool)
-        .await?;
     let changed_at = run.extract_ts.unwrap_or_else(chrono::Utc::now);
     publish::publish(pool, run_id, flags.0, flags.1, changed_at).await?;
     sqlx::query("UPDATE import_run SET message = coalesce(message, '') || ' (approved)' WHERE id = $1")

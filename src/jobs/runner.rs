@@ -1,19 +1,30 @@
 //! One run of a job: take the job's lock (one run at a time across every replica sharing
 //! the database), skip an unchanged extract after a `HEAD`, download it (official source
 //! first, mirrors after), import it with the job's thresholds, record the outcome, and tell
-//! the job's webhook when it failed or was held.
+//! the job's webhook when it failed or was held. The import runs niced on its own thread
+//! and database connections, so that it never slows the claims path of the same process.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::definition::{JobDefinition, JobKind};
-use crate::download::{DownloadError, DownloadSettings, Downloader, Fetched};
+use crate::download::{DownloadError, Downloader, Fetched};
 use crate::extract::source::timestamp_in_name;
-use crate::import::{self, ImportError, ImportOptions};
+use crate::import::{self, FailedImport, ImportError, ImportOptions};
+use crate::priority;
+use crate::store::lock::AdvisoryLock;
+use crate::store::runs::RunSummary;
+
+/// Connections of an in-process import's own pool: the import lock, the two ends of the
+/// build's COPY, and one for the queries in between.
+const IMPORT_CONNECTIONS: u32 = 4;
+/// Webhooks are small POSTs: a receiver slower than this is treated as down.
+const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Who started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +44,24 @@ impl Trigger {
     }
 }
 
-/// What every run shares: where downloads go, and the download client's settings (the
-/// job's retry policy replaces theirs).
+/// What every run shares: where downloads go, the process's HTTP client (for downloads,
+/// with the job's retry policy, and webhooks), and the niceness of imports.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     pub download_dir: PathBuf,
-    pub download: DownloadSettings,
+    pub downloader: Downloader,
+    /// CPU niceness (0 to 19) of the import's thread (ANNUAIRE_IMPORT_NICE).
+    pub nice: i32,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            download_dir: std::env::temp_dir(),
+            downloader: Downloader::default(),
+            nice: 10,
+        }
+    }
 }
 
 /// A job run as recorded.
@@ -72,12 +95,7 @@ pub async fn run(
     settings: &RunnerSettings,
     cancel: &CancellationToken,
 ) -> Result<JobRun, sqlx::Error> {
-    let mut lock = pool.acquire().await?;
-    let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(lock_key(&job.name))
-        .fetch_one(&mut *lock)
-        .await?;
-    if !taken {
+    let Some(lock) = AdvisoryLock::try_acquire(pool, lock_key(&job.name)).await? else {
         let skipped = record_start(pool, job, trigger, "skipped").await?;
         let message = format!(
             "another run of {} is in progress (on this or another replica)",
@@ -93,24 +111,32 @@ pub async fn run(
             },
         )
         .await;
+    };
+    // Every outcome of the locked part, early errors included, comes back here to release.
+    let recorded = run_locked(pool, job, trigger, source, settings, cancel).await;
+    lock.release().await;
+    let recorded = recorded?;
+    tracing::info!(job = %job.name, run_id = recorded.id, status = %recorded.status, message = recorded.message.as_deref().unwrap_or(""), "job run ended");
+    if matches!(recorded.status.as_str(), "failed" | "held")
+        && let Some(url) = &job.notify_url
+    {
+        notify(&settings.downloader, url, &recorded).await;
     }
+    Ok(recorded)
+}
+
+async fn run_locked(
+    pool: &PgPool,
+    job: &JobDefinition,
+    trigger: Trigger,
+    source: Option<&str>,
+    settings: &RunnerSettings,
+    cancel: &CancellationToken,
+) -> Result<JobRun, sqlx::Error> {
     let run_id = record_start(pool, job, trigger, "running").await?;
     tracing::info!(job = %job.name, run_id, trigger = trigger.as_str(), "job run started");
     let outcome = attempt(pool, job, source, settings, cancel).await;
-    let status = outcome.status;
-    let recorded = finish(pool, run_id, status, &outcome).await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(lock_key(&job.name))
-        .execute(&mut *lock)
-        .await;
-    let recorded = recorded?;
-    tracing::info!(job = %job.name, run_id, status, message = recorded.message.as_deref().unwrap_or(""), "job run ended");
-    if matches!(status, "failed" | "held")
-        && let Some(url) = &job.notify_url
-    {
-        notify(url, &recorded).await;
-    }
-    Ok(recorded)
+    finish(pool, run_id, outcome.status, &outcome).await
 }
 
 #[derive(Debug, Default)]
@@ -135,17 +161,7 @@ async fn attempt(
         ..Outcome::default()
     };
     let sources: Vec<String> = source.map_or_else(|| job.sources.clone(), |s| vec![s.to_owned()]);
-    let download = DownloadSettings {
-        retry: job.retry,
-        ..settings.download.clone()
-    };
-    let downloader = match Downloader::new(download) {
-        Ok(d) => d,
-        Err(e) => {
-            outcome.message = Some(e.to_string());
-            return outcome;
-        }
-    };
+    let downloader = settings.downloader.with_retry(job.retry);
     let (published_ts, last_bytes) = match published_facts(pool, job).await {
         Ok(facts) => facts,
         Err(e) => {
@@ -197,12 +213,17 @@ async fn attempt(
         download_dir: settings.download_dir.clone(),
         source_label: outcome.source_url.clone(),
         cancel: cancel.clone(),
+        downloader: Some(settings.downloader.clone()),
         ..ImportOptions::default()
     };
     let started = Instant::now();
     let location = fetched.path.to_string_lossy().into_owned();
-    let imported = import::import(pool, &location, &options).await;
+    let imported = import_niced(pool, location, options, settings.nice).await;
     outcome.timings.insert("import".into(), ms(started));
+    let imported = imported.map_err(|failed| {
+        outcome.import_run_id = failed.run_id;
+        failed.error
+    });
     match imported {
         Ok(run) => {
             outcome.import_run_id = Some(run.id);
@@ -219,15 +240,33 @@ async fn attempt(
         }
         Err(e) => outcome.message = Some(e.to_string()),
     }
-    if outcome.import_run_id.is_none() {
-        outcome.import_run_id = sqlx::query_scalar("SELECT max(id) FROM import_run WHERE source = $1")
-            .bind(&outcome.source_url)
-            .fetch_one(pool)
-            .await
-            .ok()
-            .flatten();
-    }
     outcome
+}
+
+/// The import on its own niced thread and runtime, with its own small pool: connections
+/// belong to the runtime that opened them, and the serving path's pool stays untouched.
+async fn import_niced(
+    pool: &PgPool,
+    location: String,
+    options: ImportOptions,
+    nice: i32,
+) -> Result<RunSummary, FailedImport> {
+    let connect = pool.connect_options();
+    let niced = priority::run_niced(nice, "annuaire-import", move || async move {
+        let pool = PgPoolOptions::new()
+            .max_connections(IMPORT_CONNECTIONS)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_lazy_with((*connect).clone());
+        let result = import::import_tracked(&pool, &location, &options).await;
+        pool.close().await;
+        result
+    });
+    niced.await.unwrap_or_else(|error| {
+        Err(FailedImport {
+            run_id: None,
+            error: ImportError::internal(error),
+        })
+    })
 }
 
 fn ms(started: Instant) -> serde_json::Value {
@@ -282,16 +321,9 @@ async fn finish(pool: &PgPool, id: i64, status: &str, outcome: &Outcome) -> Resu
 }
 
 /// Best effort: a webhook that is down must not fail the run (it is logged).
-async fn notify(url: &str, run: &JobRun) {
-    crate::install_crypto_provider();
-    let client = match reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-    {
-        Ok(c) => c,
-        Err(error) => return tracing::warn!(%error, "cannot build the webhook client"),
-    };
-    match client.post(url).json(run).send().await {
+async fn notify(downloader: &Downloader, url: &str, run: &JobRun) {
+    let request = downloader.client().post(url).timeout(WEBHOOK_TIMEOUT).json(run);
+    match request.send().await {
         Ok(response) if response.status().is_success() => tracing::info!(job = %run.job, "webhook notified"),
         Ok(response) => {
             tracing::warn!(job = %run.job, status = response.status().as_u16(), "webhook refused the notification")

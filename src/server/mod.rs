@@ -56,10 +56,7 @@ impl ServerConfig {
             hooks,
             jobs: Vec::new(),
             scheduler: false,
-            runner: RunnerSettings {
-                download_dir: std::env::temp_dir(),
-                download: crate::download::DownloadSettings::default(),
-            },
+            runner: RunnerSettings::default(),
             search_dir: None,
         }
     }

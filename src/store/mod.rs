@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod copy;
+pub mod lock;
 pub mod professionals;
 pub mod runs;
 

@@ -193,3 +193,26 @@ pub async fn held_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Resu
         .fetch_optional(db)
         .await
 }
+
+/// What the freshness guard compares a new extract with: the published run, its extract's
+/// timestamp and checksum.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct PublishedExtract {
+    pub run_id: i64,
+    pub extract_ts: Option<DateTime<Utc>>,
+    pub checksum: Option<String>,
+}
+
+/// The published directory extract, or with `mailboxes` the published MSSanté extract.
+pub async fn published_extract(
+    db: impl PgExecutor<'_>,
+    mailboxes: bool,
+) -> Result<Option<PublishedExtract>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT r.id AS run_id, r.extract_ts, r.checksum
+         FROM publication p JOIN import_run r ON r.id = CASE WHEN $1 THEN p.mailbox_run_id ELSE p.run_id END",
+    )
+    .bind(mailboxes)
+    .fetch_optional(db)
+    .await
+}
