@@ -33,6 +33,8 @@ pub struct ImportOptions {
     pub gate: GateThresholds,
     /// Share of rejected lines (percent of all lines read) above which the run fails.
     pub max_reject_pct: f64,
+    /// Longest line read; longer ones are rejected (and never held whole in memory).
+    pub max_line_bytes: usize,
     /// Where downloads of URL sources go while they are imported.
     pub download_dir: PathBuf,
     /// What the run record names as its source (a job's URL), instead of the path read.
@@ -47,6 +49,7 @@ impl Default for ImportOptions {
             force: false,
             gate: GateThresholds::default(),
             max_reject_pct: 0.1,
+            max_line_bytes: crate::extract::DEFAULT_MAX_LINE_BYTES,
             download_dir: std::env::temp_dir(),
             source_label: None,
             cancel: CancellationToken::new(),
@@ -243,10 +246,10 @@ async fn run(
         ));
     }
     checkpoint(options)?;
-    stage::check_headers(Arc::clone(&source)).await?;
+    stage::check_headers(Arc::clone(&source), options.max_line_bytes).await?;
     let progress = Progress::default();
     let report_guard = progress.report("reading", source.total_size());
-    let mut staged = stage::stage(pool, Arc::clone(&source), progress).await?;
+    let mut staged = stage::stage(pool, Arc::clone(&source), options.max_line_bytes, progress).await?;
     drop(report_guard);
     facts.files = std::mem::take(&mut staged.files);
     facts.lines_read = staged.lines;
