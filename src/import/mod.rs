@@ -256,29 +256,18 @@ async fn run(
     facts.rejected = staged.rejected;
     runs::insert_rejects(pool, run_id, &staged.kept_rejects).await?;
     elapsed_ms(facts, "read_stage", started);
-    let reject_pct = if staged.lines == 0 {
-        0.0
-    } else {
-        staged.rejected as f64 * 100.0 / staged.lines as f64
-    };
-    if reject_pct > options.max_reject_pct {
-        return Err(ImportError::TooManyRejects {
-            rejected: staged.rejected,
-            lines: staged.lines,
-            pct: reject_pct,
-            max: options.max_reject_pct,
-        });
-    }
+    check_rejects(facts, options)?;
 
     checkpoint(options)?;
     let mut hold_reason = None;
+    let mut document_note = None;
     if facts.has_directory {
         let started = Instant::now();
         facts.base_run_id = runs::current_generation(pool).await?;
         let published = build::load_published(pool).await?;
         let plan = diff::plan(staged.hashes, published.hashes, published.counts);
         publish::record_removals(pool, run_id, &plan.removed).await?;
-        let counts = plan.counts;
+        let mut counts = plan.counts;
         facts.professionals = Some(plan.professionals);
         facts.added = Some(counts.total(|c| c.added));
         facts.changed = Some(counts.total(|c| c.changed));
@@ -291,14 +280,19 @@ async fn run(
                 "savoir-faire or diploma lines without a Personne_activite line ignored"
             );
         }
-        hold_reason = gate::evaluate(&counts, options.gate);
         elapsed_ms(facts, "diff", started);
         let started = Instant::now();
         let samples = std::mem::take(&mut staged.samples);
         let dictionary = build::dictionary(pool, run_id, published.dictionary, samples).await?;
-        let records = build::build(pool, run_id, plan, dictionary).await?;
-        tracing::info!(run_id, records, "records built");
+        let pa_file = source.file(FileKind::PersonneActivite).map(|f| f.name.clone());
+        let built = build::build(pool, run_id, plan, dictionary, pa_file.unwrap_or_default()).await?;
+        tracing::info!(run_id, records = built.records, "records built");
         elapsed_ms(facts, "build", started);
+        // Oversized documents are known only now: the gate and the reject limit judge the
+        // counts without them.
+        document_note = build::account_rejected(pool, run_id, facts, &mut counts, built.rejected).await?;
+        check_rejects(facts, options)?;
+        hold_reason = gate::evaluate(&counts, options.gate);
     }
     if facts.has_mailboxes {
         facts.mailboxes = Some(publish::build_mailboxes(pool, run_id).await?);
@@ -308,7 +302,8 @@ async fn run(
             return Ok((
                 "held",
                 Some(format!(
-                    "held by the safety gate: {reason}; publish it with `annuaire imports approve {run_id}`"
+                    "held by the safety gate: {reason}; publish it with `annuaire imports approve {run_id}`{}",
+                    document_note.map(|n| format!("; {n}")).unwrap_or_default()
                 )),
             ));
         }
@@ -319,12 +314,31 @@ async fn run(
     let started = Instant::now();
     // The facts are written first so that the published run is complete the moment it
     // becomes visible.
-    runs::record(pool, run_id, "running", facts, None).await?;
+    runs::record(pool, run_id, "running", facts, document_note.as_deref()).await?;
     let changed_at = facts.extract_ts.unwrap_or_else(chrono::Utc::now);
     publish::publish(pool, run_id, facts.has_directory, facts.has_mailboxes, changed_at).await?;
     elapsed_ms(facts, "publish", started);
-    runs::record(pool, run_id, "published", facts, None).await?;
-    Ok(("published", None))
+    runs::record(pool, run_id, "published", facts, document_note.as_deref()).await?;
+    Ok(("published", document_note))
+}
+
+/// Fails the run when too large a share of the lines read was rejected.
+fn check_rejects(facts: &RunFacts, options: &ImportOptions) -> Result<(), ImportError> {
+    let (rejected, lines) = (facts.rejected, facts.lines_read);
+    let pct = if lines == 0 {
+        0.0
+    } else {
+        rejected as f64 * 100.0 / lines as f64
+    };
+    if pct > options.max_reject_pct {
+        return Err(ImportError::TooManyRejects {
+            rejected,
+            lines,
+            pct,
+            max: options.max_reject_pct,
+        });
+    }
+    Ok(())
 }
 
 /// A safe point: nothing is published yet, so stopping here changes nothing readers see.

@@ -49,7 +49,9 @@ pub fn decompress(data: &[u8], dictionary: Option<&[u8]>) -> std::io::Result<Vec
         Some(d) => zstd::stream::read::Decoder::with_dictionary(data, d)?
             .take(limit)
             .read_to_end(&mut out)?,
-        None => zstd::stream::read::Decoder::new(data)?.take(limit).read_to_end(&mut out)?,
+        None => zstd::stream::read::Decoder::new(data)?
+            .take(limit)
+            .read_to_end(&mut out)?,
     };
     if out.len() > MAX_DOCUMENT_BYTES {
         return Err(std::io::Error::new(
