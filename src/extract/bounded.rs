@@ -1,7 +1,9 @@
 //! A line-length cap in front of the CSV parser. csv-async buffers a whole record, so one
 //! 4 GiB line would take 4 GiB: this `Read` adapter passes at most `cap` bytes of each line,
 //! drops the rest up to its `\n` (which it keeps, so the parser's line numbers stay those of
-//! the file) and remembers which lines it cut, for the reader to reject them.
+//! the file) and remembers which lines it cut, for the reader to reject them. It also
+//! remembers the empty lines: the parser skips them but dates the next record from the
+//! first of them, so the reader needs them to give each line its true number.
 
 use std::collections::BTreeSet;
 use std::io::{self, Read};
@@ -20,6 +22,8 @@ pub struct BoundedLines<R> {
     /// Lines cut and not yet claimed by the reader. The parser reads ahead by at most its
     /// buffer, so this holds only the cut lines of that window.
     cut: BTreeSet<u64>,
+    /// Empty lines not yet passed by the reader, in the same window.
+    empty: BTreeSet<u64>,
 }
 
 impl<R: Read> BoundedLines<R> {
@@ -32,17 +36,25 @@ impl<R: Read> BoundedLines<R> {
             dropping: false,
             line: 1,
             cut: BTreeSet::new(),
+            empty: BTreeSet::new(),
         }
     }
 
-    /// Whether `line` was cut; claiming it forgets it.
-    pub fn take_cut(&mut self, line: u64) -> bool {
-        // Lines before `line` that nobody claimed were never records (cannot happen: a cut
-        // line has `cap` bytes): drop them so that the set stays small whatever happens.
+    /// The true number of the record the parser dated `reported` (the first of the empty
+    /// lines it skipped before it, if any), and whether that line was cut. Claiming a line
+    /// forgets it and everything before it, so the sets stay small.
+    pub fn claim(&mut self, reported: u64) -> (u64, bool) {
+        let mut line = reported;
+        while self.empty.remove(&line) {
+            line += 1;
+        }
+        while self.empty.first().is_some_and(|first| *first < line) {
+            self.empty.pop_first();
+        }
         while self.cut.first().is_some_and(|first| *first < line) {
             self.cut.pop_first();
         }
-        self.cut.remove(&line)
+        (line, self.cut.remove(&line))
     }
 
     pub fn cap(&self) -> usize {
@@ -69,6 +81,9 @@ impl<R: Read> BoundedLines<R> {
             }
             match newline {
                 Some(at) => {
+                    if self.in_line == 0 && !self.dropping {
+                        self.empty.insert(self.line);
+                    }
                     buf[write] = b'\n';
                     write += 1;
                     read = at + 1;
@@ -140,13 +155,15 @@ mod tests {
     }
 
     #[test]
-    fn take_cut_claims_once() {
-        let mut bounded = BoundedLines::new(&b"abcdef\nab\nabcdef\n"[..], 3);
+    fn claim_gives_true_line_numbers_after_empty_lines() {
+        let mut bounded = BoundedLines::new(&b"h\n\n\nabcdef\nab\n\nabcdef\n"[..], 3);
         let mut sink = Vec::new();
         bounded.read_to_end(&mut sink).unwrap();
-        assert!(bounded.take_cut(1));
-        assert!(!bounded.take_cut(1));
-        assert!(!bounded.take_cut(2));
-        assert!(bounded.take_cut(3));
+        // The parser dates a record from the end of the previous one.
+        assert_eq!(bounded.claim(1), (1, false));
+        assert_eq!(bounded.claim(2), (4, true));
+        assert_eq!(bounded.claim(5), (5, false));
+        assert_eq!(bounded.claim(6), (7, true));
+        assert_eq!(bounded.claim(7), (7, false), "claimed once");
     }
 }

@@ -129,9 +129,10 @@ fn csv_reader<R: Read + Send + Unpin>(input: R, max_line_bytes: usize) -> Parser
         .create_reader(AllowStdIo::new(BoundedLines::new(input, max_line_bytes)))
 }
 
-/// Whether the line of `record` was cut by the line-length cap.
-fn was_cut<R: Read + Send + Unpin>(reader: &mut Parser<R>, line: u64) -> bool {
-    reader.get_mut().get_mut().take_cut(line)
+/// The true line number of the record just read, and whether the cap cut it.
+fn claim<R: Read + Send + Unpin>(reader: &mut Parser<R>, record: &ByteRecord) -> (u64, bool) {
+    let reported = record.position().map_or(1, |p| p.line());
+    reader.get_mut().get_mut().claim(reported)
 }
 
 /// Reads only the header line of a file and maps it, so that a missing column is found
@@ -160,8 +161,8 @@ async fn read_header_record<R: Read + Send + Unpin>(
     if !found {
         return Err(ExtractError::EmptyFile { file: file.to_owned() });
     }
-    let line = record.position().map_or(1, |p| p.line());
-    if was_cut(reader, line) {
+    let (line, cut) = claim(reader, record);
+    if cut {
         return Err(ExtractError::HeaderTooLong {
             file: file.to_owned(),
             max: reader.get_ref().get_ref().cap(),
@@ -217,10 +218,10 @@ pub fn read_file<R: Read + Send + Unpin>(
             if !more {
                 break;
             }
-            let line = record.position().map_or(stats.lines + 2, |p| p.line());
+            let (line, cut) = claim(&mut reader, &record);
             stats.lines += 1;
             let mut fields: Vec<&str> = Vec::with_capacity(kind.columns().len());
-            let verdict = if was_cut(&mut reader, line) {
+            let verdict = if cut {
                 Some(format!("line longer than {max} bytes"))
             } else {
                 map_line(&header, file, line, &record, &mut fields)?
