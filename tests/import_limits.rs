@@ -234,3 +234,34 @@ async fn a_published_professional_over_the_document_limit_keeps_the_previous_ver
         assert!(matches!(answer, Answer::Found { .. }), "{id}: {answer:?}");
     }
 }
+
+#[tokio::test]
+async fn a_published_professional_whose_line_is_rejected_is_kept_not_removed() {
+    let db = migrated().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lines) = sample_lines();
+    let day1 = run(&db, &extract(dir.path(), "202611250900", &lines), &tolerant()).await;
+    assert_eq!(day1.status, "published");
+    // A professional with a single line in the sample.
+    let ids: Vec<String> = lines.iter().map(|l| l.split('|').nth(2).unwrap().to_owned()).collect();
+    let single = ids
+        .iter()
+        .position(|id| ids.iter().filter(|o| *o == id).count() == 1)
+        .expect("one-line professional");
+    let ClaimsLookup::Found {
+        claims_json: before, ..
+    } = claims(&db, &ids[single]).await
+    else {
+        panic!("published on day 1");
+    };
+    let mut day2_lines = lines.clone();
+    day2_lines[single] = with_field(&lines[single], RAISON_SOCIALE, "NEW\0NAME");
+    let day2 = run(&db, &extract(dir.path(), "202611260900", &day2_lines), &tolerant()).await;
+    assert_eq!(day2.status, "published");
+    assert_eq!((day2.rejected, day2.removed, day2.changed), (1, Some(0), Some(0)));
+    assert_eq!(day2.gate.as_ref().unwrap()["rpps"]["rejected_lines"], 1);
+    match claims(&db, &ids[single]).await {
+        ClaimsLookup::Found { claims_json, .. } => assert_eq!(claims_json, before),
+        other => panic!("expected the previous document, got {other:?}"),
+    }
+}

@@ -89,6 +89,9 @@ pub struct Reject {
     pub reason: String,
     /// The start of the line as read, for the operator's eyes.
     pub content: String,
+    /// The line's national id, when it holds a well-formed one: that professional is kept
+    /// as published (or not added), never built from their other lines alone.
+    pub national_id: Option<String>,
 }
 
 /// Receives the rows of one file in file order.
@@ -237,6 +240,7 @@ pub fn read_file<R: Read + Send + Unpin>(
                         line,
                         reason,
                         content: line_preview(&record),
+                        national_id: rejected_id(&header, &record),
                     })?;
                 }
             }
@@ -302,6 +306,13 @@ fn map_line<'r>(
         )));
     }
     Ok(None)
+}
+
+/// The national id of a rejected line, if its field holds a well-formed one.
+fn rejected_id(header: &HeaderMap, record: &ByteRecord) -> Option<String> {
+    let position = header.positions[header.kind.national_id_column()]?;
+    let raw = std::str::from_utf8(trim_field(record.get(position)?)).ok()?.trim();
+    is_national_id(raw).then(|| raw.to_owned())
 }
 
 fn trim_field(raw: &[u8]) -> &[u8] {

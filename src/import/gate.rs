@@ -33,6 +33,9 @@ pub struct TypeCounts {
     /// keep their published version (or stay absent if new), and are counted here
     /// instead of in `added` or `changed`.
     pub rejected_documents: i64,
+    /// Professionals with a rejected line (its id readable): kept at their published
+    /// version, or not added if new; neither removed nor changed.
+    pub rejected_lines: i64,
 }
 
 /// Counts per identifier type: `rpps` (type 8) and `adeli` (type 0).
@@ -60,6 +63,7 @@ impl DiffCounts {
             mine.removed += theirs.removed;
             mine.unchanged += theirs.unchanged;
             mine.rejected_documents += theirs.rejected_documents;
+            mine.rejected_lines += theirs.rejected_lines;
         }
     }
 

@@ -168,6 +168,9 @@ impl RowSink for StageSink {
 
     fn reject(&mut self, reject: Reject) -> Result<(), ExtractError> {
         tracing::debug!(file = %self.file_name, line = reject.line, reason = %reject.reason, "line rejected");
+        if let Some(id) = &reject.national_id {
+            self.report.hashes.taint(self.kind, id);
+        }
         if self.report.kept_rejects.len() < KEPT_REJECTS {
             self.report.kept_rejects.push(RejectedLine {
                 file: self.file_name.clone(),
