@@ -101,6 +101,10 @@ struct ImportArgs {
     /// Fail the run when more than this percent of the lines are rejected.
     #[arg(long, env = "ANNUAIRE_MAX_REJECT_PCT", default_value_t = 0.1)]
     max_reject_pct: f64,
+    /// Reject lines longer than this many bytes (real lines are about 400 bytes); memory
+    /// holds at most one such line whatever the file.
+    #[arg(long, env = "ANNUAIRE_MAX_LINE_BYTES", default_value_t = annuaire::extract::DEFAULT_MAX_LINE_BYTES)]
+    max_line_bytes: usize,
     /// Print the run record as JSON.
     #[arg(long)]
     json: bool,
@@ -310,6 +314,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                             max_changed_pct: args.max_changed_pct,
                         },
                         max_reject_pct: args.max_reject_pct,
+                        max_line_bytes: args.max_line_bytes,
                         download_dir: settings.home.join("downloads"),
                         // Built for URL sources only: a local import needs no CA bundle.
                         downloader: if annuaire::download::is_remote(&args.source) {

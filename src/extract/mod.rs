@@ -1,12 +1,13 @@
 //! The Annuaire Santé extract files: where they are (a zip, a directory, one `.txt`),
 //! which file is which, and how their lines become canonical rows. Pure of any database.
 
+pub mod bounded;
 pub mod columns;
 pub mod reader;
 pub mod source;
 
 pub use columns::FileKind;
-pub use reader::{FileStats, HeaderMap, Reject, RowSink};
+pub use reader::{DEFAULT_MAX_LINE_BYTES, FileStats, HeaderMap, Reject, RowSink};
 pub use source::{Source, SourceFile};
 
 /// What can go wrong while reading an extract, in the operator's terms.
@@ -20,6 +21,10 @@ pub enum ExtractError {
     MissingColumn { file: String, name: String },
     #[error("{file}: column {name:?} appears twice in the header")]
     DuplicateColumn { file: String, name: String },
+    #[error("{file}: the header line is longer than {max} bytes")]
+    HeaderTooLong { file: String, max: usize },
+    #[error("{file}: the header line contains a NUL byte")]
+    NulInHeader { file: String },
     #[error("{file}: line {line}: invalid UTF-8 in column {column:?} (is the file Latin-1?)")]
     InvalidUtf8 { file: String, line: u64, column: String },
     #[error("{file}: cannot be read: {reason}")]

@@ -10,6 +10,7 @@ use futures::executor::block_on;
 use futures::io::AllowStdIo;
 
 use super::ExtractError;
+use super::bounded::BoundedLines;
 use super::columns::{FileKind, header_key};
 use crate::national_id::is_national_id;
 
@@ -88,6 +89,9 @@ pub struct Reject {
     pub reason: String,
     /// The start of the line as read, for the operator's eyes.
     pub content: String,
+    /// The line's national id, when it holds a well-formed one: that professional is kept
+    /// as published (or not added), never built from their other lines alone.
+    pub national_id: Option<String>,
 }
 
 /// Receives the rows of one file in file order.
@@ -109,7 +113,12 @@ pub struct FileStats {
 
 const REJECT_CONTENT_CHARS: usize = 300;
 
-fn csv_reader<R: Read + Send>(input: R) -> csv_async::AsyncReader<AllowStdIo<R>> {
+/// Longest line read by default: real lines are about 400 bytes, the longest a few kB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+type Parser<R> = csv_async::AsyncReader<AllowStdIo<BoundedLines<R>>>;
+
+fn csv_reader<R: Read + Send + Unpin>(input: R, max_line_bytes: usize) -> Parser<R> {
     AsyncReaderBuilder::new()
         .delimiter(b'|')
         // The files have no quoting: `"` is ordinary data (`BATIMENT "B"`).
@@ -120,21 +129,32 @@ fn csv_reader<R: Read + Send>(input: R) -> csv_async::AsyncReader<AllowStdIo<R>>
         // LF only: a stray `\r` is trimmed off the last field instead of ending a line.
         .terminator(Terminator::Any(b'\n'))
         .buffer_capacity(1 << 20)
-        .create_reader(AllowStdIo::new(input))
+        .create_reader(AllowStdIo::new(BoundedLines::new(input, max_line_bytes)))
+}
+
+/// The true line number of the record just read, and whether the cap cut it.
+fn claim<R: Read + Send + Unpin>(reader: &mut Parser<R>, record: &ByteRecord) -> (u64, bool) {
+    let reported = record.position().map_or(1, |p| p.line());
+    reader.get_mut().get_mut().claim(reported)
 }
 
 /// Reads only the header line of a file and maps it, so that a missing column is found
 /// before anything is staged.
-pub fn read_header<R: Read + Send>(kind: FileKind, file: &str, input: R) -> Result<HeaderMap, ExtractError> {
-    let mut reader = csv_reader(input);
+pub fn read_header<R: Read + Send + Unpin>(
+    kind: FileKind,
+    file: &str,
+    input: R,
+    max_line_bytes: usize,
+) -> Result<HeaderMap, ExtractError> {
+    let mut reader = csv_reader(input, max_line_bytes);
     let mut record = ByteRecord::new();
     block_on(read_header_record(kind, file, &mut reader, &mut record))
 }
 
-async fn read_header_record<R: Read + Send>(
+async fn read_header_record<R: Read + Send + Unpin>(
     kind: FileKind,
     file: &str,
-    reader: &mut csv_async::AsyncReader<AllowStdIo<R>>,
+    reader: &mut Parser<R>,
     record: &mut ByteRecord,
 ) -> Result<HeaderMap, ExtractError> {
     let found = reader
@@ -144,12 +164,23 @@ async fn read_header_record<R: Read + Send>(
     if !found {
         return Err(ExtractError::EmptyFile { file: file.to_owned() });
     }
+    let (line, cut) = claim(reader, record);
+    if cut {
+        return Err(ExtractError::HeaderTooLong {
+            file: file.to_owned(),
+            max: reader.get_ref().get_ref().cap(),
+        });
+    }
+    // Before anything else: a NUL would reach the database in the unknown column labels.
+    if record.as_slice().contains(&0) {
+        return Err(ExtractError::NulInHeader { file: file.to_owned() });
+    }
     let mut labels = Vec::with_capacity(record.len());
     for (i, raw) in record.iter().enumerate() {
         let raw = if i == 0 { strip_bom(raw) } else { raw };
         let label = std::str::from_utf8(raw).map_err(|_| ExtractError::InvalidUtf8 {
             file: file.to_owned(),
-            line: 1,
+            line,
             column: format!("header field {}", i + 1),
         })?;
         labels.push(label.trim_end_matches('\r').to_owned());
@@ -162,18 +193,21 @@ fn strip_bom(raw: &[u8]) -> &[u8] {
 }
 
 /// Streams a whole file into `sink`. Fatal problems (missing column, invalid UTF-8,
-/// unreadable input) stop the read; a line with the wrong number of fields or a
-/// malformed identifier is rejected and the read goes on.
-pub fn read_file<R: Read + Send>(
+/// unreadable input) stop the read; a line longer than `max_line_bytes`, with the wrong
+/// number of fields, a NUL byte or a malformed identifier is rejected and the read goes on.
+/// Memory holds one line of at most `max_line_bytes`, whatever the input.
+pub fn read_file<R: Read + Send + Unpin>(
     kind: FileKind,
     file: &str,
     input: R,
+    max_line_bytes: usize,
     sink: &mut dyn RowSink,
 ) -> Result<FileStats, ExtractError> {
     block_on(async {
-        let mut reader = csv_reader(input);
+        let mut reader = csv_reader(input, max_line_bytes);
         let mut record = ByteRecord::new();
         let header = read_header_record(kind, file, &mut reader, &mut record).await?;
+        let max = reader.get_ref().get_ref().cap();
         let mut stats = FileStats {
             columns: header.known_columns(),
             unknown_columns: header.unknown_columns.clone(),
@@ -187,10 +221,15 @@ pub fn read_file<R: Read + Send>(
             if !more {
                 break;
             }
-            let line = record.position().map_or(stats.lines + 2, |p| p.line());
+            let (line, cut) = claim(&mut reader, &record);
             stats.lines += 1;
             let mut fields: Vec<&str> = Vec::with_capacity(kind.columns().len());
-            match map_line(&header, file, line, &record, &mut fields)? {
+            let verdict = if cut {
+                Some(format!("line longer than {max} bytes"))
+            } else {
+                map_line(&header, file, line, &record, &mut fields)?
+            };
+            match verdict {
                 None => {
                     stats.rows += 1;
                     sink.row(line, &fields)?;
@@ -201,6 +240,7 @@ pub fn read_file<R: Read + Send>(
                         line,
                         reason,
                         content: line_preview(&record),
+                        national_id: rejected_id(&header, &record),
                     })?;
                 }
             }
@@ -217,6 +257,10 @@ fn map_line<'r>(
     record: &'r ByteRecord,
     fields: &mut Vec<&'r str>,
 ) -> Result<Option<String>, ExtractError> {
+    // First: the database refuses NUL in text, and the line is no use with one anyway.
+    if record.as_slice().contains(&0) {
+        return Ok(Some("contains a NUL byte".to_owned()));
+    }
     // A line ending with `|` yields one last empty field, which is not a value. When the
     // header has a trailing `|`, every line must have one; when it has none (the MSSanté
     // file's habit is unconfirmed), lines are accepted with or without it.
@@ -236,9 +280,6 @@ fn map_line<'r>(
         }
         let found = if ends_with_separator { raw - 1 } else { raw };
         return Ok(Some(format!("expected {columns} fields, found {found}")));
-    }
-    if record.as_slice().contains(&0) {
-        return Ok(Some("contains a NUL byte".to_owned()));
     }
     for (canonical_index, position) in header.positions.iter().enumerate() {
         let value = match position {
@@ -267,15 +308,25 @@ fn map_line<'r>(
     Ok(None)
 }
 
+/// The national id of a rejected line, if its field holds a well-formed one.
+fn rejected_id(header: &HeaderMap, record: &ByteRecord) -> Option<String> {
+    let position = header.positions[header.kind.national_id_column()]?;
+    let raw = std::str::from_utf8(trim_field(record.get(position)?)).ok()?.trim();
+    is_national_id(raw).then(|| raw.to_owned())
+}
+
 fn trim_field(raw: &[u8]) -> &[u8] {
     raw.strip_suffix(b"\r").unwrap_or(raw)
 }
 
+/// The start of a rejected line, as text the database takes: invalid UTF-8 and NUL (which
+/// Postgres refuses in text) both become U+FFFD.
 fn line_preview(record: &ByteRecord) -> String {
     let joined: Vec<u8> = record.iter().collect::<Vec<_>>().join(&b'|');
     String::from_utf8_lossy(&joined)
         .chars()
         .take(REJECT_CONTENT_CHARS)
+        .map(|c| if c == '\0' { char::REPLACEMENT_CHARACTER } else { c })
         .collect()
 }
 
@@ -321,7 +372,13 @@ mod tests {
 
     fn read(text: &[u8]) -> Result<(Collect, FileStats), ExtractError> {
         let mut sink = Collect::default();
-        let stats = read_file(FileKind::PersonneActivite, "pa.txt", text, &mut sink)?;
+        let stats = read_file(
+            FileKind::PersonneActivite,
+            "pa.txt",
+            text,
+            DEFAULT_MAX_LINE_BYTES,
+            &mut sink,
+        )?;
         Ok((sink, stats))
     }
 
@@ -388,6 +445,34 @@ mod tests {
             sink.rejects[0]
         );
         assert!(sink.rejects[2].reason.contains("malformed"), "{:?}", sink.rejects[2]);
+    }
+
+    #[test]
+    fn long_lines_and_nul_lines_are_rejected_with_their_line_numbers() {
+        let good = line(56, "810001234565", "A");
+        let long = line(56, "810001234573", &"X".repeat(5000));
+        let nul_short = good.replacen('|', "\0", 1);
+        let text = format!("{}\n{good}\n{long}\n{nul_short}\n{good}", header(56));
+        let mut sink = Collect::default();
+        let stats = read_file(FileKind::PersonneActivite, "pa.txt", text.as_bytes(), 4096, &mut sink).unwrap();
+        assert_eq!((stats.rows, stats.rejected, stats.lines), (2, 2, 4));
+        assert_eq!(sink.rows.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 5]);
+        assert_eq!(sink.rejects[0].line, 3);
+        assert_eq!(sink.rejects[0].reason, "line longer than 4096 bytes");
+        assert_eq!(sink.rejects[1].line, 4);
+        assert_eq!(sink.rejects[1].reason, "contains a NUL byte");
+        assert!(!sink.rejects[1].content.contains('\0'), "{:?}", sink.rejects[1]);
+    }
+
+    #[test]
+    fn a_header_longer_than_the_cap_or_with_a_nul_is_fatal() {
+        let text = format!("{}\n", header(56));
+        let mut sink = Collect::default();
+        let err = read_file(FileKind::PersonneActivite, "pa.txt", text.as_bytes(), 100, &mut sink).unwrap_err();
+        assert!(matches!(err, ExtractError::HeaderTooLong { max: 100, .. }), "{err}");
+        let text = format!("{}Autre\0|\n", header(56));
+        let err = read_file(FileKind::PersonneActivite, "pa.txt", text.as_bytes(), 4096, &mut sink).unwrap_err();
+        assert!(matches!(err, ExtractError::NulInHeader { .. }), "{err}");
     }
 
     #[test]

@@ -176,7 +176,12 @@ fn list_zip(path: &Path) -> Result<Vec<SourceFile>, ExtractError> {
         if !entry.is_file() {
             continue;
         }
-        let name = entry.name().map_err(|e| ExtractError::source(path, e))?.into_owned();
+        // Entries are opened by index, so the name is only shown and recorded: a NUL in it
+        // (which the database refuses in text) is replaced.
+        let name = entry
+            .name()
+            .map_err(|e| ExtractError::source(path, e))?
+            .replace('\0', "\u{FFFD}");
         if let Some(kind) = FileKind::from_file_name(&name) {
             files.push(SourceFile {
                 kind,

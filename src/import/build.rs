@@ -12,10 +12,12 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::ImportError;
-use super::builder::{self, Dictionary};
+use super::builder::{self, Built, Dictionary, RejectedDocuments};
 use super::diff::{self, Plan, key};
 use super::gate::DiffCounts;
+use crate::store::codec;
 use crate::store::copy::{CopyDecoder, CopyEncoder};
+use crate::store::runs::{self, RunFacts};
 
 const CHUNK_BYTES: usize = 1 << 20;
 const CHANNEL_CHUNKS: usize = 8;
@@ -83,15 +85,23 @@ pub async fn dictionary(
     Ok(Some((run_id, trained)))
 }
 
-pub async fn build(pool: &PgPool, run_id: i64, plan: Plan, dictionary: Dictionary) -> Result<i64, ImportError> {
+/// Builds and writes the records of the planned professionals; `file_name` (the
+/// Personne_activite file) is what the rejects of oversized documents name.
+pub async fn build(
+    pool: &PgPool,
+    run_id: i64,
+    plan: Plan,
+    dictionary: Dictionary,
+    file_name: String,
+) -> Result<Built, ImportError> {
     if plan.build.is_empty() {
-        return Ok(0);
+        return Ok(Built::default());
     }
     let selection = if plan.build_all {
-        "SELECT file, national_id, fields FROM stage_line WHERE file <> 4"
+        "SELECT file, line_no, national_id, fields FROM stage_line WHERE file <> 4"
     } else {
         select_planned(pool, &plan).await?;
-        "SELECT s.file, s.national_id, s.fields FROM stage_line s JOIN stage_build b USING (national_id) WHERE s.file <> 4"
+        "SELECT s.file, s.line_no, s.national_id, s.fields FROM stage_line s JOIN stage_build b USING (national_id) WHERE s.file <> 4"
     };
     let mut out_conn = pool.acquire().await?;
     let mut in_conn = pool.acquire().await?;
@@ -106,7 +116,8 @@ pub async fn build(pool: &PgPool, run_id: i64, plan: Plan, dictionary: Dictionar
     let mut staged = out_conn.copy_out_raw(&statement).await?;
     let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let (rec_tx, mut rec_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let builder = tokio::task::spawn_blocking(move || builder::run(run_id, plan, dictionary, raw_rx, rec_tx));
+    let builder =
+        tokio::task::spawn_blocking(move || builder::run(run_id, plan, dictionary, &file_name, raw_rx, rec_tx));
 
     let feed = async {
         // The server sends one message per row: batch them, or the hand-over to the builder
@@ -135,9 +146,9 @@ pub async fn build(pool: &PgPool, run_id: i64, plan: Plan, dictionary: Dictionar
     let built = builder.await?;
     let result = fed.and(written).and(built);
     match result {
-        Ok(records) => {
+        Ok(built) => {
             copy_in.finish().await?;
-            Ok(records)
+            Ok(built)
         }
         Err(e) => {
             let _ = copy_in.abort("build failed").await;
@@ -146,6 +157,34 @@ pub async fn build(pool: &PgPool, run_id: i64, plan: Plan, dictionary: Dictionar
             Err(e)
         }
     }
+}
+
+/// Accounts for the professionals whose document was over the size limit: out of the
+/// diff's added and changed, counted apart in the gate and in the run's rejected lines,
+/// their rejects kept. Returns the sentence the run record carries, if any were.
+pub async fn account_rejected(
+    pool: &PgPool,
+    run_id: i64,
+    facts: &mut RunFacts,
+    counts: &mut DiffCounts,
+    rejected: RejectedDocuments,
+) -> Result<Option<String>, ImportError> {
+    let total = rejected.total();
+    if total == 0 {
+        return Ok(None);
+    }
+    counts.exclude_rejected(&rejected.counts);
+    facts.added = Some(counts.total(|c| c.added));
+    facts.changed = Some(counts.total(|c| c.changed));
+    facts.gate = Some(serde_json::to_value(*counts).map_err(ImportError::internal)?);
+    facts.rejected += total;
+    runs::insert_rejects(pool, run_id, &rejected.kept).await?;
+    tracing::warn!(run_id, professionals = total, "documents over the size limit rejected");
+    Ok(Some(format!(
+        "{total} professionals not published: their document would be over the {}-byte limit \
+         (those already published keep their previous version; new ones are not added)",
+        codec::MAX_DOCUMENT_BYTES
+    )))
 }
 
 /// Writes the planned professionals' ids into `stage_build`, to select only their lines.

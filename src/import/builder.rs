@@ -9,10 +9,12 @@ use tokio::sync::mpsc;
 
 use super::ImportError;
 use super::diff::{Change, Plan, key};
+use super::gate::DiffCounts;
 use super::record::{self, Lines};
 use crate::extract::FileKind;
 use crate::store::codec;
 use crate::store::copy::{CopyDecoder, CopyEncoder};
+use crate::store::runs::{KEPT_REJECTS, RejectedLine};
 
 const CHUNK_BYTES: usize = 1 << 20;
 /// Professionals queued per worker: enough to keep it busy while the grouper reads on.
@@ -30,17 +32,51 @@ struct Group {
     lines: Lines,
     change: Change,
     hash: u128,
+    /// Line number of their first Personne_activite line: where a reject points.
+    first_line: i64,
+}
+
+/// Professionals whose claims or details document would be over the size limit: not
+/// written, so publishing leaves them as they were (kept if published, absent if new).
+#[derive(Debug, Default)]
+pub struct RejectedDocuments {
+    /// Per identifier type: `rejected_documents`, and under `added` / `changed` what each
+    /// would have been, to take out of the diff counts.
+    pub counts: DiffCounts,
+    /// The first ones, for `imports show`.
+    pub kept: Vec<RejectedLine>,
+}
+
+impl RejectedDocuments {
+    pub fn total(&self) -> i64 {
+        self.counts.total(|c| c.rejected_documents)
+    }
+
+    fn merge(&mut self, other: RejectedDocuments) {
+        self.counts.add(&other.counts);
+        let room = KEPT_REJECTS.saturating_sub(self.kept.len());
+        self.kept.extend(other.kept.into_iter().take(room));
+    }
+}
+
+/// What the build wrote and what it refused.
+#[derive(Debug, Default)]
+pub struct Built {
+    pub records: i64,
+    pub rejected: RejectedDocuments,
 }
 
 /// Runs the build threads until the staged rows are exhausted. Returns the number of
-/// records written.
+/// records written and the professionals refused for the size of their documents
+/// (`file_name` is the Personne_activite file their rejects name).
 pub fn run(
     run_id: i64,
     plan: Plan,
     dictionary: Dictionary,
+    file_name: &str,
     mut raw_rx: mpsc::Receiver<Bytes>,
     rec_tx: mpsc::Sender<Bytes>,
-) -> Result<i64, ImportError> {
+) -> Result<Built, ImportError> {
     let workers = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, MAX_WORKERS);
@@ -57,24 +93,26 @@ pub fn run(
             queues.push(tx);
             let rec_tx = rec_tx.clone();
             let dictionary = &dictionary;
-            handles.push(scope.spawn(move || write_records(run_id, dictionary, rx, rec_tx)));
+            handles.push(scope.spawn(move || write_records(run_id, dictionary, file_name, rx, rec_tx)));
         }
         let grouped = group(&plan, &mut raw_rx, &queues);
         drop(queues);
-        let mut records = 0;
+        let mut built = Built::default();
         for handle in handles {
-            records += handle
+            let worker = handle
                 .join()
                 .map_err(|_| ImportError::internal("a build worker panicked"))??;
+            built.records += worker.records;
+            built.rejected.merge(worker.rejected);
         }
         grouped?;
-        Ok::<i64, ImportError>(records)
+        Ok::<Built, ImportError>(built)
     })
-    .and_then(|records| {
+    .and_then(|built| {
         rec_tx
             .blocking_send(framing.finish())
             .map_err(|_| ImportError::internal("record writer stopped"))?;
-        Ok(records)
+        Ok(built)
     })
 }
 
@@ -82,9 +120,10 @@ pub fn run(
 /// to the workers in turn.
 fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<Group>]) -> Result<(), ImportError> {
     let mut decoder = CopyDecoder::default();
-    let mut current: Option<(Vec<u8>, Lines)> = None;
+    // The professional being gathered: id, lines, first Personne_activite line number.
+    let mut current: Option<(Vec<u8>, Lines, i64)> = None;
     let mut next_worker = 0;
-    let mut dispatch = |id: Vec<u8>, lines: Lines| -> Result<(), ImportError> {
+    let mut dispatch = |id: Vec<u8>, lines: Lines, first_line: i64| -> Result<(), ImportError> {
         let Some(&(change, hash)) = plan.build.get(&key(&id)) else {
             return Ok(());
         };
@@ -95,6 +134,7 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
                 lines,
                 change,
                 hash,
+                first_line,
             })
             .map_err(|_| ImportError::internal("a build worker stopped"))?;
         next_worker += 1;
@@ -103,28 +143,37 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
     while let Some(chunk) = raw_rx.blocking_recv() {
         decoder.push(&chunk);
         while let Some(row) = decoder.next_row()? {
-            let (Some(file), Some(id), Some(fields)) = (&row[0], &row[1], &row[2]) else {
+            let (Some(file), Some(line_no), Some(id), Some(fields)) = (&row[0], &row[1], &row[2], &row[3]) else {
                 continue;
             };
             let kind = FileKind::from_code(i16::from_be_bytes([file[0], file[1]]));
+            let line_no = i64::from_be_bytes(
+                line_no[..]
+                    .try_into()
+                    .map_err(|_| ImportError::internal("staged line number is not 8 bytes"))?,
+            );
             let line =
                 String::from_utf8(fields.to_vec()).map_err(|_| ImportError::internal("staged line is not UTF-8"))?;
             if current
                 .as_ref()
-                .is_none_or(|(current_id, _)| current_id.as_slice() != &id[..])
+                .is_none_or(|(current_id, _, _)| current_id.as_slice() != &id[..])
             {
-                if let Some((done_id, done_lines)) = current.take() {
-                    dispatch(done_id, done_lines)?;
+                if let Some((done_id, done_lines, first_line)) = current.take() {
+                    dispatch(done_id, done_lines, first_line)?;
                 }
-                current = Some((id.to_vec(), Lines::default()));
+                current = Some((id.to_vec(), Lines::default(), 0));
             }
-            if let (Some(kind), Some((_, lines))) = (kind, current.as_mut()) {
+            if let (Some(kind), Some((_, lines, first_line))) = (kind, current.as_mut()) {
+                // Rows come sorted by file then line: the first activity line comes first.
+                if kind == FileKind::PersonneActivite && lines.personne_activite.is_empty() {
+                    *first_line = line_no;
+                }
                 lines.push(kind, line);
             }
         }
     }
-    if let Some((id, lines)) = current.take() {
-        dispatch(id, lines)?;
+    if let Some((id, lines, first_line)) = current.take() {
+        dispatch(id, lines, first_line)?;
     }
     Ok(())
 }
@@ -133,20 +182,39 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
 fn write_records(
     run_id: i64,
     dictionary: &Dictionary,
+    file_name: &str,
     queue: Receiver<Group>,
     rec_tx: mpsc::Sender<Bytes>,
-) -> Result<i64, ImportError> {
+) -> Result<Built, ImportError> {
     let mut compressor =
         codec::compressor(dictionary.as_ref().map(|(_, d)| d.as_slice())).map_err(ImportError::internal)?;
     let dictionary_run_id = dictionary.as_ref().map(|(id, _)| *id);
     let mut encoder = CopyEncoder::continuation(CHUNK_BYTES);
-    let mut records = 0;
+    let mut built = Built::default();
     for group in queue {
         let Some(record) = record::build(&group.national_id, &group.lines) else {
             continue;
         };
         let claims = serde_json::to_vec(&record.claims).map_err(ImportError::internal)?;
         let details = serde_json::to_vec(&record.details).map_err(ImportError::internal)?;
+        if let Some(reason) = oversize(&group.national_id, &claims, &details) {
+            tracing::debug!(national_id = %group.national_id, %reason, "document rejected");
+            let counts = built.rejected.counts.of_type(group.national_id.as_bytes()[0]);
+            counts.rejected_documents += 1;
+            match group.change {
+                Change::Added => counts.added += 1,
+                Change::Changed => counts.changed += 1,
+            }
+            if built.rejected.kept.len() < KEPT_REJECTS {
+                built.rejected.kept.push(RejectedLine {
+                    file: file_name.to_owned(),
+                    line: group.first_line,
+                    reason,
+                    content: group.lines.personne_activite[0].chars().take(300).collect(),
+                });
+            }
+            continue;
+        }
         let claims_zst = compressor.compress(&claims).map_err(ImportError::internal)?;
         let details_zst = compressor.compress(&details).map_err(ImportError::internal)?;
         encoder
@@ -163,7 +231,7 @@ fn write_records(
             Some(id) => encoder.int8(id),
             None => encoder.null(),
         };
-        records += 1;
+        built.records += 1;
         if let Some(chunk) = encoder.take_full_chunk() {
             rec_tx
                 .blocking_send(chunk)
@@ -173,7 +241,19 @@ fn write_records(
     rec_tx
         .blocking_send(encoder.take_all())
         .map_err(|_| ImportError::internal("record writer stopped"))?;
-    Ok(records)
+    Ok(built)
+}
+
+/// Why a professional's documents cannot be published: one would be over the limit the
+/// server decompresses into.
+fn oversize(national_id: &str, claims: &[u8], details: &[u8]) -> Option<String> {
+    let limit = codec::MAX_DOCUMENT_BYTES;
+    [("claims", claims.len()), ("details", details.len())]
+        .into_iter()
+        .find(|(_, len)| *len > limit)
+        .map(|(what, len)| {
+            format!("{what} document of {national_id} would be {len} bytes, over the {limit}-byte limit")
+        })
 }
 
 /// Trains a compression dictionary on records built from sample lines (the first
@@ -193,8 +273,10 @@ pub fn train_dictionary(samples: &[(String, String)]) -> Option<Vec<u8>> {
             ..Lines::default()
         };
         if let Some(record) = record::build(id, &lines) {
-            documents.extend(serde_json::to_vec(&record.claims).ok());
-            documents.extend(serde_json::to_vec(&record.details).ok());
+            // A document over the limit will not be published: no use training on it.
+            let fits = |d: &Vec<u8>| d.len() <= codec::MAX_DOCUMENT_BYTES;
+            documents.extend(serde_json::to_vec(&record.claims).ok().filter(fits));
+            documents.extend(serde_json::to_vec(&record.details).ok().filter(fits));
         }
         start = end;
     }

@@ -3,7 +3,7 @@
 //! ignores line order and needs no sort; only added and changed professionals are then
 //! built. Pure: hashes in, a plan out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::gate::DiffCounts;
 use crate::extract::FileKind;
@@ -41,9 +41,10 @@ pub struct Staged {
     pub has_activity_line: bool,
 }
 
-/// Content hashes of the extract being read, per professional.
+/// Content hashes of the extract being read, per professional, and the professionals with
+/// a rejected line (who are kept as published, not built from their remaining lines).
 #[derive(Debug, Default)]
-pub struct StagedHashes(HashMap<u128, Staged>);
+pub struct StagedHashes(HashMap<u128, Staged>, HashSet<u128>);
 
 impl StagedHashes {
     pub fn add(&mut self, kind: FileKind, national_id: &str, joined_line: &[u8]) {
@@ -53,6 +54,13 @@ impl StagedHashes {
         let entry = self.0.entry(key(national_id.as_bytes())).or_default();
         entry.hash = entry.hash.wrapping_add(line_hash(kind, joined_line));
         entry.has_activity_line |= kind == FileKind::PersonneActivite;
+    }
+
+    /// One of this professional's lines was rejected.
+    pub fn taint(&mut self, kind: FileKind, national_id: &str) {
+        if kind != FileKind::MsSante {
+            self.1.insert(key(national_id.as_bytes()));
+        }
     }
 }
 
@@ -94,7 +102,18 @@ pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_
         build_all: published.is_empty(),
         ..Plan::default()
     };
-    for (id, staged) in staged.0 {
+    let StagedHashes(mut staged, tainted) = staged;
+    // A professional with a rejected line keeps their published version (not removed, not
+    // changed) and a new one is not added: building from the lines left would publish a
+    // record the extract does not hold.
+    for id in tainted {
+        let entry = staged.remove(&id);
+        if published.remove(&id).is_some() || entry.is_some_and(|s| s.has_activity_line) {
+            plan.professionals += 1;
+        }
+        plan.counts.of_type((id >> 120) as u8).rejected_lines += 1;
+    }
+    for (id, staged) in staged {
         if !staged.has_activity_line {
             plan.orphans += 1;
             continue;
@@ -204,5 +223,23 @@ mod tests {
         assert_eq!(plan.build[&key(b"810000000002")].0, Change::Changed);
         assert_eq!(plan.build[&key(b"810000000003")].0, Change::Added);
         assert_eq!(plan.build.len(), 2);
+    }
+
+    #[test]
+    fn a_professional_with_a_rejected_line_is_kept_not_removed_nor_added() {
+        let mut s = staged(&[(PA, "810000000001", &["other line"]), (PA, "810000000003", &["new"])]);
+        s.taint(PA, "810000000001");
+        s.taint(PA, "810000000002");
+        s.taint(PA, "810000000003");
+        let mut published = HashMap::new();
+        published.insert(key(b"810000000001"), 1);
+        published.insert(key(b"810000000002"), 2);
+        let mut counts = DiffCounts::default();
+        counts.rpps.published = 2;
+        let plan = plan(s, published, counts);
+        assert!(plan.build.is_empty());
+        assert!(plan.removed.is_empty());
+        assert_eq!(plan.counts.rpps.rejected_lines, 3);
+        assert_eq!((plan.counts.rpps.added, plan.counts.rpps.changed), (0, 0));
     }
 }

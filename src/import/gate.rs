@@ -29,6 +29,13 @@ pub struct TypeCounts {
     pub changed: i64,
     pub removed: i64,
     pub unchanged: i64,
+    /// Professionals whose document would be over the size limit: not written, so they
+    /// keep their published version (or stay absent if new), and are counted here
+    /// instead of in `added` or `changed`.
+    pub rejected_documents: i64,
+    /// Professionals with a rejected line (its id readable): kept at their published
+    /// version, or not added if new; neither removed nor changed.
+    pub rejected_lines: i64,
 }
 
 /// Counts per identifier type: `rpps` (type 8) and `adeli` (type 0).
@@ -44,6 +51,29 @@ impl DiffCounts {
             &mut self.adeli
         } else {
             &mut self.rpps
+        }
+    }
+
+    /// Adds every count of `other` to this one.
+    pub fn add(&mut self, other: &DiffCounts) {
+        for (mine, theirs) in [(&mut self.rpps, &other.rpps), (&mut self.adeli, &other.adeli)] {
+            mine.published += theirs.published;
+            mine.added += theirs.added;
+            mine.changed += theirs.changed;
+            mine.removed += theirs.removed;
+            mine.unchanged += theirs.unchanged;
+            mine.rejected_documents += theirs.rejected_documents;
+            mine.rejected_lines += theirs.rejected_lines;
+        }
+    }
+
+    /// Takes the professionals whose document was rejected out of `added` and `changed`
+    /// (`rejected` counts under those what each would have been) and counts them apart.
+    pub fn exclude_rejected(&mut self, rejected: &DiffCounts) {
+        for (mine, theirs) in [(&mut self.rpps, &rejected.rpps), (&mut self.adeli, &rejected.adeli)] {
+            mine.added -= theirs.added;
+            mine.changed -= theirs.changed;
+            mine.rejected_documents += theirs.rejected_documents;
         }
     }
 

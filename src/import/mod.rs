@@ -34,6 +34,8 @@ pub struct ImportOptions {
     pub gate: GateThresholds,
     /// Share of rejected lines (percent of all lines read) above which the run fails.
     pub max_reject_pct: f64,
+    /// Longest line read; longer ones are rejected (and never held whole in memory).
+    pub max_line_bytes: usize,
     /// Where downloads of URL sources go while they are imported.
     pub download_dir: PathBuf,
     /// What the run record names as its source (a job's URL), instead of the path read.
@@ -51,6 +53,7 @@ impl Default for ImportOptions {
             force: false,
             gate: GateThresholds::default(),
             max_reject_pct: 0.1,
+            max_line_bytes: crate::extract::DEFAULT_MAX_LINE_BYTES,
             download_dir: std::env::temp_dir(),
             source_label: None,
             cancel: CancellationToken::new(),
@@ -261,39 +264,28 @@ async fn run(
     let published = runs::published_extract(pool, !facts.has_directory).await?;
     let freshness = freshness::judge(facts.extract_ts, &checksum, published.as_ref());
     checkpoint(options)?;
-    stage::check_headers(Arc::clone(&source)).await?;
+    stage::check_headers(Arc::clone(&source), options.max_line_bytes).await?;
     let progress = Progress::default();
     let report_guard = progress.report("reading", source.total_size());
-    let mut staged = stage::stage(pool, Arc::clone(&source), progress).await?;
+    let mut staged = stage::stage(pool, Arc::clone(&source), options.max_line_bytes, progress).await?;
     drop(report_guard);
     facts.files = std::mem::take(&mut staged.files);
     facts.lines_read = staged.lines;
     facts.rejected = staged.rejected;
     runs::insert_rejects(pool, run_id, &staged.kept_rejects).await?;
     elapsed_ms(facts, "read_stage", started);
-    let reject_pct = if staged.lines == 0 {
-        0.0
-    } else {
-        staged.rejected as f64 * 100.0 / staged.lines as f64
-    };
-    if reject_pct > options.max_reject_pct {
-        return Err(ImportError::TooManyRejects {
-            rejected: staged.rejected,
-            lines: staged.lines,
-            pct: reject_pct,
-            max: options.max_reject_pct,
-        });
-    }
+    check_rejects(facts, options)?;
 
     checkpoint(options)?;
     let mut hold_reason = None;
+    let mut document_note = None;
     if facts.has_directory {
         let started = Instant::now();
         facts.base_run_id = runs::current_generation(pool).await?;
         let published = build::load_published(pool).await?;
         let plan = diff::plan(staged.hashes, published.hashes, published.counts);
         publish::record_removals(pool, run_id, &plan.removed).await?;
-        let counts = plan.counts;
+        let mut counts = plan.counts;
         facts.professionals = Some(plan.professionals);
         facts.added = Some(counts.total(|c| c.added));
         facts.changed = Some(counts.total(|c| c.changed));
@@ -306,14 +298,19 @@ async fn run(
                 "savoir-faire or diploma lines without a Personne_activite line ignored"
             );
         }
-        hold_reason = gate::evaluate(&counts, options.gate);
         elapsed_ms(facts, "diff", started);
         let started = Instant::now();
         let samples = std::mem::take(&mut staged.samples);
         let dictionary = build::dictionary(pool, run_id, published.dictionary, samples).await?;
-        let records = build::build(pool, run_id, plan, dictionary).await?;
-        tracing::info!(run_id, records, "records built");
+        let pa_file = source.file(FileKind::PersonneActivite).map(|f| f.name.clone());
+        let built = build::build(pool, run_id, plan, dictionary, pa_file.unwrap_or_default()).await?;
+        tracing::info!(run_id, records = built.records, "records built");
         elapsed_ms(facts, "build", started);
+        // Oversized documents are known only now: the gate and the reject limit judge the
+        // counts without them.
+        document_note = build::account_rejected(pool, run_id, facts, &mut counts, built.rejected).await?;
+        check_rejects(facts, options)?;
+        hold_reason = gate::evaluate(&counts, options.gate);
     }
     if facts.has_mailboxes {
         facts.mailboxes = Some(publish::build_mailboxes(pool, run_id).await?);
@@ -335,7 +332,8 @@ async fn run(
             return Ok((
                 "held",
                 Some(format!(
-                    "{reasons}; publish it with `annuaire imports approve {run_id}` or import with --force"
+                    "{reasons}; publish it with `annuaire imports approve {run_id}` or import with --force{}",
+                    document_note.map(|n| format!("; {n}")).unwrap_or_default()
                 )),
             ));
         }
@@ -346,12 +344,36 @@ async fn run(
     let started = Instant::now();
     // The facts are written first so that the published run is complete the moment it
     // becomes visible.
-    runs::record(pool, run_id, "running", facts, None).await?;
+    runs::record(pool, run_id, "running", facts, document_note.as_deref()).await?;
     let changed_at = facts.extract_ts.unwrap_or_else(chrono::Utc::now);
     publish::publish(pool, run_id, facts.has_directory, facts.has_mailboxes, changed_at).await?;
     elapsed_ms(facts, "publish", started);
+    // The freshness or force note and the rejected-documents note, when there are.
+    let note = match (note, document_note) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     runs::record(pool, run_id, "published", facts, note.as_deref()).await?;
     Ok(("published", note))
+}
+
+/// Fails the run when too large a share of the lines read was rejected.
+fn check_rejects(facts: &RunFacts, options: &ImportOptions) -> Result<(), ImportError> {
+    let (rejected, lines) = (facts.rejected, facts.lines_read);
+    let pct = if lines == 0 {
+        0.0
+    } else {
+        rejected as f64 * 100.0 / lines as f64
+    };
+    if pct > options.max_reject_pct {
+        return Err(ImportError::TooManyRejects {
+            rejected,
+            lines,
+            pct,
+            max: options.max_reject_pct,
+        });
+    }
+    Ok(())
 }
 
 /// A safe point: nothing is published yet, so stopping here changes nothing readers see.

@@ -37,26 +37,32 @@ pub struct StageReport {
 
 /// Checks every file's header before anything is written, so that a missing column fails
 /// the run with nothing staged.
-pub async fn check_headers(source: Arc<Source>) -> Result<Vec<HeaderMap>, ImportError> {
+pub async fn check_headers(source: Arc<Source>, max_line_bytes: usize) -> Result<Vec<HeaderMap>, ImportError> {
     tokio::task::spawn_blocking(move || {
         source
             .files
             .iter()
-            .map(|file| source.with_reader(file, |r| reader::read_header(file.kind, &file.name, r)))
+            .map(|file| source.with_reader(file, |r| reader::read_header(file.kind, &file.name, r, max_line_bytes)))
             .collect::<Result<Vec<_>, ExtractError>>()
     })
     .await?
     .map_err(ImportError::from)
 }
 
-pub async fn stage(pool: &PgPool, source: Arc<Source>, progress: Progress) -> Result<StageReport, ImportError> {
+/// Stages every file; lines longer than `max_line_bytes` are rejected, never held whole.
+pub async fn stage(
+    pool: &PgPool,
+    source: Arc<Source>,
+    max_line_bytes: usize,
+    progress: Progress,
+) -> Result<StageReport, ImportError> {
     sqlx::query("TRUNCATE stage_line").execute(pool).await?;
     let mut conn = pool.acquire().await?;
     let mut copy = conn
         .copy_in_raw("COPY stage_line (file, line_no, national_id, fields) FROM STDIN (FORMAT binary)")
         .await?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let reading = tokio::task::spawn_blocking(move || read_all(&source, tx, &progress));
+    let reading = tokio::task::spawn_blocking(move || read_all(&source, max_line_bytes, tx, &progress));
     let mut send_error = None;
     while let Some(chunk) = rx.recv().await {
         if let Err(e) = copy.send(chunk).await {
@@ -83,7 +89,12 @@ pub async fn stage(pool: &PgPool, source: Arc<Source>, progress: Progress) -> Re
     }
 }
 
-fn read_all(source: &Source, tx: mpsc::Sender<Bytes>, progress: &Progress) -> Result<StageReport, ExtractError> {
+fn read_all(
+    source: &Source,
+    max_line_bytes: usize,
+    tx: mpsc::Sender<Bytes>,
+    progress: &Progress,
+) -> Result<StageReport, ExtractError> {
     let mut sink = StageSink {
         encoder: CopyEncoder::new(CHUNK_BYTES),
         tx,
@@ -96,7 +107,7 @@ fn read_all(source: &Source, tx: mpsc::Sender<Bytes>, progress: &Progress) -> Re
         sink.file_name = file.name.clone();
         let stats = source.with_reader(file, |r| {
             let mut counted = progress.counting(r);
-            reader::read_file(file.kind, &file.name, &mut counted, &mut sink)
+            reader::read_file(file.kind, &file.name, &mut counted, max_line_bytes, &mut sink)
         })?;
         tracing::info!(file = %file.name, lines = stats.lines, rejected = stats.rejected, columns = stats.columns, "file read");
         if !stats.unknown_columns.is_empty() {
@@ -157,6 +168,9 @@ impl RowSink for StageSink {
 
     fn reject(&mut self, reject: Reject) -> Result<(), ExtractError> {
         tracing::debug!(file = %self.file_name, line = reject.line, reason = %reject.reason, "line rejected");
+        if let Some(id) = &reject.national_id {
+            self.report.hashes.taint(self.kind, id);
+        }
         if self.report.kept_rejects.len() < KEPT_REJECTS {
             self.report.kept_rejects.push(RejectedLine {
                 file: self.file_name.clone(),

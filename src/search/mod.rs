@@ -100,8 +100,8 @@ fn row_values(
     };
     let mut unpack = |data: &[u8]| -> Result<Vec<u8>, SearchError> {
         let size = zstd::bulk::Decompressor::upper_bound(data)
-            .unwrap_or(4 << 20)
-            .min(4 << 20);
+            .unwrap_or(crate::store::codec::MAX_DOCUMENT_BYTES)
+            .min(crate::store::codec::MAX_DOCUMENT_BYTES);
         match dictionary {
             Some(id) => {
                 let decompressor = match decompressors.entry(id) {

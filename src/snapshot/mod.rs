@@ -67,8 +67,8 @@ thread_local! {
     static DECOMPRESSORS: RefCell<HashMap<i64, zstd::bulk::Decompressor<'static>>> = RefCell::new(HashMap::new());
 }
 
-/// Claims documents are about 1.6 kB; the largest (many sites) stay far below this.
-const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+/// The importer publishes no document larger than this, so it is all a lookup allocates.
+use crate::store::codec::MAX_DOCUMENT_BYTES;
 
 impl Snapshot {
     pub fn len(&self) -> usize {

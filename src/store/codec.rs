@@ -11,6 +11,11 @@ pub const DICTIONARY_BYTES: usize = 64 * 1024;
 /// Level 3 with a dictionary is as fast as level 1 and a little smaller; above that, speed
 /// falls fast for a few bytes.
 pub const LEVEL: i32 = 3;
+/// Largest claims or details document, uncompressed, shared by the importer (which rejects a
+/// professional whose document would be larger) and the server (which decompresses into at
+/// most this): what is published can always be served. 256 KiB is Okta's bound on a hook's
+/// reply; real documents are about 1.6 kB.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Personne_activite lines kept while reading, to train a dictionary on their records.
 pub const TRAINING_LINES: usize = 8000;
 /// Fewer sample documents than this (small extracts) train no dictionary: plain zstd.
@@ -35,12 +40,25 @@ pub fn compressor(dictionary: Option<&[u8]>) -> std::io::Result<zstd::bulk::Comp
     }
 }
 
+/// Decompresses one stored document; one larger than `MAX_DOCUMENT_BYTES` is an error,
+/// never an allocation of its size.
 pub fn decompress(data: &[u8], dictionary: Option<&[u8]>) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len() * 8);
+    let mut out = Vec::with_capacity((data.len() * 8).min(MAX_DOCUMENT_BYTES));
+    let limit = MAX_DOCUMENT_BYTES as u64 + 1;
     match dictionary {
-        Some(d) => zstd::stream::read::Decoder::with_dictionary(data, d)?.read_to_end(&mut out)?,
-        None => zstd::stream::read::Decoder::new(data)?.read_to_end(&mut out)?,
+        Some(d) => zstd::stream::read::Decoder::with_dictionary(data, d)?
+            .take(limit)
+            .read_to_end(&mut out)?,
+        None => zstd::stream::read::Decoder::new(data)?
+            .take(limit)
+            .read_to_end(&mut out)?,
     };
+    if out.len() > MAX_DOCUMENT_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("document larger than {MAX_DOCUMENT_BYTES} bytes"),
+        ));
+    }
     Ok(out)
 }
 
@@ -68,5 +86,14 @@ mod tests {
         let plain = compressor(None).unwrap().compress(doc).unwrap();
         assert!(packed.len() < plain.len(), "{} < {}", packed.len(), plain.len());
         assert_eq!(decompress(&plain, None).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_document_over_the_limit_is_refused() {
+        let big = vec![b'a'; MAX_DOCUMENT_BYTES + 1];
+        let packed = compressor(None).unwrap().compress(&big).unwrap();
+        assert!(decompress(&packed, None).is_err());
+        let fits = compressor(None).unwrap().compress(&big[1..]).unwrap();
+        assert_eq!(decompress(&fits, None).unwrap().len(), MAX_DOCUMENT_BYTES);
     }
 }

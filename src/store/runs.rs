@@ -1,6 +1,8 @@
 //! Import runs: their record (status, timings, counts, message) and their rejected lines.
 //! The JSON form of `RunSummary` is the stable `--json` output documented in the README.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{FromRow, PgExecutor};
@@ -84,12 +86,22 @@ pub async fn rejects(db: impl PgExecutor<'_>, id: i64) -> Result<Vec<RejectedLin
         .await
 }
 
+/// Text as Postgres takes it: it refuses NUL in `text`, and one NUL in one kept reject would
+/// fail the whole insert (and the run), so it becomes U+FFFD.
+fn text(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// Records the rejected lines kept for a run, set-wise.
 pub async fn insert_rejects(db: impl PgExecutor<'_>, id: i64, rejects: &[RejectedLine]) -> Result<(), sqlx::Error> {
-    let files: Vec<&str> = rejects.iter().map(|r| r.file.as_str()).collect();
+    let files: Vec<Cow<str>> = rejects.iter().map(|r| text(&r.file)).collect();
     let lines: Vec<i64> = rejects.iter().map(|r| r.line).collect();
-    let reasons: Vec<&str> = rejects.iter().map(|r| r.reason.as_str()).collect();
-    let contents: Vec<&str> = rejects.iter().map(|r| r.content.as_str()).collect();
+    let reasons: Vec<Cow<str>> = rejects.iter().map(|r| text(&r.reason)).collect();
+    let contents: Vec<Cow<str>> = rejects.iter().map(|r| text(&r.content)).collect();
     sqlx::query(
         "INSERT INTO import_reject (run_id, file, line, reason, content)
          SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[], $5::text[])
