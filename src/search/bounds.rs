@@ -233,7 +233,7 @@ mod tests {
         let guard = SearchGuard::new(SearchLimits {
             concurrency: 1,
             queue_wait: Duration::from_millis(50),
-            time_limit: Duration::from_millis(100),
+            time_limit: Duration::from_secs(2),
             ..SearchLimits::default()
         });
         assert_eq!(guard.run(|| 7).await.ok(), Some(7));
