@@ -30,7 +30,8 @@ async fn store() -> PgPool {
 }
 
 async fn key(pool: &PgPool, scopes: &[Scope]) -> String {
-    keys::create(pool, "k", scopes).await.expect("key").1
+    let name = format!("{scopes:?}").to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    keys::create(pool, &name, scopes).await.expect("key").1
 }
 
 /// Asserts a problem document of `status` whose detail holds `needle`, and no serde text.
