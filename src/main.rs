@@ -352,6 +352,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                         scheduler,
                         runner: runner_settings(&settings, &cli.database)?,
                         search_dir: Some(settings.home.join("search")),
+                        connections: annuaire::http::ConnectionLimits::default(),
                     };
                     commands::serve::run(store.pool.clone(), args.listen, config).await
                 }

@@ -109,6 +109,13 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
     // Approve the held run from the imports view.
     browser.click("#nav-imports").await;
     browser.click(&format!("#approve-{}", held.id)).await;
+    // The first click only asks for a confirmation: nothing is published yet.
+    browser.find(&format!("#confirm-{}", held.id)).await;
+    assert_ne!(
+        annuaire::store::runs::current_generation(&pool).await.unwrap(),
+        Some(held.id)
+    );
+    browser.click(&format!("#confirm-{}", held.id)).await;
     browser.wait_until("the approval", &format!("const row = document.querySelector('tr[data-run=\"{}\"]'); return row !== null && row.children[1].textContent === 'published'", held.id)).await;
     assert_eq!(
         annuaire::store::runs::current_generation(&pool).await.unwrap(),

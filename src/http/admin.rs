@@ -2,14 +2,14 @@
 //! and the import runs.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::{Params, Path};
 use crate::jobs::{Trigger, runner};
 use crate::store::runs;
 
@@ -65,17 +65,21 @@ pub async fn run_job(State(state): State<AppState>, Path(name): Path<String>) ->
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": name, "started": true }))).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct Limit {
-    limit: Option<i64>,
-}
+/// How many runs `/v1/imports` lists by default, and at most.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 1_000;
 
 /// The latest import runs, newest first (the `--json` run record of the README).
-#[utoipa::path(get, path = "/v1/imports", tag = "admin", params(("limit" = Option<i64>, Query, description = "At most this many (default 50)")), responses((status = 200, description = "Run records")), security(("bearer" = [])))]
-pub async fn list_imports(State(state): State<AppState>, Query(limit): Query<Limit>) -> Result<Response, ApiError> {
-    let list = runs::list(&state.pool, limit.limit.unwrap_or(50).clamp(1, 1000))
-        .await
-        .map_err(ApiError::internal)?;
+#[utoipa::path(get, path = "/v1/imports", tag = "admin", params(("limit" = Option<i64>, Query, description = "At most this many, 1 to 1000 (default 50)")), responses((status = 200, description = "Run records"), (status = 400, description = "A bad limit", body = super::error::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn list_imports(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let limit = params.parse::<i64>("limit", "an integer")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let list = runs::list(&state.pool, limit).await.map_err(ApiError::internal)?;
     Ok(Json(list).into_response())
 }
 
@@ -85,10 +89,13 @@ pub async fn list_imports(State(state): State<AppState>, Query(limit): Query<Lim
     path = "/v1/imports/{id}/approve",
     tag = "admin",
     params(("id" = i64, Path, description = "Import run id")),
-    responses((status = 200, description = "The run, now published"), (status = 409, description = "Not held, or stale", body = super::error::Problem, content_type = "application/problem+json")),
+    responses((status = 200, description = "The run, now published"), (status = 400, description = "The run id is not an integer", body = super::error::Problem, content_type = "application/problem+json"), (status = 409, description = "Not held, or stale", body = super::error::Problem, content_type = "application/problem+json")),
     security(("bearer" = []))
 )]
-pub async fn approve_import(State(state): State<AppState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+pub async fn approve_import(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the run id must be an integer"))?;
     match crate::import::approve(&state.pool, id).await {
         Ok(run) => Ok(Json(run).into_response()),
         Err(

@@ -19,8 +19,7 @@ pub async fn require(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_token)
         .ok_or_else(ApiError::unauthorized)?;
     let keys = state.keys.load();
     let key = keys.authenticate(presented).ok_or_else(ApiError::unauthorized)?;
@@ -29,4 +28,26 @@ pub async fn require(
         return Err(ApiError::forbidden());
     }
     Ok(next.run(request).await)
+}
+
+/// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive() {
+        for header in ["Bearer ann_k", "bearer ann_k", "BEARER  ann_k ", "bEaReR ann_k"] {
+            assert_eq!(bearer_token(header), Some("ann_k"), "{header}");
+        }
+        for header in ["Basic ann_k", "Bearer", "Bearer ", "Bearerann_k", ""] {
+            assert_eq!(bearer_token(header), None, "{header}");
+        }
+    }
 }

@@ -1,12 +1,13 @@
 //! `GET /v1/claims/{id}`: the claims document of `claims.md`, from the in-memory snapshot.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::Path;
 use crate::national_id::NationalId;
 use crate::snapshot::Answer;
 

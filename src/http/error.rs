@@ -90,3 +90,41 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+/// The last resort: an error answered by something other than our handlers (the method
+/// router's 405, the body limit's 413, the timeout's 503, a layer's refusal) becomes a
+/// problem with a fixed detail. Its other headers (`Allow`, `Retry-After`) are kept.
+pub async fn problem_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::NOT_FOUND => "no such route",
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not take this method (see Allow)",
+        StatusCode::PAYLOAD_TOO_LARGE => "the body is larger than this route accepts",
+        StatusCode::URI_TOO_LONG => "the URI is too long",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "this body's Content-Type is not accepted here",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "the request headers are too large",
+        StatusCode::SERVICE_UNAVAILABLE => "the request took too long; retry later",
+        StatusCode::INTERNAL_SERVER_ERROR => "internal error",
+        _ => "the request cannot be answered",
+    };
+    let (mut parts, _) = response.into_parts();
+    let problem = ApiError::new(status, detail).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    for (name, value) in problem.headers() {
+        parts.headers.insert(name, value.clone());
+    }
+    Response::from_parts(parts, problem.into_body())
+}

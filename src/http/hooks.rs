@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use axum::Json;
+use super::extract::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -6,10 +6,15 @@ mod admin;
 mod auth;
 mod claims;
 mod error;
+mod extract;
+mod headers;
 pub mod hooks;
+mod limits;
+pub mod listener;
 mod metrics;
 mod openapi;
 mod ops;
+mod page;
 mod search;
 
 use std::sync::Arc;
@@ -26,10 +31,12 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, Problem};
 pub use hooks::{HookSettings, SubjectMapping, UnknownSubject};
+pub use listener::ConnectionLimits;
 
 use crate::jobs::{JobDefinition, RunnerSettings};
 use crate::keys::{KeyRing, Scope};
@@ -37,8 +44,6 @@ use crate::server::tasks::TaskHealth;
 use crate::server::{ServerConfig, StoreStatus};
 use crate::snapshot::Snapshot;
 
-/// Request bodies are small JSON documents (hook requests).
-const BODY_LIMIT: usize = 1 << 20;
 /// Far above any IdP's budget: a request still running then is stuck.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,6 +89,8 @@ pub struct AppState {
     pub tasks: Arc<TaskHealth>,
     /// Job runs started through the API: the server waits for them at shutdown.
     pub job_runs: TaskTracker,
+    /// The bounds of every search and the slots its work runs in.
+    pub search_guard: Arc<crate::search::SearchGuard>,
 }
 
 impl AppState {
@@ -103,6 +110,7 @@ impl AppState {
             search_enabled,
             tasks: Arc::default(),
             job_runs: TaskTracker::new(),
+            search_guard: Arc::new(crate::search::SearchGuard::default()),
         }
     }
 }
@@ -110,19 +118,28 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let claims = Router::new()
         .route("/v1/claims/{id}", get(claims::get_claims))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), &[Scope::Claims][..]),
+            auth::require,
+        ))
+        .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
+    let claims = headers::cache_control(claims, headers::CLAIMS_CACHE);
+    let hooks = Router::new()
         .route("/v1/hooks/hydra/token", post(hooks::hydra_token))
         .route("/v1/hooks/okta/token", post(hooks::okta_token))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), &[Scope::Claims][..]),
             auth::require,
-        ));
+        ))
+        .route_layer(RequestBodyLimitLayer::new(limits::HOOK_BODY_BYTES));
     let search = Router::new()
         .route("/v1/professionals", get(search::search))
         .route("/v1/professionals/{id}", get(search::record))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), &[Scope::Search, Scope::Admin][..]),
             auth::require,
-        ));
+        ))
+        .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
     let admin = Router::new()
         .route("/v1/jobs", get(admin::list_jobs))
         .route("/v1/jobs/{name}/run", post(admin::run_job))
@@ -131,25 +148,33 @@ pub fn router(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), &[Scope::Admin][..]),
             auth::require,
-        ));
+        ))
+        .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
     let open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi));
-    // The admin page: static, offline (no external resource); its data calls carry the key.
-    let page = Router::new().route("/", get(|| async { axum::response::Html(include_str!("page.html")) }));
-    let mut app = Router::new();
+        .route("/openapi.json", get(ops::openapi))
+        .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
+    // The admin page: static, offline (no external resource); its data calls carry the
+    // key. Script and style are files of their own, so the page's CSP allows no inline.
+    let page = Router::new()
+        .route("/", get(page::page))
+        .route("/page.js", get(page::script))
+        .route("/page.css", get(page::style))
+        .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
+    let mut routes = Router::new();
     if state.routes.serves_claims() {
-        app = app.merge(claims);
+        routes = routes.merge(claims).merge(hooks);
     }
     if state.routes.serves_admin() {
-        app = app.merge(admin).merge(search).merge(page);
+        routes = routes.merge(admin).merge(search).merge(page);
     }
-    app.merge(open)
+    let routes = routes
+        .merge(open)
         .route_layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such route") })
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(limits::HOOK_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
@@ -157,5 +182,8 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
-        .with_state(state)
+        .layer(middleware::from_fn(limits::request_size))
+        .layer(middleware::map_response(error::problem_for_bare_errors))
+        .with_state(state);
+    headers::secure(routes)
 }

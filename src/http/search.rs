@@ -1,23 +1,23 @@
 //! Search routes (scope `search`): professionals by name, identifier, place or code, with
 //! filters and facets; and one professional's full record.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
+use super::extract::{Params, Path};
 use crate::national_id::NationalId;
-use crate::search::SearchRequest;
 use crate::search::index::FILTERS;
+use crate::search::{Refused, SearchRequest};
 use crate::store::professionals;
 
 /// Ranked search: an exact identifier first, then name matches. Prefixes (typeahead) and
-/// typos (one edit up to six letters, two beyond) are forgiven; a query of any shape gets
-/// best-effort results, never an error.
+/// typos (one edit up to six letters, two beyond) are forgiven; a query of any shape within
+/// the bounds gets best-effort results. Out of bounds, or a bad value: a 400 problem that
+/// names the parameter; all search slots busy or too slow: a 503 problem.
 #[utoipa::path(
     get,
     path = "/v1/professionals",
@@ -27,48 +27,64 @@ use crate::store::professionals;
         ("profession" = Option<String>, Query), ("categorie" = Option<String>, Query), ("savoir_faire" = Option<String>, Query),
         ("departement" = Option<String>, Query), ("commune" = Option<String>, Query), ("code_postal" = Option<String>, Query),
         ("mode" = Option<String>, Query), ("secteur" = Option<String>, Query), ("structure" = Option<String>, Query),
-        ("removed" = Option<bool>, Query), ("page" = Option<usize>, Query), ("per_page" = Option<usize>, Query, description = "At most 100"),
+        ("removed" = Option<bool>, Query, description = "true or false"), ("page" = Option<usize>, Query, description = "From 1; page × per_page at most 10,000"), ("per_page" = Option<usize>, Query, description = "1 to 100 (default 20)"),
     ),
-    responses((status = 200, description = "`{\"total\", \"results\": [...], \"facets\": {...}}`"), (status = 503, description = "The index is being built")),
+    responses(
+        (status = 200, description = "`{\"total\", \"results\": [...], \"facets\": {...}}`"),
+        (status = 400, description = "A parameter out of its bounds (q: 1,000 characters, 32 words) or of the wrong form", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The index is being built, or search is busy or too slow (retry)", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
-pub async fn search(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
+pub async fn search(State(state): State<AppState>, params: Params) -> Result<Response, ApiError> {
+    let request = request(&params)?;
+    let guard = &state.search_guard;
+    request
+        .validate(guard.limits())
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let Some(index) = state.search.load_full() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the search index is being built",
         ));
     };
-    let number = |name: &str, default: usize| params.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
-    let mut filters: Vec<(String, String)> = FILTERS
-        .iter()
-        .filter_map(|name| {
-            params
-                .get(*name)
-                .filter(|v| !v.is_empty())
-                .map(|v| ((*name).to_owned(), v.clone()))
-        })
-        .collect();
+    match guard.run(move || index.search(&request)).await {
+        Ok(Ok(response)) => Ok(Json(response).into_response()),
+        Ok(Err(error)) => Err(ApiError::internal(error)),
+        Err(refused @ (Refused::Busy | Refused::TimedOut(_))) => {
+            let mut response = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, refused.to_string()).into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok(response)
+        }
+        Err(refused @ Refused::Failed(_)) => Err(ApiError::internal(refused)),
+    }
+}
+
+/// The search the query string asks for; a bad value of a known parameter is a 400.
+fn request(params: &Params) -> Result<SearchRequest, ApiError> {
+    let mut filters: Vec<(String, String)> = Vec::new();
+    for name in FILTERS {
+        let value = if name == "removed" {
+            params.boolean(name)?.map(|b| b.to_string())
+        } else {
+            params.text(name).filter(|v| !v.is_empty()).map(str::to_owned)
+        };
+        filters.extend(value.map(|v| (name.to_owned(), v)));
+    }
     // A structure is found by its identifiers (SIRET, FINESS, technical id).
-    let mut q = params.get("q").cloned().unwrap_or_default();
-    if let Some(structure) = params.get("structure").filter(|v| !v.is_empty()) {
+    let mut q = params.text("q").unwrap_or_default().to_owned();
+    if let Some(structure) = params.text("structure").filter(|v| !v.is_empty()) {
         q = format!("{q} {structure}").trim().to_owned();
     }
-    filters.retain(|(name, _)| name != "structure");
-    let request = SearchRequest {
+    let number = "a whole number";
+    Ok(SearchRequest {
         q,
         filters,
-        page: number("page", 1).max(1),
-        per_page: number("per_page", 20).clamp(1, 100),
-    };
-    let response = tokio::task::spawn_blocking(move || index.search(&request))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    Ok(Json(response).into_response())
+        page: params.parse("page", number)?.unwrap_or(1),
+        per_page: params.parse("per_page", number)?.unwrap_or(20),
+    })
 }
 
 /// One professional: every exercice and activity (the claims document as the IdP receives

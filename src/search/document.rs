@@ -33,15 +33,14 @@ pub struct SearchValues {
 /// (`974`). The extract's own département columns are empty, so this is the only source.
 pub fn departement(commune: &str) -> Option<String> {
     let commune = commune.trim();
-    if commune.len() != 5 {
+    // Checked by character, before any cut: a byte length of 5 may hold a multi-byte
+    // character, and cutting inside it would panic (and stop the search follower).
+    if commune.len() != 5 || !commune.chars().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    let code = if commune.starts_with("97") || commune.starts_with("98") {
-        &commune[..3]
-    } else {
-        &commune[..2]
-    };
-    code.chars().all(|c| c.is_ascii_alphanumeric()).then(|| code.to_owned())
+    let overseas = commune.starts_with("97") || commune.starts_with("98");
+    let code: String = commune.chars().take(if overseas { 3 } else { 2 }).collect();
+    Some(code)
 }
 
 pub fn values(claims: &ClaimsDocument, details: &Details, mailboxes: &[String], removed: bool) -> SearchValues {
@@ -54,8 +53,10 @@ pub fn values(claims: &ClaimsDocument, details: &Details, mailboxes: &[String], 
         ..SearchValues::default()
     };
     v.identifiers.insert(claims.subject_name_id.clone());
-    if claims.subject_name_id.len() > 1 {
-        v.identifiers.insert(claims.subject_name_id[1..].to_owned());
+    // The id without its type digit (bare RPPS or ADELI); `get` rather than a cut, which
+    // would panic inside a multi-byte character.
+    if let Some(bare) = claims.subject_name_id.get(1..).filter(|bare| !bare.is_empty()) {
+        v.identifiers.insert(bare.to_owned());
     }
     let label = |system: &str, code: &str| details.labels.get(system).and_then(|m| m.get(code)).cloned();
     for exercice in &claims.subject_ref_pro.exercices {
@@ -136,5 +137,12 @@ mod tests {
         assert_eq!(departement("97411").as_deref(), Some("974"));
         assert_eq!(departement("01053").as_deref(), Some("01"));
         assert_eq!(departement(""), None);
+    }
+
+    #[test]
+    fn departement_of_odd_codes_is_none_not_a_panic() {
+        for odd in ["é123", "6é12", "97é1", "9é", "6912é", "€€", "69 12", "ñ"] {
+            assert_eq!(departement(odd), None, "{odd}");
+        }
     }
 }

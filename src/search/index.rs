@@ -19,6 +19,24 @@ use super::document::SearchValues;
 pub const SCHEMA_VERSION: u32 = 1;
 const ANALYZER: &str = "folded";
 
+/// Words longer than this are matched exactly and as a prefix, never with typos: the typo
+/// automaton grows with the word, and no name is this long.
+const MAX_FUZZY_CHARS: usize = 24;
+/// The deepest result any search may reach, whatever its caller checked: the collector
+/// holds `offset + limit` hits in memory.
+const HARD_WINDOW: usize = 100_000;
+
+/// Words of the query as the index sees them (lower case, without accents).
+pub(super) fn query_words(query: &str) -> Vec<String> {
+    let mut analyzer = analyzer();
+    let mut stream = analyzer.token_stream(query);
+    let mut words = Vec::new();
+    while stream.advance() {
+        words.push(stream.token().text.clone());
+    }
+    words
+}
+
 /// The schema's fields, by name once and for all.
 #[derive(Debug, Clone, Copy)]
 pub struct Fields {
@@ -112,6 +130,8 @@ pub enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("search index directory {0}: {1}")]
     Directory(String, String),
+    #[error("a search may not reach past result {HARD_WINDOW}")]
+    Window,
 }
 
 /// An open index, its reader, and (once something is written) its writer.
@@ -255,17 +275,6 @@ impl SearchIndex {
         document
     }
 
-    /// Words of the query as the index sees them (lower case, without accents).
-    fn words(query: &str) -> Vec<String> {
-        let mut analyzer = analyzer();
-        let mut stream = analyzer.token_stream(query);
-        let mut words = Vec::new();
-        while stream.advance() {
-            words.push(stream.token().text.clone());
-        }
-        words
-    }
-
     /// Runs a search; never fails on what the user typed.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, IndexError> {
         let f = self.fields;
@@ -295,10 +304,13 @@ impl SearchIndex {
         for facet in FACETS {
             facets.add_facet(tantivy::schema::Facet::from_path([facet]));
         }
+        // Callers check `SearchRequest::validate`; this holds even for one that did not.
         let per_page = request.per_page.clamp(1, 100);
-        let top = TopDocs::with_limit(per_page)
-            .and_offset(request.page.saturating_sub(1) * per_page)
-            .order_by_score();
+        let offset = request.page.saturating_sub(1).saturating_mul(per_page);
+        if offset.saturating_add(per_page) > HARD_WINDOW {
+            return Err(IndexError::Window);
+        }
+        let top = TopDocs::with_limit(per_page).and_offset(offset).order_by_score();
         let (hits, total, facet_counts) = searcher.search(&query, &(top, Count, facets))?;
         let mut results = Vec::with_capacity(hits.len());
         for (score, address) in hits {
@@ -363,7 +375,7 @@ impl SearchIndex {
             );
             identifier_terms.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), 100.0))));
         }
-        let words = SearchIndex::words(text);
+        let words = query_words(text);
         let mut word_clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for (i, word) in words.iter().enumerate() {
             let last = i + 1 == words.len();
@@ -373,6 +385,7 @@ impl SearchIndex {
             let distance = match word.chars().count() {
                 _ if word.chars().any(|c| c.is_ascii_digit()) => 0,
                 0..=3 => 0,
+                n if n > MAX_FUZZY_CHARS => 0,
                 4..=6 => 1,
                 _ => 2,
             };

@@ -2,6 +2,7 @@
 //! stays the truth). Built in full into a fresh directory and swapped in when missing, of
 //! another schema or too far behind; otherwise updated from each generation's changes.
 
+pub mod bounds;
 pub mod document;
 pub mod index;
 
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
+pub use bounds::{BoundError, Refused, SearchGuard, SearchLimits};
 pub use index::{SearchIndex, SearchRequest, SearchResponse};
 
 use crate::claims::ClaimsDocument;

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 pub use follower::{Follower, StoreStatus};
 
 use crate::http::hooks::HookSettings;
-use crate::http::{AppState, Routes};
+use crate::http::{AppState, ConnectionLimits, Routes};
 use crate::jobs::scheduler::Scheduler;
 use crate::jobs::{JobDefinition, RunnerSettings};
 use search_follower::SearchFollower;
@@ -46,6 +46,8 @@ pub struct ServerConfig {
     pub runner: RunnerSettings,
     /// Where the search index lives; `None` serves no search.
     pub search_dir: Option<PathBuf>,
+    /// Connection cap, header read and idle timeouts of the accept loop.
+    pub connections: ConnectionLimits,
 }
 
 impl ServerConfig {
@@ -58,6 +60,7 @@ impl ServerConfig {
             scheduler: false,
             runner: RunnerSettings::default(),
             search_dir: None,
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -125,9 +128,13 @@ pub async fn run(
 
     tracing::info!(address = %listener.local_addr()?, routes = ?config.routes, "serving");
     let job_runs = state.job_runs.clone();
-    let served = axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let served = crate::http::listener::serve(
+        listener,
+        crate::http::router(state),
+        config.connections,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     supervisor.wait().await;
     // Runs started through the API stop at their next safe point, like scheduled ones.

@@ -1,0 +1,153 @@
+"use strict";
+const $ = (id) => document.getElementById(id);
+let key = sessionStorage.getItem("annuaire-key") || "";
+let timer = null;
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { Authorization: "Bearer " + key } });
+  if (!response.ok) throw new Error(response.status + " " + (await response.text()));
+  return response.status === 204 ? null : response.json();
+}
+
+function text(tag, content, cls) {
+  const el = document.createElement(tag);
+  el.textContent = content;
+  if (cls) el.className = cls;
+  return el;
+}
+
+function show(section) {
+  for (const id of ["signin", "search", "record", "imports"]) $(id).classList.toggle("hidden", id !== section);
+  $("nav-search").classList.toggle("active", section === "search" || section === "record");
+  $("nav-imports").classList.toggle("active", section === "imports");
+}
+
+async function signIn(event) {
+  if (event) event.preventDefault();
+  key = $("key").value.trim() || key;
+  try {
+    await api("/v1/imports?limit=1");
+    sessionStorage.setItem("annuaire-key", key);
+    $("nav").classList.remove("hidden");
+    show("search");
+    search();
+  } catch (e) {
+    $("signin-error").textContent = "Clé refusée.";
+  }
+}
+
+function query() {
+  const params = new URLSearchParams({ q: $("q").value, per_page: "25" });
+  for (const f of ["profession", "departement", "savoir_faire", "removed"]) {
+    const value = $("f-" + f).value.trim();
+    if (value) params.set(f, value);
+  }
+  return params;
+}
+
+async function search() {
+  const result = await api("/v1/professionals?" + query());
+  $("total").textContent = result.total + " professionnel(s)";
+  const list = $("results");
+  list.replaceChildren();
+  for (const hit of result.results) {
+    const li = document.createElement("li");
+    li.dataset.id = hit.national_id;
+    li.append(text("strong", hit.name || "(sans nom)"), " ", text("span", hit.national_id, "id"), " — profession " + hit.professions.join(", ") + " — dép. " + hit.departements.join(", "));
+    if (hit.removed) li.append(" ", text("span", "radié", "removed"));
+    li.addEventListener("click", () => openRecord(hit.national_id));
+    list.append(li);
+  }
+  const facets = $("facets");
+  facets.replaceChildren();
+  for (const [name, values] of Object.entries(result.facets)) {
+    const block = document.createElement("div");
+    block.className = "facet";
+    block.append(text("h3", name.replace("_", " ")));
+    for (const v of values) {
+      const a = document.createElement("a");
+      a.href = "#";
+      a.dataset.facet = name;
+      a.dataset.value = v.value;
+      a.append(text("span", v.value), text("span", String(v.count)));
+      a.addEventListener("click", (e) => { e.preventDefault(); const input = $("f-" + name); if (input) { input.value = v.value; search(); } });
+      block.append(a);
+    }
+    facets.append(block);
+  }
+}
+
+function schedule() {
+  clearTimeout(timer);
+  timer = setTimeout(() => search().catch(console.error), 120);
+}
+
+async function openRecord(id) {
+  const record = await api("/v1/professionals/" + encodeURIComponent(id));
+  const claims = record.claims;
+  $("record-name").textContent = (claims.given_name + " " + claims.family_name).trim() + " — " + record.national_id;
+  $("record-dates").textContent = "vu depuis " + record.first_seen_at.slice(0, 10) + ", modifié le " + record.last_changed_at.slice(0, 10)
+    + (record.removed_at ? ", radié le " + record.removed_at.slice(0, 10) : "");
+  const body = $("record-body");
+  body.replaceChildren();
+  for (const ex of claims.SubjectRefPro.exercices) {
+    body.append(text("h3", "Profession " + ex.codeProfession + " (" + ex.codeCategorieProfessionnelle + ")" + (ex.codeSavoirFaire ? " — " + ex.codeTypeSavoirFaire + " " + ex.codeSavoirFaire : "")));
+    const table = document.createElement("table");
+    table.append(Object.assign(document.createElement("tr"), { innerHTML: "<th>Structure</th><th>Id</th><th>Adresse</th><th>Mode / secteur</th>" }));
+    for (const a of ex.activities) {
+      const tr = document.createElement("tr");
+      tr.append(text("td", a.raisonSocialeSite), text("td", a.identifiantTechniqueDeLaStructure), text("td", [a.numeroVoie, a.libelleVoie, a.codePostal, a.bureauCedex].filter(Boolean).join(" ")), text("td", a.codeModeExercice + " / " + a.codeSecteurDactivite));
+      table.append(tr);
+    }
+    body.append(table);
+  }
+  const sf = record.details.savoir_faire.map((s) => s.code_type + " " + s.code + " " + s.libelle).join(" ; ");
+  body.append(text("p", "Savoir-faire : " + (sf || "—")), text("p", "MSSanté : " + (record.mailboxes.join(", ") || "—")));
+  $("claims").textContent = JSON.stringify(claims, null, 2);
+  show("record");
+}
+
+async function loadImports() {
+  const runs = await api("/v1/imports?limit=50");
+  const tbody = $("runs");
+  tbody.replaceChildren();
+  for (const run of runs) {
+    const tr = document.createElement("tr");
+    tr.dataset.run = run.id;
+    tr.append(text("td", String(run.id)), text("td", run.status), text("td", run.extract_ts ? run.extract_ts.slice(0, 16) : "—"),
+      text("td", [run.added, run.changed, run.removed].map((n) => n ?? "–").join(" / ")), text("td", String(run.rejected)), text("td", run.message || ""));
+    const cell = document.createElement("td");
+    if (run.status === "held") {
+      // Approving publishes to every IdP: a second, explicit step confirms it.
+      const button = text("button", "Approuver", "primary");
+      button.id = "approve-" + run.id;
+      const confirm = document.createElement("span");
+      confirm.className = "hidden";
+      confirm.id = "confirm-box-" + run.id;
+      const yes = text("button", "Publier le run " + run.id, "primary");
+      yes.id = "confirm-" + run.id;
+      const no = text("button", "Annuler");
+      no.id = "cancel-" + run.id;
+      confirm.append(text("span", "Publier ce run pour tous les IdP ? "), yes, " ", no);
+      button.addEventListener("click", () => { button.classList.add("hidden"); confirm.classList.remove("hidden"); });
+      no.addEventListener("click", () => { confirm.classList.add("hidden"); button.classList.remove("hidden"); });
+      yes.addEventListener("click", async () => {
+        yes.disabled = true;
+        try { await api("/v1/imports/" + run.id + "/approve", { method: "POST" }); } catch (e) { console.error(e); }
+        loadImports();
+      });
+      cell.append(button, confirm);
+    }
+    tr.append(cell);
+    tbody.append(tr);
+  }
+  show("imports");
+}
+
+$("signin-form").addEventListener("submit", signIn);
+$("q").addEventListener("input", schedule);
+for (const f of ["profession", "departement", "savoir_faire", "removed"]) $("f-" + f).addEventListener("input", schedule);
+$("back").addEventListener("click", () => show("search"));
+$("nav-search").addEventListener("click", () => show("search"));
+$("nav-imports").addEventListener("click", () => loadImports().catch(console.error));
+if (key) signIn();
