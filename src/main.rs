@@ -375,8 +375,9 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     let request = annuaire::search::SearchRequest {
                         q: args.query.unwrap_or_default(),
                         filters,
-                        page: args.page.max(1),
-                        per_page: args.per_page.clamp(1, 100),
+                        // Checked, not clamped, as the API does: out of range is an error.
+                        page: args.page,
+                        per_page: args.per_page,
                     };
                     commands::search::run(pool, &settings.home.join("search"), request, args.json).await
                 }

@@ -247,6 +247,14 @@ async fn search_on_the_command_line() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(found["results"][0]["national_id"], "810003456125");
+    // Absurd paging is refused with the bound, not an abort of the process.
+    let out = run(&["search", "bertrand", "--page", "1000000000"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("page"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["search", "--departement", "974"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -8,6 +8,8 @@ use super::{Outcome, print_json};
 use crate::search::{self, SearchRequest};
 
 pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: bool) -> anyhow::Result<Outcome> {
+    // The same bounds as the API: an absurd page or query is refused before any work.
+    request.validate(&search::SearchLimits::default())?;
     let index = search::open_or_rebuild(pool, index_dir).await?;
     let response = tokio::task::spawn_blocking(move || index.search(&request)).await??;
     if json {
