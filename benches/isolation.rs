@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use annuaire::embedded_pg::EmbeddedCluster;
 use common::serving::{
-    RATE, Server, fixed_rate, free_port, peak_rss_mib, percentile, rss_mib, server_histogram, server_p99,
+    RATE, Server, fixed_rate, free_port, peak_rss_mib, percentile, rss_mib, rss_mib_of, server_histogram, server_p99,
 };
 use common::{annuaire, generate, measure, psql};
 use tokio::io::AsyncWriteExt;
@@ -258,13 +258,7 @@ fn main() {
             let (stop, sampling) = (Arc::clone(&stop), Arc::clone(&sampling));
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                    let rss = status
-                        .lines()
-                        .find_map(|l| l.strip_prefix("VmRSS:"))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                        .unwrap_or(0);
-                    sampling.fetch_max(rss / 1024, Ordering::Relaxed);
+                    sampling.fetch_max(rss_mib_of(pid), Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             })

@@ -25,7 +25,12 @@ impl Drop for Server {
 }
 
 pub fn rss_mib(child: &Child) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    rss_mib_of(child.id())
+}
+
+/// The resident memory of process `pid` now (for samplers that do not own the child).
+pub fn rss_mib_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
