@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::index::{self, SearchRequest};
+use super::workers::Workers;
 
 /// What one search may ask and use. The defaults follow Elasticsearch's
 /// `max_result_window` (10,000) and what a person types (a name, an id, a few words).
@@ -30,6 +31,8 @@ pub struct SearchLimits {
     /// How long a search may run before its caller gets a 503; the work itself cannot be
     /// interrupted and keeps its slot until it ends, so runaway work stays bounded.
     pub time_limit: Duration,
+    /// Niceness of the search threads: the claims path wins every core it wants.
+    pub nice: i32,
 }
 
 impl Default for SearchLimits {
@@ -43,6 +46,7 @@ impl Default for SearchLimits {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             queue_wait: Duration::from_secs(1),
             time_limit: Duration::from_secs(2),
+            nice: 10,
         }
     }
 }
@@ -122,6 +126,7 @@ pub enum Refused {
 pub struct SearchGuard {
     limits: SearchLimits,
     slots: Arc<Semaphore>,
+    workers: Workers,
 }
 
 impl Default for SearchGuard {
@@ -133,15 +138,16 @@ impl Default for SearchGuard {
 impl SearchGuard {
     pub fn new(limits: SearchLimits) -> SearchGuard {
         let slots = Arc::new(Semaphore::new(limits.concurrency.max(1)));
-        SearchGuard { limits, slots }
+        let workers = Workers::start(limits.concurrency, limits.nice);
+        SearchGuard { limits, slots, workers }
     }
 
     pub fn limits(&self) -> &SearchLimits {
         &self.limits
     }
 
-    /// Runs `work` on the blocking pool once a slot is free. The slot moves into the
-    /// blocking closure: a search that outlives its caller's time limit keeps it until it
+    /// Runs `work` on a search thread once a slot is free. The slot moves into the
+    /// work: a search that outlives its caller's time limit keeps it until it
     /// really ends, so abandoned work can never pile up past the limit.
     pub async fn run<T, F>(&self, work: F) -> Result<T, Refused>
     where
@@ -153,14 +159,14 @@ impl SearchGuard {
             .map_err(|_| Refused::Busy)?
             // The semaphore is never closed; a closed one means no more searches anyway.
             .map_err(|_| Refused::Busy)?;
-        let task = tokio::task::spawn_blocking(move || {
+        let task = self.workers.run(move || {
             let answer = work();
             drop(slot);
             answer
         });
         match tokio::time::timeout(self.limits.time_limit, task).await {
             Err(_) => Err(Refused::TimedOut(self.limits.time_limit)),
-            Ok(Err(joined)) => Err(Refused::Failed(joined.to_string())),
+            Ok(Err(panicked)) => Err(Refused::Failed(panicked.to_string())),
             Ok(Ok(answer)) => Ok(answer),
         }
     }
@@ -237,6 +243,8 @@ mod tests {
             ..SearchLimits::default()
         });
         assert_eq!(guard.run(|| 7).await.ok(), Some(7));
+        // Search work runs niced, beside a claims path at full priority.
+        assert_eq!(guard.run(crate::priority::current).await.ok(), Some(10));
         let panicked = guard.run(|| -> u8 { panic!("boom") }).await;
         assert!(matches!(panicked, Err(Refused::Failed(_))), "{panicked:?}");
         // A search that outlives the time limit keeps its slot until it ends.

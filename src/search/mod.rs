@@ -5,6 +5,7 @@
 pub mod bounds;
 pub mod document;
 pub mod index;
+mod workers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ pub enum SearchError {
     #[error("stored record cannot be read: {0}")]
     Record(String),
 }
+
+/// Niceness of the index writer and the threads it starts.
+const WRITER_NICE: i32 = 10;
 
 /// Documents are handed to the index in batches: bounded memory whatever the generation.
 const BATCH: usize = 20_000;
@@ -172,16 +176,29 @@ pub async fn update(pool: &PgPool, index: Arc<SearchIndex>, root: &Path) -> Resu
 async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, generation: i64) -> Result<(), SearchError> {
     let (tx, mut rx) = mpsc::channel::<Vec<SearchValues>>(2);
     let target = Arc::clone(index);
-    let writer = tokio::task::spawn_blocking(move || -> Result<(), SearchError> {
-        while let Some(batch) = rx.blocking_recv() {
-            target.add(&batch)?;
-        }
-        // One commit at the end: searches see the whole change or none of it.
-        target.commit(generation)?;
-        Ok(())
-    });
+    let (done, written) = tokio::sync::oneshot::channel();
+    // Its own niced thread: the index writer opened here starts its indexing and merge
+    // threads from it, and they inherit the low priority (a full build is minutes of CPU
+    // beside a claims path that answers in a millisecond).
+    std::thread::Builder::new()
+        .name("search-writer".to_owned())
+        .spawn(move || {
+            crate::priority::lower(WRITER_NICE);
+            let result = (|| -> Result<(), SearchError> {
+                while let Some(batch) = rx.blocking_recv() {
+                    target.add(&batch, since.is_some())?;
+                }
+                // One commit at the end: searches see the whole change or none of it.
+                target.commit(generation)?;
+                Ok(())
+            })();
+            let _ = done.send(result);
+        })
+        .map_err(|e| SearchError::Record(format!("cannot start the index writer's thread: {e}")))?;
     let streamed = stream_values(pool, since, tx).await;
-    writer.await.map_err(|e| SearchError::Record(e.to_string()))??;
+    written
+        .await
+        .map_err(|_| SearchError::Record("the index writer's thread stopped (a panic?)".to_owned()))??;
     streamed
 }
 
