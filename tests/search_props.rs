@@ -89,8 +89,8 @@ async fn any_request_within_bounds_gets_results_and_none_panics() {
         failure_persistence: None,
         ..Config::default()
     });
-    let mut answered = 0u32;
-    let mut refused = 0u32;
+    let answered = std::cell::Cell::new(0u32);
+    let refused = std::cell::Cell::new(0u32);
     tokio::task::block_in_place(|| {
         runner
             .run(&request(), |request| {
@@ -101,13 +101,13 @@ async fn any_request_within_bounds_gets_results_and_none_panics() {
                         let response = response.unwrap();
                         prop_assert!(response.results.len() <= request.per_page);
                         prop_assert!(response.results.len() <= response.total);
-                        answered += 1;
+                        answered.set(answered.get() + 1);
                     }
                     Err(reason) => {
                         prop_assert!(!reason.to_string().is_empty());
                         // Unchecked, the index still answers or refuses: it never panics.
                         let _ = index.search(&request);
-                        refused += 1;
+                        refused.set(refused.get() + 1);
                     }
                 }
                 Ok(())
@@ -115,6 +115,7 @@ async fn any_request_within_bounds_gets_results_and_none_panics() {
             .unwrap_or_else(|failure| panic!("{failure}"));
     });
     // The strategies reach both sides of the bounds, or the test proves little.
+    let (answered, refused) = (answered.get(), refused.get());
     assert!(answered > 500 && refused > 500, "answered {answered}, refused {refused}");
 }
 
@@ -174,7 +175,7 @@ async fn any_query_string_gets_results_or_a_400_problem_never_a_5xx() {
         failure_persistence: None,
         ..Config::default()
     });
-    let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
+    let statuses = std::cell::RefCell::new(std::collections::BTreeMap::<u16, u32>::new());
     tokio::task::block_in_place(|| {
         runner
             .run(&query_string(), |query| {
@@ -189,7 +190,7 @@ async fn any_query_string_gets_results_or_a_400_problem_never_a_5xx() {
                         .to_owned();
                     (status, content_type, response.text().await.unwrap_or_default())
                 });
-                *statuses.entry(status).or_default() += 1;
+                *statuses.borrow_mut().entry(status).or_default() += 1;
                 let json: serde_json::Value = serde_json::from_str(&body)
                     .map_err(|e| TestCaseError::fail(format!("?{query}: {status} body is not JSON ({e}): {body}")))?;
                 match status {
@@ -204,6 +205,7 @@ async fn any_query_string_gets_results_or_a_400_problem_never_a_5xx() {
             })
             .unwrap_or_else(|failure| panic!("{failure}"));
     });
+    let statuses = statuses.into_inner();
     assert!(
         statuses.get(&200).copied().unwrap_or(0) > 50 && statuses.get(&400).copied().unwrap_or(0) > 50,
         "{statuses:?}"

@@ -134,6 +134,11 @@ pub enum IndexError {
     Window,
 }
 
+/// The index writer's memory budget (tantivy shares it among its indexing threads): the
+/// server's memory beside the snapshot while a full build runs; a smaller budget only means
+/// more, smaller segments to merge.
+const WRITER_HEAP_BYTES: usize = 50_000_000;
+
 /// An open index, its reader, and (once something is written) its writer.
 pub struct SearchIndex {
     index: Index,
@@ -206,7 +211,7 @@ impl SearchIndex {
             .map_err(|_| IndexError::Directory(self.path.display().to_string(), "writer poisoned".into()))?;
         let writer = match guard.as_mut() {
             Some(writer) => writer,
-            None => guard.insert(self.index.writer(100_000_000)?),
+            None => guard.insert(self.index.writer(WRITER_HEAP_BYTES)?),
         };
         work(writer)
     }

@@ -36,22 +36,17 @@ pub enum SearchError {
 /// Niceness of the index writer and the threads it starts.
 const WRITER_NICE: i32 = 10;
 
-/// Documents are handed to the index in batches: bounded memory whatever the generation.
-const BATCH: usize = 20_000;
+/// Rows are handed to the index writer in batches: bounded memory whatever the generation
+/// (a few MB of stored rows in flight, and as many decoded documents at a time).
+const BATCH: usize = 5_000;
+
+/// One row of the read-back: national id, removed, claims, details, dictionary, mailboxes.
+type Row = Vec<Option<bytes::Bytes>>;
 
 /// The published generation's professionals, all of them or those changed since
-/// `since`, as search values, in batches.
-async fn stream_values(
-    pool: &PgPool,
-    since: Option<i64>,
-    batches: mpsc::Sender<Vec<SearchValues>>,
-) -> Result<(), SearchError> {
-    let dictionaries: HashMap<i64, Vec<u8>> =
-        sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT run_id, dictionary FROM compression_dictionary")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
+/// `since`, as stored rows, in batches. Only bytes are moved here, on the async side:
+/// decompressing and parsing them is CPU work for the writer's thread.
+async fn stream_rows(pool: &PgPool, since: Option<i64>, batches: mpsc::Sender<Vec<Row>>) -> Result<(), SearchError> {
     let filter = since.map_or(String::new(), |g| {
         format!("WHERE p.record_run_id > {g} OR p.removed_run_id > {g}")
     });
@@ -66,12 +61,11 @@ async fn stream_values(
     let mut conn = pool.acquire().await?;
     let mut stream = conn.copy_out_raw(&statement).await?;
     let mut decoder = CopyDecoder::default();
-    let mut decompressors: HashMap<i64, zstd::bulk::Decompressor<'static>> = HashMap::new();
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(chunk) = stream.next().await {
         decoder.push(&chunk?);
         while let Some(row) = decoder.next_row().map_err(|e| SearchError::Record(e.to_string()))? {
-            batch.push(row_values(&row, &dictionaries, &mut decompressors)?);
+            batch.push(row);
             if batch.len() >= BATCH && batches.send(std::mem::take(&mut batch)).await.is_err() {
                 return Ok(());
             }
@@ -81,6 +75,31 @@ async fn stream_values(
         let _ = batches.send(batch).await;
     }
     Ok(())
+}
+
+/// Turns stored rows into search values: the dictionaries and one decompressor for each.
+struct RowDecoder {
+    dictionaries: HashMap<i64, Vec<u8>>,
+    decompressors: HashMap<i64, zstd::bulk::Decompressor<'static>>,
+}
+
+impl RowDecoder {
+    async fn load(pool: &PgPool) -> Result<RowDecoder, SearchError> {
+        let dictionaries =
+            sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT run_id, dictionary FROM compression_dictionary")
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .collect();
+        Ok(RowDecoder {
+            dictionaries,
+            decompressors: HashMap::new(),
+        })
+    }
+
+    fn values(&mut self, row: &[Option<bytes::Bytes>]) -> Result<SearchValues, SearchError> {
+        row_values(row, &self.dictionaries, &mut self.decompressors)
+    }
 }
 
 fn row_values(
@@ -174,19 +193,21 @@ pub async fn update(pool: &PgPool, index: Arc<SearchIndex>, root: &Path) -> Resu
 }
 
 async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, generation: i64) -> Result<(), SearchError> {
-    let (tx, mut rx) = mpsc::channel::<Vec<SearchValues>>(2);
+    let mut rows_of = RowDecoder::load(pool).await?;
+    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(2);
     let target = Arc::clone(index);
     let (done, written) = tokio::sync::oneshot::channel();
-    // Its own niced thread: the index writer opened here starts its indexing and merge
-    // threads from it, and they inherit the low priority (a full build is minutes of CPU
-    // beside a claims path that answers in a millisecond).
+    // Its own niced thread: decoding, and the index writer opened here, which starts its
+    // indexing and merge threads from it, so that they inherit the low priority (a full
+    // build is a minute of CPU beside a claims path that answers in a millisecond).
     std::thread::Builder::new()
         .name("search-writer".to_owned())
         .spawn(move || {
             crate::priority::lower(WRITER_NICE);
             let result = (|| -> Result<(), SearchError> {
-                while let Some(batch) = rx.blocking_recv() {
-                    target.add(&batch, since.is_some())?;
+                while let Some(rows) = rx.blocking_recv() {
+                    let values = rows.iter().map(|row| rows_of.values(row)).collect::<Result<Vec<_>, _>>()?;
+                    target.add(&values, since.is_some())?;
                 }
                 // One commit at the end: searches see the whole change or none of it.
                 target.commit(generation)?;
@@ -195,7 +216,7 @@ async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, gener
             let _ = done.send(result);
         })
         .map_err(|e| SearchError::Record(format!("cannot start the index writer's thread: {e}")))?;
-    let streamed = stream_values(pool, since, tx).await;
+    let streamed = stream_rows(pool, since, tx).await;
     written
         .await
         .map_err(|_| SearchError::Record("the index writer's thread stopped (a panic?)".to_owned()))??;
