@@ -510,3 +510,44 @@ async fn a_stale_mirror_is_held_by_the_freshness_guard() {
     );
     assert_eq!(published(&pool).await, generation);
 }
+
+#[tokio::test]
+async fn a_run_started_through_the_api_is_awaited_and_recorded_cancelled_at_shutdown() {
+    let pool = store().await;
+    let unavailable = Reply::Status {
+        status: 503,
+        retry_after: Some("1"),
+    };
+    let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![unavailable; 20]).await;
+    let admin = keys::create(&pool, "ops", &[Scope::Admin]).await.unwrap().1;
+    let config = ServerConfig {
+        jobs: vec![job(&[&source.url], "")],
+        runner: settings(),
+        ..ServerConfig::new(HookSettings::default())
+    };
+    let server = TestServer::start_unready(pool.clone(), config).await;
+    server.wait_for_status("the server", "/v1/jobs", &admin, 200).await;
+    let started = server
+        .client
+        .post(server.url("/v1/jobs/nightly-test/run"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    let watched = source.clone();
+    wait_for("the run's first download attempt", Duration::from_secs(10), || {
+        let watched = watched.clone();
+        async move { watched.count("GET") >= 1 }
+    })
+    .await;
+
+    // The server returns only once the run it started has stopped and said so.
+    server.stop().await;
+    let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM job_run")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["cancelled"]);
+    assert_eq!(published(&pool).await, None);
+}
