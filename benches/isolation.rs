@@ -95,8 +95,11 @@ impl AbuseTally {
     }
 }
 
-/// An admin client that searches hard and a hostile one, until `stop`.
+/// An admin client that searches hard and a hostile one, until `stop`. They run on
+/// `runtime`, apart from the claims client: on this one machine they stand for other
+/// machines, and must not delay the claims client's own requests in its task queue.
 fn abuse(
+    runtime: &tokio::runtime::Handle,
     base: &str,
     search_key: &str,
     claims_key: &str,
@@ -119,7 +122,7 @@ fn abuse(
             claims_key.to_owned(),
             hostile.clone(),
         );
-        tasks.push(tokio::spawn(async move {
+        tasks.push(runtime.spawn(async move {
             let mut i = worker;
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
@@ -249,9 +252,14 @@ fn main() {
     let after_quiet = runtime.block_on(server_histogram(&client, &base));
 
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(AbuseTally::default()));
+    let abuse_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("abuse runtime");
     let (abused, idle, abuse_rss) = runtime.block_on(async {
         let idle = idle_connections(&format!("127.0.0.1:{port}"), 200).await;
-        let tasks = abuse(&base, &search_key, &claims_key, &stop, &tally);
+        let tasks = abuse(abuse_runtime.handle(), &base, &search_key, &claims_key, &stop, &tally);
         let sampling = Arc::new(AtomicU64::new(0));
         let pid = server.0.id();
         let sampler = {
