@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::store::embedded::EmbeddedCluster;
 use common::{Measure, annuaire, generate, measure, psql};
 
 mod common;

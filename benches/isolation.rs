@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::store::embedded::EmbeddedCluster;
 use common::serving::{
     RATE, Server, fixed_rate, free_port, peak_rss_mib, percentile, rss_mib, rss_mib_of, server_histogram, server_p99,
 };

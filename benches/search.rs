@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::store::embedded::EmbeddedCluster;
 use common::{annuaire, generate, measure};
 
 mod common;

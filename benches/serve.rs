@@ -12,7 +12,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::store::embedded::EmbeddedCluster;
 use common::serving::{RATE, Server, fixed_rate, free_port, percentile, rss_mib, server_histogram, server_p99};
 use common::{annuaire, generate, measure, psql};
 

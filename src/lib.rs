@@ -5,9 +5,6 @@
 pub mod claims;
 pub mod commands;
 pub mod download;
-// Calls libc (geteuid, getpwnam_r, kill) where std has no equivalent; each use says why it is sound.
-#[allow(unsafe_code)]
-pub mod embedded_pg;
 pub mod extract;
 pub mod http;
 pub mod import;
@@ -16,6 +13,8 @@ pub mod keys;
 pub mod national_id;
 pub mod priority;
 pub mod progress;
+// A benchmark and test tool, not part of the service: `--no-default-features` leaves it out.
+#[cfg(feature = "gen")]
 pub mod samplegen;
 pub mod search;
 pub mod server;

@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::{Command, Output};
+#[cfg(feature = "gen")]
 use std::time::{Duration, Instant};
 
 use common::{cargo_bin, samples, test_db};
@@ -116,6 +117,8 @@ async fn failed_import_exits_1_and_show_lists_rejected_lines() {
 
 /// A killed importer leaves the published generation as it was, and the next run works
 /// without any manual clean-up.
+// Runs `annuaire gen-sample`, there with the default `gen` feature.
+#[cfg(feature = "gen")]
 #[tokio::test]
 async fn killed_import_changes_nothing_and_the_next_run_recovers() {
     let db = test_db().await;
@@ -193,6 +196,8 @@ async fn killed_import_changes_nothing_and_the_next_run_recovers() {
 /// A database restart in the middle of an import: the import fails, the published
 /// generation is untouched, and the next import recovers by itself. This test runs its own
 /// cluster, since it restarts it.
+// Runs `annuaire gen-sample`, there with the default `gen` feature.
+#[cfg(feature = "gen")]
 #[tokio::test]
 async fn database_restart_during_import_changes_nothing() {
     let cluster = common::cluster::PrivateCluster::start("restart").await;

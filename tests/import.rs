@@ -515,6 +515,8 @@ async fn a_second_concurrent_import_is_refused() {
 
 /// Imports large enough to train a compression dictionary store records with it, later
 /// runs reuse it, and every stored document reads back.
+// The generator is behind the default `gen` feature.
+#[cfg(feature = "gen")]
 #[tokio::test]
 async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
     use annuaire::samplegen::{GenOptions, generate};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use annuaire::http::HookSettings;
 use annuaire::import::{self, ImportOptions};
 use annuaire::keys::{self, Scope};
-use annuaire::search::index::FILTERS;
+use annuaire::search::schema::FILTERS;
 use annuaire::search::{self, SearchIndex, SearchLimits, SearchRequest};
 use annuaire::server::ServerConfig;
 use common::{samples, test_db};

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::store::embedded::EmbeddedCluster;
 
 /// The national scale, unless ANNUAIRE_BENCH_PROFESSIONALS says otherwise.
 pub fn professionals() -> u64 {

@@ -1,7 +1,10 @@
-//! What each command-line command does, with its output and exit status. `main.rs` only
-//! parses arguments; these functions talk to the library and print for people or scripts.
+//! What each command-line command does, with its output and exit status. `cli` is the
+//! grammar and `main.rs` only parses it; these functions talk to the library and print
+//! for people or scripts.
 
 pub mod claims;
+pub mod cli;
+#[cfg(feature = "gen")]
 pub mod gen_sample;
 pub mod imports;
 pub mod jobs;

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Params, Path};
 use crate::national_id::NationalId;
-use crate::search::index::FILTERS;
+use crate::search::schema::FILTERS;
 use crate::search::{Refused, SearchRequest};
 use crate::store::professionals;
 

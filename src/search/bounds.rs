@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::index::{self, SearchRequest};
+use super::query::{self, SearchRequest};
 use super::workers::Workers;
 
 /// What one search may ask and use. The defaults follow Elasticsearch's
@@ -78,7 +78,7 @@ impl SearchRequest {
                 max: limits.max_query_chars,
             });
         }
-        if index::query_words(&self.q).len() > limits.max_query_words {
+        if query::query_words(&self.q).len() > limits.max_query_words {
             return Err(BoundError::TooManyWords {
                 max: limits.max_query_words,
             });

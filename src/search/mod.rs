@@ -5,6 +5,8 @@
 pub mod bounds;
 pub mod document;
 pub mod index;
+pub mod query;
+pub mod schema;
 mod workers;
 
 use std::collections::HashMap;
@@ -16,7 +18,8 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 pub use bounds::{BoundError, Refused, SearchGuard, SearchLimits};
-pub use index::{SearchIndex, SearchRequest, SearchResponse};
+pub use index::SearchIndex;
+pub use query::{SearchRequest, SearchResponse};
 
 use crate::claims::ClaimsDocument;
 use crate::import::record::Details;

@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod copy;
+pub mod embedded;
 pub mod lock;
 pub mod professionals;
 pub mod runs;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::embedded_pg::EmbeddedCluster;
+use embedded::EmbeddedCluster;
 
 /// Where the database is.
 #[derive(Debug, Clone)]
@@ -27,7 +28,7 @@ pub struct DatabaseSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("embedded PostgreSQL: {0}")]
-    Embedded(#[from] crate::embedded_pg::EmbeddedPgError),
+    Embedded(#[from] embedded::EmbeddedPgError),
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]

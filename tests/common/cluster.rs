@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::store::embedded::EmbeddedCluster;
 
 pub struct PrivateCluster {
     home: PathBuf,

@@ -1,0 +1,342 @@
+//! The command line's grammar (clap): the commands, their arguments, help texts and
+//! environment variables, and how each set of arguments becomes the library's options
+//! (`From` conversions). `main.rs` parses it and hands each command to `commands::*`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::http::HookSettings;
+use crate::import::{GateThresholds, ImportOptions};
+use crate::search::SearchRequest;
+use crate::store::DatabaseSettings;
+
+/// Keeps a Postgres copy of the French health directory (Annuaire Santé) from its public
+/// extracts, one checked generation at a time, and serves the sectoral claims of each
+/// professional.
+#[derive(Parser)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL server to use. Unset: run a private cluster under ANNUAIRE_HOME from the
+    /// machine's PostgreSQL binaries (created on first use).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Home of the embedded cluster and of downloads.
+    #[arg(long, env = "ANNUAIRE_HOME", global = true, default_value = ".annuaire")]
+    pub home: PathBuf,
+    /// Folder of the scheduled job definitions (one TOML file per job).
+    #[arg(long, env = "ANNUAIRE_JOBS_DIR", global = true, default_value = "jobs")]
+    pub jobs_dir: PathBuf,
+    /// Extra CA bundle (PEM) for downloads: the publisher's IGC-Santé chain.
+    #[arg(long, env = "ANNUAIRE_CA_BUNDLE", global = true)]
+    pub ca_bundle: Option<PathBuf>,
+    /// CPU niceness of imports (0 to 19), from the command line or the scheduler: batch
+    /// work yields to servers answering IdPs on the same machine.
+    #[arg(long, env = "ANNUAIRE_IMPORT_NICE", global = true, default_value_t = 10)]
+    pub nice: i32,
+}
+
+// Parsed once per process: the size of its largest variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Store(StoreCommand),
+    /// Write a deterministic, realistic PS_LibreAcces zip (national scale: 1700000).
+    #[cfg(feature = "gen")]
+    GenSample(GenSampleArgs),
+    /// Manage the embedded PostgreSQL cluster.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// Commands that work on the database.
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Apply the database migrations (every command that needs them does it too).
+    Migrate,
+    /// Import an extract: a PS_LibreAcces zip, a directory of .txt files, one .txt file, or
+    /// an http(s) URL of one of those. Exit 0 published or skipped, 3 held, 1 failed.
+    Import(ImportArgs),
+    /// Inspect and approve import runs.
+    #[command(subcommand)]
+    Imports(ImportsCommand),
+    /// Serve the claims API (and the IdP hooks) from an in-memory snapshot of the published
+    /// generation, following new generations as they are published.
+    Serve(ServeArgs),
+    /// Manage the API keys of the clients.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The scheduled jobs of the jobs folder.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Search professionals (names forgiving accents and typos, identifiers, places, codes).
+    Search(SearchArgs),
+    /// Print the claims document of a professional as JSON (national id, bare RPPS or bare
+    /// ADELI). Exit 0 found, 4 never seen, 5 removed (date on stderr), 6 malformed id.
+    Claims {
+        /// e.g. 810001234565, 10001234565 (RPPS) or 012600631 (ADELI)
+        id: String,
+    },
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// Path or URL of the extract.
+    pub source: String,
+    /// Publish even if the safety gate would hold the run.
+    #[arg(long)]
+    pub force: bool,
+    /// Hold the run when more than this percent of the published professionals of one
+    /// identifier type would be removed.
+    #[arg(long, env = "ANNUAIRE_MAX_REMOVED_PCT", default_value_t = 1.0)]
+    pub max_removed_pct: f64,
+    /// Hold the run when more than this percent of one identifier type would change.
+    #[arg(long, env = "ANNUAIRE_MAX_CHANGED_PCT", default_value_t = 5.0)]
+    pub max_changed_pct: f64,
+    /// Fail the run when more than this percent of the lines are rejected.
+    #[arg(long, env = "ANNUAIRE_MAX_REJECT_PCT", default_value_t = 0.1)]
+    pub max_reject_pct: f64,
+    /// Reject lines longer than this many bytes (real lines are about 400 bytes); memory
+    /// holds at most one such line whatever the file.
+    #[arg(long, env = "ANNUAIRE_MAX_LINE_BYTES", default_value_t = crate::extract::DEFAULT_MAX_LINE_BYTES)]
+    pub max_line_bytes: usize,
+    /// Print the run record as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ANNUAIRE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// How a token subject maps to a national id in the IdP hooks: `national-id` (a national
+    /// id, bare RPPS or bare ADELI), `federated` (`f:<uuid>:<id>`), or `pattern:<regex>`
+    /// (the group `id`, or the first group).
+    #[arg(long, env = "ANNUAIRE_SUBJECT_MAPPING", default_value = "national-id")]
+    pub subject_mapping: crate::http::SubjectMapping,
+    /// What the hooks answer for an unknown or removed professional: refuse the token, or
+    /// issue it without sectoral claims.
+    #[arg(long, env = "ANNUAIRE_UNKNOWN_SUBJECT", value_enum, default_value = "deny")]
+    pub unknown_subject: crate::http::UnknownSubject,
+    /// Run the job scheduler in this process (with several on, the job locks still allow
+    /// one run per job). Default: on, except on `--routes claims` replicas.
+    #[arg(long, env = "ANNUAIRE_SCHEDULER", value_parser = ["on", "off"])]
+    pub scheduler: Option<String>,
+    /// Which routes this replica serves: `all`; `claims` (claims, IdP hooks, health,
+    /// metrics: the replicas the IdP calls; never opens the search index); `admin` (search,
+    /// records, imports, jobs, the admin page).
+    #[arg(long, env = "ANNUAIRE_ROUTES", value_enum, default_value = "all")]
+    pub routes: crate::http::Routes,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// Words, a name, an identifier (RPPS, ADELI, SIRET, FINESS, MSSanté address).
+    pub query: Option<String>,
+    /// Profession code (10 médecin, 60 infirmier...).
+    #[arg(long)]
+    pub profession: Option<String>,
+    #[arg(long)]
+    pub categorie: Option<String>,
+    #[arg(long)]
+    pub savoir_faire: Option<String>,
+    /// Département (69, 2A, 974).
+    #[arg(long)]
+    pub departement: Option<String>,
+    #[arg(long)]
+    pub commune: Option<String>,
+    #[arg(long)]
+    pub code_postal: Option<String>,
+    #[arg(long)]
+    pub mode: Option<String>,
+    #[arg(long)]
+    pub secteur: Option<String>,
+    /// true: only removed professionals; false: only present ones.
+    #[arg(long)]
+    pub removed: Option<bool>,
+    #[arg(long, default_value_t = 1)]
+    pub page: usize,
+    #[arg(long, default_value_t = 20)]
+    pub per_page: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// The jobs with their schedule, next fire time and last run.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a job now (exit 0 published or skipped, 3 held, 1 failed).
+    Run {
+        name: String,
+        /// Fetch from this URL instead of the job's sources, for this run only.
+        #[arg(long)]
+        source: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once on stdout.
+    Create {
+        /// The client's name (one active key per name).
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes: claims, search, admin.
+        #[arg(long)]
+        scope: String,
+    },
+    /// All keys, active and revoked (never the secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke the active key with this name or id; running servers drop it within seconds.
+    Revoke { key: String },
+}
+
+#[derive(Subcommand)]
+pub enum ImportsCommand {
+    /// The latest runs, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// One run with its timings, files and rejected lines.
+    Show {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a run held by the safety gate.
+    Approve {
+        run: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[cfg(feature = "gen")]
+#[derive(Args)]
+pub struct GenSampleArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub professionals: u64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Days after the base population: some gone, some new, some changed.
+    #[arg(long, default_value_t = 0)]
+    pub day: u32,
+    /// Directory to write the zip into.
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum DbCommand {
+    /// Stop the embedded cluster.
+    Stop,
+    /// Print the URL of the embedded database (for psql or DATABASE_URL), starting it if
+    /// needed.
+    Url,
+}
+
+impl From<&DatabaseArgs> for DatabaseSettings {
+    fn from(args: &DatabaseArgs) -> Self {
+        DatabaseSettings {
+            url: args.database_url.clone(),
+            home: args.home.clone(),
+        }
+    }
+}
+
+/// The thresholds and bounds of the command line; where downloads go and with which
+/// client depend on the process, and are the caller's to set.
+impl From<&ImportArgs> for ImportOptions {
+    fn from(args: &ImportArgs) -> Self {
+        ImportOptions {
+            force: args.force,
+            gate: GateThresholds {
+                max_removed_pct: args.max_removed_pct,
+                max_changed_pct: args.max_changed_pct,
+            },
+            max_reject_pct: args.max_reject_pct,
+            max_line_bytes: args.max_line_bytes,
+            ..ImportOptions::default()
+        }
+    }
+}
+
+impl From<&ServeArgs> for HookSettings {
+    fn from(args: &ServeArgs) -> Self {
+        HookSettings {
+            mapping: args.subject_mapping.clone(),
+            unknown: args.unknown_subject,
+        }
+    }
+}
+
+impl ServeArgs {
+    /// Whether this replica runs the scheduler: as asked, else on except on claims replicas.
+    pub fn runs_scheduler(&self) -> bool {
+        match self.scheduler.as_deref() {
+            Some(choice) => choice == "on",
+            None => self.routes != crate::http::Routes::Claims,
+        }
+    }
+}
+
+impl From<SearchArgs> for SearchRequest {
+    fn from(args: SearchArgs) -> Self {
+        let removed = args.removed.map(|r| r.to_string());
+        let filters = [
+            ("profession", args.profession),
+            ("categorie", args.categorie),
+            ("savoir_faire", args.savoir_faire),
+            ("departement", args.departement),
+            ("commune", args.commune),
+            ("code_postal", args.code_postal),
+            ("mode", args.mode),
+            ("secteur", args.secteur),
+            ("removed", removed),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+        .collect();
+        SearchRequest {
+            q: args.query.unwrap_or_default(),
+            filters,
+            // Checked, not clamped, as the API does: out of range is an error.
+            page: args.page,
+            per_page: args.per_page,
+        }
+    }
+}
+
+#[cfg(feature = "gen")]
+impl From<GenSampleArgs> for crate::samplegen::GenOptions {
+    fn from(args: GenSampleArgs) -> Self {
+        crate::samplegen::GenOptions {
+            professionals: args.professionals,
+            seed: args.seed,
+            day: args.day,
+            out_dir: args.out,
+        }
+    }
+}

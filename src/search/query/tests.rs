@@ -1,0 +1,178 @@
+//! The query builder, paging and facets against a small index built in a tempdir.
+
+use super::*;
+use crate::search::document::SearchValues;
+
+/// One professional: national id, name, profession, département; `extra` words in text.
+fn professional(id: &str, name: &str, profession: &str, departement: &str, extra: &str) -> SearchValues {
+    SearchValues {
+        national_id: id.to_owned(),
+        identifiers: [id.to_owned(), id[1..].to_owned()].into(),
+        names: vec![name.to_owned()],
+        display_name: name.to_owned(),
+        text: vec![extra.to_owned()],
+        professions: [profession.to_owned()].into(),
+        departements: [departement.to_owned()].into(),
+        ..SearchValues::default()
+    }
+}
+
+fn index_of(documents: &[SearchValues]) -> (tempfile::TempDir, SearchIndex) {
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::create(&dir.path().join("index")).unwrap();
+    index.add(documents, false).unwrap();
+    index.commit(1).unwrap();
+    (dir, index)
+}
+
+fn request(q: &str, filters: &[(&str, &str)], page: usize, per_page: usize) -> SearchRequest {
+    SearchRequest {
+        q: q.to_owned(),
+        filters: filters
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        page,
+        per_page,
+    }
+}
+
+fn ids(response: &SearchResponse) -> Vec<&str> {
+    response.results.iter().map(|h| h.national_id.as_str()).collect()
+}
+
+fn small_index() -> (tempfile::TempDir, SearchIndex) {
+    index_of(&[
+        professional("810000000001", "Hélène Lefèvre", "10", "69", "cardiologie"),
+        professional("810000000002", "Marc Dupont", "10", "75", "rue Martin"),
+        professional("810000000003", "Luc Dupond", "60", "69", ""),
+        professional("810000000004", "Anne Martin", "60", "75", ""),
+    ])
+}
+
+#[test]
+fn words_are_folded_as_the_index_folds_them() {
+    assert_eq!(query_words("Hélène LEFÈVRE-Martin"), ["helene", "lefevre", "martin"]);
+}
+
+#[test]
+fn names_forgive_accents_case_and_typos_exact_first() {
+    let (_dir, index) = small_index();
+    let found = index.search(&request("HELENE lefevre", &[], 1, 20)).unwrap();
+    assert_eq!(ids(&found), ["810000000001"]);
+    // One letter off: both Duponts, the exact spelling first.
+    let found = index.search(&request("dupont", &[], 1, 20)).unwrap();
+    assert_eq!(ids(&found), ["810000000002", "810000000003"]);
+    // The last word is a prefix (typeahead).
+    let found = index.search(&request("lef", &[], 1, 20)).unwrap();
+    assert_eq!(ids(&found), ["810000000001"]);
+}
+
+#[test]
+fn a_name_outranks_the_same_word_elsewhere_and_identifiers_match_exactly() {
+    let (_dir, index) = small_index();
+    let found = index.search(&request("martin", &[], 1, 20)).unwrap();
+    assert_eq!(ids(&found), ["810000000004", "810000000002"]);
+    for id in ["810000000003", "10000000003"] {
+        let found = index.search(&request(id, &[], 1, 20)).unwrap();
+        assert_eq!(ids(&found), ["810000000003"], "{id}");
+    }
+    let found = index.search(&request("nobody", &[], 1, 20)).unwrap();
+    assert_eq!((found.total, found.results.len()), (0, 0));
+}
+
+#[test]
+fn filters_restrict_and_unknown_filters_are_ignored() {
+    let (_dir, index) = small_index();
+    let found = index.search(&request("", &[("departement", "69")], 1, 20)).unwrap();
+    assert_eq!(found.total, 2);
+    let mut got = ids(&found);
+    got.sort_unstable();
+    assert_eq!(got, ["810000000001", "810000000003"]);
+    let found = index
+        .search(&request("dupont", &[("profession", "60")], 1, 20))
+        .unwrap();
+    assert_eq!(ids(&found), ["810000000003"]);
+    let found = index
+        .search(&request("", &[("profession", "60"), ("departement", "75")], 1, 20))
+        .unwrap();
+    assert_eq!(ids(&found), ["810000000004"]);
+    let found = index.search(&request("", &[("colour", "blue")], 1, 20)).unwrap();
+    assert_eq!(found.total, 4);
+}
+
+#[test]
+fn pages_cut_one_ranking_into_disjoint_windows() {
+    let documents: Vec<SearchValues> = (0..25)
+        .map(|i| professional(&format!("8100000001{i:02}"), "Paul Bernard", "10", "69", ""))
+        .collect();
+    let (_dir, index) = index_of(&documents);
+    let mut seen = Vec::new();
+    for (page, expected) in [(1, 10), (2, 10), (3, 5), (4, 0)] {
+        let found = index.search(&request("bernard", &[], page, 10)).unwrap();
+        assert_eq!(found.total, 25, "page {page}");
+        assert_eq!(found.results.len(), expected, "page {page}");
+        seen.extend(ids(&found).into_iter().map(str::to_owned));
+    }
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), 25, "every hit once");
+    // Out-of-range sizes are clamped here (callers validate first)...
+    assert_eq!(index.search(&request("", &[], 1, 0)).unwrap().results.len(), 1);
+    assert_eq!(index.search(&request("", &[], 1, 500)).unwrap().results.len(), 25);
+    assert_eq!(index.search(&request("", &[], 0, 10)).unwrap().results.len(), 10);
+    // ...but no request reaches past the hard window.
+    let deep = index.search(&request("", &[], 2_000, 100));
+    assert!(matches!(deep, Err(IndexError::Window)));
+}
+
+#[test]
+fn facets_count_the_whole_result_most_frequent_first() {
+    let mut documents = vec![
+        professional("810000000201", "Jean Moreau", "60", "69", ""),
+        professional("810000000202", "Rose Moreau", "60", "13", ""),
+        professional("810000000203", "Yves Moreau", "10", "69", ""),
+        professional("810000000204", "Eve Petit", "40", "69", ""),
+    ];
+    documents[2].secteurs = ["1".to_owned()].into();
+    let (_dir, index) = index_of(&documents);
+    // One hit per page, facets over all three Moreau.
+    let found = index.search(&request("moreau", &[], 1, 1)).unwrap();
+    assert_eq!(found.results.len(), 1);
+    let counts = |facet: &str| -> Vec<(String, u64)> {
+        found.facets[facet].iter().map(|c| (c.value.clone(), c.count)).collect()
+    };
+    assert_eq!(counts("profession"), [("60".to_owned(), 2), ("10".to_owned(), 1)]);
+    assert_eq!(counts("departement"), [("69".to_owned(), 2), ("13".to_owned(), 1)]);
+    assert_eq!(counts("secteur"), [("1".to_owned(), 1)]);
+    assert!(counts("savoir_faire").is_empty());
+    assert_eq!(found.facets.len(), FACETS.len());
+    // Filtering narrows the counts too.
+    let found = index
+        .search(&request("moreau", &[("departement", "69")], 1, 20))
+        .unwrap();
+    let professions: Vec<(&str, u64)> = found.facets["profession"]
+        .iter()
+        .map(|c| (c.value.as_str(), c.count))
+        .collect();
+    assert_eq!(professions, [("10", 1), ("60", 1)], "ties by value");
+}
+
+#[test]
+fn removed_professionals_are_found_and_filtered() {
+    let mut gone = professional("810000000301", "Léa Garnier", "10", "69", "");
+    gone.removed = true;
+    let (_dir, index) = index_of(&[gone, professional("810000000302", "Léo Garnier", "10", "69", "")]);
+    let found = index
+        .search(&request("garnier", &[("removed", "true")], 1, 20))
+        .unwrap();
+    assert_eq!(ids(&found), ["810000000301"]);
+    assert!(found.results[0].removed);
+    let found = index
+        .search(&request("garnier", &[("removed", "false")], 1, 20))
+        .unwrap();
+    assert_eq!(ids(&found), ["810000000302"]);
+    assert_eq!(found.results[0].professions, ["10"]);
+    assert_eq!(found.results[0].departements, ["69"]);
+    assert_eq!(found.results[0].name, "Léo Garnier");
+}
