@@ -1,4 +1,5 @@
-//! Shared helpers for integration tests: a throwaway database per test.
+//! Shared helpers for integration tests: a throwaway database per test (dropped when the
+//! test ends), migrated and optionally holding a published sample.
 //!
 //! Databases come from the server named by `TEST_DATABASE_URL` (a role allowed to
 //! `CREATE DATABASE`) or, when it is unset, from an embedded cluster shared by all test
@@ -20,16 +21,20 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use annuaire::embedded_pg::EmbeddedCluster;
+use annuaire::import::{self, GateThresholds, ImportOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 
 /// How long a server that is still starting may take to accept connections.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// A throwaway database, dropped (with whatever is still connected to it) when this value
+/// goes out of scope, failed tests included: keep it alive as long as its pool is used.
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,
     pub name: String,
+    admin: PgConnectOptions,
 }
 
 /// A fresh, empty database (no migrations run) with a pool of up to 8 connections.
@@ -64,7 +69,78 @@ pub async fn test_db() -> TestDb {
         .connect_with(options)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to test database {name}: {e}"));
-    TestDb { url, pool, name }
+    TestDb { url, pool, name, admin }
+}
+
+/// A fresh database with the migrations applied.
+pub async fn migrated_db() -> TestDb {
+    let db = test_db().await;
+    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations apply");
+    db
+}
+
+/// A migrated database where the sample directory `sample` (under `data-samples/`) is
+/// imported and published with the default options.
+pub async fn published_db(sample: &str) -> TestDb {
+    let db = test_db().await;
+    publish_sample(&db.pool, sample).await;
+    db
+}
+
+/// Migrates the database behind `pool`, then imports and publishes the sample directory
+/// `sample` with the default options (also for databases that are not a `TestDb`).
+pub async fn publish_sample(pool: &PgPool, sample: &str) {
+    annuaire::store::MIGRATOR.run(pool).await.expect("migrations apply");
+    let source = samples().join(sample);
+    let run = import::import(pool, source.to_str().expect("utf-8 path"), &ImportOptions::default())
+        .await
+        .expect("the sample imports");
+    assert_eq!(run.status, "published", "{sample}: {:?}", run.message);
+}
+
+/// Import options whose gate lets the day-1/day-2 differences through.
+pub fn lenient() -> ImportOptions {
+    ImportOptions {
+        gate: GateThresholds {
+            max_removed_pct: 10.0,
+            max_changed_pct: 10.0,
+        },
+        ..ImportOptions::default()
+    }
+}
+
+impl Drop for TestDb {
+    /// `Drop` cannot await, and the test's runtime may be a current-thread one that this
+    /// very thread drives: the drop runs on a thread of its own with a small runtime.
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin).await.map_err(|e| e.to_string())?;
+                // FORCE: the test's pool, a server it started or a child process may still
+                // hold connections.
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            // Panicking in a drop could abort a failing test's unwinding: say it and go on.
+            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("cannot drop test database {}: the dropping thread panicked", self.name),
+        }
+    }
 }
 
 /// Path of the `annuaire` binary built for this test run, for CLI tests.
