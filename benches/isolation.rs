@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use annuaire::store::embedded::EmbeddedCluster;
+use common::annuaire;
+use common::published::Published;
 use common::serving::{
     RATE, Server, fixed_rate, free_port, peak_rss_mib, percentile, rss_mib, rss_mib_of, server_histogram, server_p99,
 };
-use common::{annuaire, generate, measure, psql};
 use tokio::io::AsyncWriteExt;
 
 mod common;
@@ -182,53 +182,12 @@ async fn idle_connections(address: &str, n: usize) -> Vec<tokio::net::TcpStream>
     idle
 }
 
-fn create_key(url: &str, name: &str, scope: &str) -> String {
-    let out = annuaire()
-        .env("DATABASE_URL", url)
-        .args(["keys", "create", "--name", name, "--scope", scope])
-        .output()
-        .expect("keys");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn main() {
-    let professionals = common::professionals();
-    let dir = common::work_dir();
-    println!(
-        "isolation benchmark: {professionals} professionals, work dir {}",
-        dir.display()
-    );
-    let day0 = generate(&dir, professionals, 0);
-    let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
-    let database = format!("bench_isolation_{}", std::process::id());
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(cluster.create_database_if_missing(&database))
-        .expect("database");
-    let url = cluster.url(&database);
-    let imported = measure(
-        annuaire()
-            .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .arg("import")
-            .arg(&day0),
-    );
-    println!("day 0 imported in {:.1} s", imported.wall.as_secs_f64());
-    let claims_key = create_key(&url, "bench-idp", "claims");
-    let search_key = create_key(&url, "bench-admin", "search,admin");
-    let ids = psql(
-        &cluster,
-        &database,
-        "SELECT national_id FROM professional WHERE removed_at IS NULL ORDER BY random() LIMIT 20000",
-    )
-    .args(["-A", "-t"])
-    .output()
-    .expect("ids");
-    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert!(ids.len() > 1000, "ids sampled");
+    // Dropped last: the database goes once the servers are done with it.
+    let published = Published::set_up("isolation");
+    let (dir, url, runtime, ids) = (&published.dir, &published.url, &published.runtime, &published.ids);
+    let claims_key = published.key("bench-idp", "claims");
+    let search_key = published.key("bench-admin", "search,admin");
 
     let home = dir.join(format!("isolation-home-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
@@ -242,7 +201,7 @@ fn main() {
         .expect("client");
 
     // A fresh replica: nothing on disk.
-    let server = serve(&url, &home, port);
+    let server = serve(url, &home, port);
     let fresh = runtime.block_on(start_up(&client, &base, &server));
     let rss_indexed = rss_mib(&server.0);
 
@@ -286,11 +245,10 @@ fn main() {
     // The same replica restarted: its index is on disk.
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let server = serve(&url, &home, port);
+    let server = serve(url, &home, port);
     let warm = runtime.block_on(start_up(&client, &base, &server));
     drop(server);
     let _ = std::fs::remove_dir_all(&home);
-    let _ = psql(&cluster, "postgres", &format!("DROP DATABASE IF EXISTS {database}")).status();
 
     let line = |name: &str, l: &[Duration], server: String| {
         println!(

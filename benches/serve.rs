@@ -12,9 +12,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use annuaire::store::embedded::EmbeddedCluster;
+use common::published::Published;
 use common::serving::{RATE, Server, fixed_rate, free_port, percentile, rss_mib, server_histogram, server_p99};
-use common::{annuaire, generate, measure, psql};
+use common::{annuaire, generate};
 
 mod common;
 
@@ -40,56 +40,18 @@ fn wrk(url: &str, script: &std::path::Path) -> f64 {
 }
 
 fn main() {
-    let professionals = common::professionals();
-    let dir = common::work_dir();
-    println!(
-        "serve benchmark: {professionals} professionals, work dir {}",
-        dir.display()
-    );
-    let day0 = generate(&dir, professionals, 0);
-    let day1 = generate(&dir, professionals, 1);
-    let cluster = EmbeddedCluster::ensure_running(&dir.join("pg")).expect("embedded cluster");
-    let database = format!("bench_serve_{}", std::process::id());
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    runtime
-        .block_on(cluster.create_database_if_missing(&database))
-        .expect("database");
-    let url = cluster.url(&database);
-    let imported = measure(
-        annuaire()
-            .env("DATABASE_URL", &url)
-            .env("RUST_LOG", "warn")
-            .arg("import")
-            .arg(&day0),
-    );
-    println!("day 0 imported in {:.1} s", imported.wall.as_secs_f64());
-
-    let key = annuaire()
-        .env("DATABASE_URL", &url)
-        .args(["keys", "create", "--name", "bench", "--scope", "claims"])
-        .output()
-        .expect("keys");
-    let key = String::from_utf8_lossy(&key.stdout).trim().to_owned();
-    let ids = psql(
-        &cluster,
-        &database,
-        "SELECT national_id FROM professional WHERE removed_at IS NULL ORDER BY random() LIMIT 20000",
-    )
-    .args(["-A", "-t"])
-    .output()
-    .expect("ids");
-    let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    assert!(ids.len() > 1000, "ids sampled");
+    // Dropped last: the database goes once the server and the import are done with it.
+    let published = Published::set_up("serve");
+    let (dir, url, runtime, ids) = (&published.dir, &published.url, &published.runtime, &published.ids);
+    let day1 = generate(dir, published.professionals, 1);
+    let key = published.key("bench", "claims");
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     let server = Server(
         annuaire()
-            .env("DATABASE_URL", &url)
+            .env("DATABASE_URL", url)
             .env("RUST_LOG", "warn")
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
@@ -123,7 +85,7 @@ fn main() {
         let file = dir.join(name);
         let mut lua = std::fs::File::create(&file).expect("lua");
         writeln!(lua, "local ids = {{").unwrap();
-        for id in &ids {
+        for id in ids {
             writeln!(lua, "\"{id}\",").unwrap();
         }
         writeln!(lua, "}}\nwrk.headers[\"Authorization\"] = \"Bearer {key}\"").unwrap();
@@ -147,7 +109,7 @@ fn main() {
     let rss_loaded = rss_mib(&server.0);
 
     let mut import = annuaire()
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
         .arg("import")
         .arg(&day1)
@@ -176,7 +138,6 @@ fn main() {
     });
     let rss_after = rss_mib(&server.0);
     drop(server);
-    let _ = psql(&cluster, "postgres", &format!("DROP DATABASE IF EXISTS {database}")).status();
 
     println!();
     println!(

@@ -10,25 +10,9 @@ use annuaire::import::{self, GateThresholds, ImportOptions};
 use annuaire::national_id::NationalId;
 use annuaire::store::professionals::{self, ClaimsLookup};
 use annuaire::store::runs;
-use common::{TestDb, samples, test_db};
+// `lenient`: the gate lets the day-1/day-2 differences through, only the guard may hold.
+use common::{lenient, migrated_db, samples};
 use sqlx::PgPool;
-
-async fn migrated() -> TestDb {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations apply");
-    db
-}
-
-/// The gate lets the day-1/day-2 differences through: only the guard may hold.
-fn lenient() -> ImportOptions {
-    ImportOptions {
-        gate: GateThresholds {
-            max_removed_pct: 10.0,
-            max_changed_pct: 10.0,
-        },
-        ..ImportOptions::default()
-    }
-}
 
 async fn import(pool: &PgPool, source: &Path, options: &ImportOptions) -> runs::RunSummary {
     import::import(pool, source.to_str().expect("utf-8 path"), options)
@@ -68,7 +52,7 @@ async fn shows_day2(pool: &PgPool) -> bool {
 
 #[tokio::test]
 async fn an_older_extract_is_held_with_its_reason_and_published_once_approved() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let newer = import(&db.pool, &day2(), &lenient()).await;
     assert_eq!(newer.status, "published");
     let older = import(&db.pool, &day1(), &lenient()).await;
@@ -95,7 +79,7 @@ async fn an_older_extract_is_held_with_its_reason_and_published_once_approved() 
 
 #[tokio::test]
 async fn same_timestamp_other_content_is_held_and_force_publishes_it() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     import(&db.pool, &day1(), &lenient()).await;
     let disguised = renamed(&day2(), |name| name.replace("202611260900", "202611250900"));
     let held = import(&db.pool, disguised.path(), &lenient()).await;
@@ -107,7 +91,7 @@ async fn same_timestamp_other_content_is_held_and_force_publishes_it() {
     );
     assert!(!shows_day2(&db.pool).await);
 
-    let db = migrated().await;
+    let db = migrated_db().await;
     import(&db.pool, &day1(), &lenient()).await;
     let forced = import(
         &db.pool,
@@ -131,7 +115,7 @@ async fn same_timestamp_other_content_is_held_and_force_publishes_it() {
 
 #[tokio::test]
 async fn a_source_without_timestamps_is_not_guarded_and_says_so() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     import(&db.pool, &day2(), &lenient()).await;
     // data.gouv.fr names: `ps-libreacces-personne-activite.txt`, no `<ts>`.
     let undated = renamed(&day1(), |name| {
@@ -156,7 +140,7 @@ async fn a_source_without_timestamps_is_not_guarded_and_says_so() {
 
 #[tokio::test]
 async fn an_older_mailbox_extract_alone_is_held_and_can_be_approved() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     import(&db.pool, &day2(), &lenient()).await;
     let older = day1().join("Extraction_Correspondance_MSSante_202611250900.txt");
     let held = import(&db.pool, &older, &lenient()).await;

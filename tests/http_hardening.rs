@@ -7,11 +7,10 @@ mod common;
 use std::time::Duration;
 
 use annuaire::http::{ConnectionLimits, HookSettings};
-use annuaire::import::{self, ImportOptions};
 use annuaire::keys::{self, Scope};
 use annuaire::server::ServerConfig;
+use common::published_db;
 use common::server::{TestServer, wait_for};
-use common::{samples, test_db};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,16 +18,6 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 const CLAIMS_ID: &str = "810003456125";
-
-async fn store() -> PgPool {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
-    let path = samples().join("ps-libreacces");
-    import::import(&db.pool, path.to_str().unwrap(), &ImportOptions::default())
-        .await
-        .expect("import");
-    db.pool
-}
 
 async fn key(pool: &PgPool, scopes: &[Scope]) -> String {
     let name = format!("{scopes:?}")
@@ -62,7 +51,8 @@ async fn search_server(pool: PgPool) -> (TestServer, tempfile::TempDir) {
 
 #[tokio::test]
 async fn search_bounds_and_bad_values_are_400_problems_and_claims_go_on() {
-    let pool = store().await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let admin = key(&pool, &[Scope::Admin]).await;
     let claims = key(&pool, &[Scope::Claims]).await;
     let (server, _dir) = search_server(pool).await;
@@ -106,7 +96,8 @@ async fn search_bounds_and_bad_values_are_400_problems_and_claims_go_on() {
 
 #[tokio::test]
 async fn every_error_is_a_problem_without_internal_text() {
-    let pool = store().await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let admin = key(&pool, &[Scope::Admin]).await;
     let claims = key(&pool, &[Scope::Claims]).await;
     let server = TestServer::start(pool, HookSettings::default()).await;
@@ -178,7 +169,8 @@ async fn every_error_is_a_problem_without_internal_text() {
 
 #[tokio::test]
 async fn security_headers_cache_control_and_lower_case_bearer() {
-    let pool = store().await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let claims = key(&pool, &[Scope::Claims]).await;
     let admin = key(&pool, &[Scope::Admin]).await;
     let server = TestServer::start(pool, HookSettings::default()).await;
@@ -279,7 +271,8 @@ async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> bool {
 
 #[tokio::test]
 async fn idle_trickling_and_excess_connections_are_bounded() {
-    let pool = store().await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let claims = key(&pool, &[Scope::Claims]).await;
     let limits = ConnectionLimits {
         max_connections: 3,

@@ -5,18 +5,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use annuaire::import::{self, GateThresholds, ImportError, ImportOptions};
+use annuaire::import::{self, ImportError, ImportOptions};
 use annuaire::national_id::NationalId;
 use annuaire::store::professionals::{self, ClaimsLookup};
 use annuaire::store::runs;
-use common::{TestDb, samples, test_db};
+use common::source::SourceServer;
+use common::{lenient, migrated_db, samples};
 use sqlx::PgPool;
-
-async fn migrated() -> TestDb {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations apply");
-    db
-}
 
 fn day1() -> PathBuf {
     samples().join("ps-libreacces")
@@ -24,16 +19,6 @@ fn day1() -> PathBuf {
 
 fn day2() -> PathBuf {
     samples().join("ps-libreacces-day2")
-}
-
-fn lenient() -> ImportOptions {
-    ImportOptions {
-        gate: GateThresholds {
-            max_removed_pct: 10.0,
-            max_changed_pct: 10.0,
-        },
-        ..ImportOptions::default()
-    }
 }
 
 async fn import(pool: &PgPool, source: &Path, options: &ImportOptions) -> Result<runs::RunSummary, ImportError> {
@@ -95,7 +80,7 @@ fn assert_claims_equal(actual: &str, expected_file: &str) {
 
 #[tokio::test]
 async fn first_import_publishes_every_professional_with_the_exact_claims() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let run = import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("import succeeds");
@@ -140,7 +125,7 @@ async fn first_import_publishes_every_professional_with_the_exact_claims() {
 
 #[tokio::test]
 async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("day 1");
@@ -179,7 +164,7 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
 
 #[tokio::test]
 async fn held_run_publishes_nothing_until_approved() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let first = import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("day 1");
@@ -215,7 +200,7 @@ async fn held_run_publishes_nothing_until_approved() {
 
 #[tokio::test]
 async fn force_skips_the_gate_and_a_newer_publish_discards_a_held_run() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("day 1");
@@ -291,7 +276,7 @@ fn append_line(path: &Path, line: &str) {
 
 #[tokio::test]
 async fn reimporting_the_published_extract_is_skipped() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let first = import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("day 1");
@@ -311,7 +296,7 @@ async fn reimporting_the_published_extract_is_skipped() {
 
 #[tokio::test]
 async fn legacy_52_and_48_column_files_import() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let run = import(&db.pool, &samples().join("legacy-52"), &ImportOptions::default())
         .await
         .expect("52 columns");
@@ -321,7 +306,7 @@ async fn legacy_52_and_48_column_files_import() {
         &claims_json(&db.pool, "810002917580").await,
         "legacy-52-810002917580.json",
     );
-    let db48 = migrated().await;
+    let db48 = migrated_db().await;
     let run = import(&db48.pool, &samples().join("legacy-48"), &ImportOptions::default())
         .await
         .expect("48 columns");
@@ -332,7 +317,7 @@ async fn legacy_52_and_48_column_files_import() {
 
 #[tokio::test]
 async fn missing_column_fails_before_anything_is_written() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let first = import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("day 1");
@@ -352,11 +337,17 @@ async fn missing_column_fails_before_anything_is_written() {
     assert_eq!(failed.status, "failed");
     assert_eq!(failed.message.as_deref(), Some(text.as_str()));
     assert_eq!(failed.lines_read, 0);
-    let staged: i64 = sqlx::query_scalar("SELECT count(*) FROM stage_line")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(staged, 0, "nothing staged");
+    let written: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM professional_record WHERE run_id = $1)
+              + (SELECT count(*) FROM mailbox WHERE run_id = $1)
+              + (SELECT count(*) FROM run_removal WHERE run_id = $1)
+              + (SELECT count(*) FROM import_reject WHERE run_id = $1)",
+    )
+    .bind(failed.id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(written, 0, "the failed run wrote no record, mailbox, removal or reject");
     assert_eq!(published_run(&db.pool).await, Some(first.id));
     assert!(matches!(
         claims(&db.pool, "810003456125").await,
@@ -366,7 +357,7 @@ async fn missing_column_fails_before_anything_is_written() {
 
 #[tokio::test]
 async fn bad_lines_are_rejected_with_line_numbers_and_counted_against_the_limit() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let bad = samples().join("damaged/bad-lines");
     let error = import(&db.pool, &bad, &ImportOptions::default()).await.unwrap_err();
     assert!(
@@ -415,7 +406,7 @@ async fn bad_lines_are_rejected_with_line_numbers_and_counted_against_the_limit(
 
 #[tokio::test]
 async fn invalid_utf8_fails_with_line_and_column_and_keeps_the_published_generation() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let first = import(&db.pool, &day1(), &ImportOptions::default())
         .await
         .expect("day 1");
@@ -438,7 +429,7 @@ async fn invalid_utf8_fails_with_line_and_column_and_keeps_the_published_generat
 
 #[tokio::test]
 async fn bom_and_crlf_file_imports_clean_values() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let run = import(&db.pool, &samples().join("bom-crlf"), &ImportOptions::default())
         .await
         .expect("imports");
@@ -452,7 +443,7 @@ async fn bom_and_crlf_file_imports_clean_values() {
 
 #[tokio::test]
 async fn zip_and_single_text_file_sources_import_like_the_directory() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join("PS_LibreAcces_202611250900.zip");
     common::fixtures::zip_dir(&day1(), &zip_path);
@@ -465,7 +456,7 @@ async fn zip_and_single_text_file_sources_import_like_the_directory() {
     );
     assert_claims_equal(&claims_json(&db.pool, "810018765403").await, "810018765403.json");
 
-    let db2 = migrated().await;
+    let db2 = migrated_db().await;
     let txt = day1().join("PS_LibreAcces_Personne_activite_202611250900.txt");
     let run = import(&db2.pool, &txt, &ImportOptions::default()).await.expect("txt");
     assert_eq!(
@@ -481,12 +472,17 @@ async fn zip_and_single_text_file_sources_import_like_the_directory() {
 
 #[tokio::test]
 async fn a_url_source_is_downloaded_and_imported() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join("archive.zip");
     common::fixtures::zip_dir(&day1(), &zip_path);
-    let server = common::fixtures::serve_file(zip_path, "PS_LibreAcces_202611250900.zip").await;
-    let url = format!("{}/PS_LibreAcces", server);
+    let server = SourceServer::start(
+        "PS_LibreAcces_202611250900.zip",
+        std::fs::read(&zip_path).unwrap(),
+        vec![],
+    )
+    .await;
+    let url = server.url.clone();
     let run = import::import(&db.pool, &url, &ImportOptions::default())
         .await
         .expect("url import");
@@ -501,7 +497,7 @@ async fn a_url_source_is_downloaded_and_imported() {
 
 #[tokio::test]
 async fn a_second_concurrent_import_is_refused() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let mut holder = db.pool.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(0x616e_6e75_6169_7265_i64)
@@ -520,7 +516,7 @@ async fn a_second_concurrent_import_is_refused() {
 #[tokio::test]
 async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
     use annuaire::samplegen::{GenOptions, generate};
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let make = |day| {
         let out = dir.path().join(format!("day{day}"));
@@ -575,7 +571,7 @@ async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
 /// release it: the next import, from this process or another, is not told "busy".
 #[tokio::test]
 async fn an_import_failing_early_releases_the_lock() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     sqlx::query("ALTER TABLE import_run ADD CONSTRAINT test_refuses CHECK (source <> 'refused')")
         .execute(&db.pool)
         .await
@@ -600,7 +596,7 @@ async fn an_import_failing_early_releases_the_lock() {
 #[tokio::test]
 async fn a_dropped_lock_guard_frees_the_lock() {
     use annuaire::store::lock::AdvisoryLock;
-    let db = migrated().await;
+    let db = migrated_db().await;
     let guard = AdvisoryLock::try_acquire(&db.pool, 42).await.unwrap().expect("free");
     let other = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)

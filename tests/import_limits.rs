@@ -12,18 +12,12 @@ use annuaire::national_id::NationalId;
 use annuaire::snapshot::{self, Answer};
 use annuaire::store::professionals::{self, ClaimsLookup};
 use annuaire::store::runs::{self, RunSummary};
-use common::{TestDb, samples, test_db};
+use common::{TestDb, migrated_db, samples};
 
 const PA: usize = 7; // Nom d'exercice
 const ID_STRUCTURE: usize = 23;
 const RAISON_SOCIALE: usize = 24;
 const BIG_ID: &str = "810002543170";
-
-async fn migrated() -> TestDb {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations apply");
-    db
-}
 
 fn sample_lines() -> (String, Vec<String>) {
     let path = samples().join("ps-libreacces/PS_LibreAcces_Personne_activite_202611250900.txt");
@@ -83,7 +77,7 @@ async fn claims(db: &TestDb, id: &str) -> ClaimsLookup {
 
 #[tokio::test]
 async fn a_line_over_the_cap_is_rejected_with_its_line_number_and_the_rest_publishes() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, mut lines) = sample_lines();
     lines[3] = with_field(&lines[3], PA, &"X".repeat(5000));
@@ -103,7 +97,7 @@ async fn a_line_over_the_cap_is_rejected_with_its_line_number_and_the_rest_publi
 
 #[tokio::test]
 async fn a_64_mb_line_is_rejected_under_the_default_cap() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, lines) = sample_lines();
     let folder = extract(dir.path(), "202611250900", &lines);
@@ -128,7 +122,7 @@ async fn a_64_mb_line_is_rejected_under_the_default_cap() {
 
 #[tokio::test]
 async fn a_nul_byte_line_is_a_reject_with_file_and_line_and_the_import_publishes() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, mut lines) = sample_lines();
     lines[6] = with_field(&lines[6], RAISON_SOCIALE, "CABINET\0NUL");
@@ -164,7 +158,7 @@ fn published_ids(lines: &[String]) -> Vec<String> {
 
 #[tokio::test]
 async fn a_new_professional_over_the_document_limit_is_rejected_and_not_added() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, mut lines) = sample_lines();
     let first_big = lines
@@ -204,7 +198,7 @@ async fn a_new_professional_over_the_document_limit_is_rejected_and_not_added() 
 
 #[tokio::test]
 async fn a_published_professional_over_the_document_limit_keeps_the_previous_version() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, lines) = sample_lines();
     let day1 = run(&db, &extract(dir.path(), "202611250900", &lines), &tolerant()).await;
@@ -237,7 +231,7 @@ async fn a_published_professional_over_the_document_limit_keeps_the_previous_ver
 
 #[tokio::test]
 async fn a_published_professional_whose_line_is_rejected_is_kept_not_removed() {
-    let db = migrated().await;
+    let db = migrated_db().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, lines) = sample_lines();
     let day1 = run(&db, &extract(dir.path(), "202611250900", &lines), &tolerant()).await;

@@ -13,18 +13,10 @@ use annuaire::import::{self, ImportOptions};
 use annuaire::keys::{self, Scope};
 use annuaire::server::ServerConfig;
 use common::server::{TestServer, wait_for};
-use common::{samples, test_db};
+use common::{publish_sample, published_db, samples};
 use serde_json::Value;
 use sqlx::PgPool;
 use tokio::io::AsyncWriteExt;
-
-async fn published_store(pool: &PgPool) {
-    annuaire::store::MIGRATOR.run(pool).await.expect("migrations");
-    let day1 = samples().join("ps-libreacces");
-    import::import(pool, day1.to_str().unwrap(), &ImportOptions::default())
-        .await
-        .expect("import");
-}
 
 async fn key(pool: &PgPool, name: &str, scopes: &[Scope]) -> String {
     keys::create(pool, name, scopes).await.expect("key created").1
@@ -45,8 +37,7 @@ fn config(routes: Routes, search_dir: Option<std::path::PathBuf>) -> ServerConfi
 
 #[tokio::test]
 async fn a_claims_replica_serves_claims_only_and_never_opens_the_index() {
-    let db = test_db().await;
-    published_store(&db.pool).await;
+    let db = published_db("ps-libreacces").await;
     let k = key(&db.pool, "all", &[Scope::Claims, Scope::Search, Scope::Admin]).await;
     let home = tempfile::tempdir().unwrap();
     let index_dir = home.path().join("search");
@@ -75,8 +66,7 @@ async fn a_claims_replica_serves_claims_only_and_never_opens_the_index() {
 
 #[tokio::test]
 async fn an_admin_replica_is_ready_when_its_index_is_and_serves_no_claims() {
-    let db = test_db().await;
-    published_store(&db.pool).await;
+    let db = published_db("ps-libreacces").await;
     let k = key(&db.pool, "all", &[Scope::Claims, Scope::Search, Scope::Admin]).await;
     let home = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(db.pool.clone(), config(Routes::Admin, Some(home.path().join("search")))).await;
@@ -97,8 +87,7 @@ async fn an_admin_replica_is_ready_when_its_index_is_and_serves_no_claims() {
 
 #[tokio::test]
 async fn claims_are_ready_while_the_index_build_is_blocked() {
-    let db = test_db().await;
-    published_store(&db.pool).await;
+    let db = published_db("ps-libreacces").await;
     let k = key(&db.pool, "all", &[Scope::Claims, Scope::Search]).await;
     // The index build reads the mailboxes, the claims snapshot does not: hold them.
     let mut blocker = db.pool.begin().await.unwrap();
@@ -131,8 +120,7 @@ async fn claims_are_ready_while_the_index_build_is_blocked() {
 
 #[tokio::test]
 async fn a_failing_background_task_is_restarted_and_reported() {
-    let db = test_db().await;
-    published_store(&db.pool).await;
+    let db = published_db("ps-libreacces").await;
     let k = key(&db.pool, "idp", &[Scope::Claims]).await;
     // A file where the index directory should be: every attempt to open it fails.
     let home = tempfile::tempdir().unwrap();
@@ -181,8 +169,7 @@ async fn a_failing_background_task_is_restarted_and_reported() {
 
 #[tokio::test]
 async fn serve_starts_without_a_jobs_folder() {
-    let db = test_db().await;
-    published_store(&db.pool).await;
+    let db = published_db("ps-libreacces").await;
     let home = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -292,7 +279,7 @@ async fn abuse(server: &TestServer, search_key: &str, claims_key: &str) {
 async fn chaos_fails_no_claims_request() {
     let cluster = common::cluster::PrivateCluster::start("chaos").await;
     let store = annuaire::store::Store::connect(&cluster.url).await.unwrap();
-    published_store(&store.pool).await;
+    publish_sample(&store.pool, "ps-libreacces").await;
     let claims_key = key(&store.pool, "idp", &[Scope::Claims]).await;
     let search_key = key(&store.pool, "admin", &[Scope::Search, Scope::Admin]).await;
     let home = tempfile::tempdir().unwrap();

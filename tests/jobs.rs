@@ -14,17 +14,11 @@ use annuaire::keys::{self, Scope};
 use annuaire::server::ServerConfig;
 use common::server::{TestServer, wait_for};
 use common::source::{Reply, SourceServer};
-use common::{samples, test_db};
+use common::{migrated_db, samples};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 const ZIP_NAME: &str = "PS_LibreAcces_202611250900.zip";
-
-async fn store() -> PgPool {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
-    db.pool
-}
 
 fn zip_of(sample: &str) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
@@ -99,7 +93,8 @@ fn a_bad_definition_fails_with_its_file_and_reason() {
 
 #[tokio::test]
 async fn nightly_run_end_to_end_then_the_same_extract_is_skipped_without_download() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
     let job = job(&[&source.url], "");
     let first = run(&pool, &job).await;
@@ -145,7 +140,8 @@ async fn rate_limits_unavailability_and_cut_connections_are_retried() {
         ),
         (vec![Reply::CutAfter(400)], 2),
     ] {
-        let pool = store().await;
+        let db = migrated_db().await;
+        let pool = db.pool.clone();
         let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), script.clone()).await;
         let outcome = run(&pool, &job(&[&source.url], "")).await;
         assert_eq!(outcome.status, "published", "{script:?}: {:?}", outcome.message);
@@ -156,7 +152,8 @@ async fn rate_limits_unavailability_and_cut_connections_are_retried() {
 /// Each failure ends in a clear run record, and the published generation stays served.
 #[tokio::test]
 async fn broken_sources_fail_clearly_and_keep_the_published_generation() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let day1 = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
     assert_eq!(run(&pool, &job(&[&day1.url], "")).await.status, "published");
     let generation = published(&pool).await;
@@ -208,7 +205,8 @@ async fn broken_sources_fail_clearly_and_keep_the_published_generation() {
 
 #[tokio::test]
 async fn the_mirror_is_used_when_the_official_source_fails() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let official = SourceServer::start(
         ZIP_NAME,
         Vec::new(),
@@ -226,7 +224,8 @@ async fn the_mirror_is_used_when_the_official_source_fails() {
 
 #[tokio::test]
 async fn two_schedulers_firing_at_once_make_exactly_one_run() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(
         ZIP_NAME,
         zip_of("ps-libreacces"),
@@ -256,7 +255,8 @@ async fn two_schedulers_firing_at_once_make_exactly_one_run() {
 #[tokio::test]
 async fn two_real_schedulers_on_one_database_import_once() {
     use annuaire::jobs::scheduler::Scheduler;
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(
         ZIP_NAME,
         zip_of("ps-libreacces"),
@@ -307,18 +307,19 @@ async fn two_real_schedulers_on_one_database_import_once() {
 
 #[tokio::test]
 async fn a_failed_run_notifies_the_webhook() {
-    let pool = store().await;
-    let (hook_url, received) = common::fixtures::webhook().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(ZIP_NAME, Vec::new(), vec![Reply::Html]).await;
+    let hook_url = source.hook_url();
     let outcome = run(&pool, &job(&[&source.url], &format!("notify_url = {hook_url:?}"))).await;
     assert_eq!(outcome.status, "failed");
-    let bodies = received.clone();
+    let watched = source.clone();
     wait_for("the webhook call", Duration::from_secs(10), || {
-        let bodies = bodies.clone();
-        async move { !bodies.lock().unwrap().is_empty() }
+        let watched = watched.clone();
+        async move { !watched.hook_bodies().is_empty() }
     })
     .await;
-    let body: serde_json::Value = serde_json::from_str(&received.lock().unwrap()[0]).unwrap();
+    let body: serde_json::Value = serde_json::from_str(&source.hook_bodies()[0]).unwrap();
     assert_eq!(
         (body["job"].as_str(), body["status"].as_str(), body["id"].as_i64()),
         (Some("nightly-test"), Some("failed"), Some(outcome.id))
@@ -328,7 +329,8 @@ async fn a_failed_run_notifies_the_webhook() {
 
 #[tokio::test]
 async fn shutdown_stops_a_running_job_and_records_it_cancelled() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(
         ZIP_NAME,
         zip_of("ps-libreacces"),
@@ -359,7 +361,8 @@ async fn shutdown_stops_a_running_job_and_records_it_cancelled() {
 
 #[tokio::test]
 async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
     let admin = keys::create(&pool, "ops", &[Scope::Admin]).await.unwrap().1;
     let claims = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;
@@ -419,7 +422,8 @@ fn not_found() -> Vec<Reply> {
 #[tokio::test]
 async fn two_jobs_due_in_the_same_second_both_run() {
     use annuaire::jobs::scheduler::Scheduler;
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let source = SourceServer::start(ZIP_NAME, Vec::new(), not_found()).await;
     let every_second = |name: &str| {
         JobDefinition::parse(
@@ -458,8 +462,7 @@ async fn two_jobs_due_in_the_same_second_both_run() {
 /// replica, is not skipped as "in progress".
 #[tokio::test]
 async fn a_job_run_failing_early_releases_its_lock() {
-    let db = common::test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.unwrap();
+    let db = migrated_db().await;
     sqlx::query("ALTER TABLE job_run ADD CONSTRAINT test_refuses CHECK (status <> 'running')")
         .execute(&db.pool)
         .await
@@ -492,7 +495,8 @@ async fn a_job_run_failing_early_releases_its_lock() {
 /// A stale mirror (an older extract than the published one) is held, not published.
 #[tokio::test]
 async fn a_stale_mirror_is_held_by_the_freshness_guard() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let day2 = SourceServer::start("PS_LibreAcces_202611260900.zip", zip_of("ps-libreacces-day2"), vec![]).await;
     assert_eq!(run(&pool, &job(&[&day2.url], "")).await.status, "published");
     let generation = published(&pool).await;
@@ -513,7 +517,8 @@ async fn a_stale_mirror_is_held_by_the_freshness_guard() {
 
 #[tokio::test]
 async fn a_run_started_through_the_api_is_awaited_and_recorded_cancelled_at_shutdown() {
-    let pool = store().await;
+    let db = migrated_db().await;
+    let pool = db.pool.clone();
     let unavailable = Reply::Status {
         status: 503,
         retry_after: Some("1"),

@@ -5,24 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use annuaire::import::{self, GateThresholds, ImportOptions};
+use annuaire::import;
 use annuaire::keys::{self, Scope};
 use annuaire::search::{self, SearchIndex, SearchRequest};
-use common::{samples, test_db};
-use sqlx::PgPool;
-
-async fn store_with(source: &str) -> PgPool {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
-    import::import(
-        &db.pool,
-        samples().join(source).to_str().unwrap(),
-        &ImportOptions::default(),
-    )
-    .await
-    .expect("import");
-    db.pool
-}
+use common::{lenient, published_db, samples, test_db};
 
 fn find(index: &SearchIndex, q: &str, filters: &[(&str, &str)]) -> Vec<String> {
     let request = SearchRequest {
@@ -45,7 +31,8 @@ fn find(index: &SearchIndex, q: &str, filters: &[(&str, &str)]) -> Vec<String> {
 
 #[tokio::test]
 async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let dir = tempfile::tempdir().unwrap();
     let index = search::rebuild(&pool, dir.path()).await.expect("index built");
     assert_eq!(index.generation(), Some(1));
@@ -135,19 +122,17 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
 
 #[tokio::test]
 async fn the_index_follows_a_new_generation_incrementally() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let dir = tempfile::tempdir().unwrap();
     let index = search::open_or_rebuild(&pool, dir.path()).await.expect("built");
-    let lenient = ImportOptions {
-        gate: GateThresholds {
-            max_removed_pct: 10.0,
-            max_changed_pct: 10.0,
-        },
-        ..ImportOptions::default()
-    };
-    let day2 = import::import(&pool, samples().join("ps-libreacces-day2").to_str().unwrap(), &lenient)
-        .await
-        .unwrap();
+    let day2 = import::import(
+        &pool,
+        samples().join("ps-libreacces-day2").to_str().unwrap(),
+        &lenient(),
+    )
+    .await
+    .unwrap();
     let updated = search::update(&pool, Arc::clone(&index), dir.path())
         .await
         .expect("updated");
@@ -170,7 +155,8 @@ async fn the_index_follows_a_new_generation_incrementally() {
 async fn search_api_and_full_record() {
     use annuaire::http::HookSettings;
     use annuaire::server::ServerConfig;
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let search_key = keys::create(&pool, "admin-tool", &[Scope::Search]).await.unwrap().1;
     let claims_key = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;
     let dir = tempfile::tempdir().unwrap();

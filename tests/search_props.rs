@@ -9,28 +9,13 @@ mod common;
 use std::sync::Arc;
 
 use annuaire::http::HookSettings;
-use annuaire::import::{self, ImportOptions};
 use annuaire::keys::{self, Scope};
 use annuaire::search::schema::FILTERS;
 use annuaire::search::{self, SearchIndex, SearchLimits, SearchRequest};
 use annuaire::server::ServerConfig;
-use common::{samples, test_db};
+use common::published_db;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use sqlx::PgPool;
-
-async fn store() -> PgPool {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
-    import::import(
-        &db.pool,
-        samples().join("ps-libreacces").to_str().unwrap(),
-        &ImportOptions::default(),
-    )
-    .await
-    .expect("import");
-    db.pool
-}
 
 /// Text as users and attackers type it: names with accents, query syntax tantivy's own
 /// parser would choke on, any Unicode (controls, combining marks, emoji, RTL), digits,
@@ -80,7 +65,8 @@ fn request() -> impl Strategy<Value = SearchRequest> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_request_within_bounds_gets_results_and_none_panics() {
-    let pool = store().await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let dir = tempfile::tempdir().unwrap();
     let index: Arc<SearchIndex> = search::rebuild(&pool, dir.path()).await.expect("index");
     let limits = SearchLimits::default();
@@ -116,7 +102,10 @@ async fn any_request_within_bounds_gets_results_and_none_panics() {
     });
     // The strategies reach both sides of the bounds, or the test proves little.
     let (answered, refused) = (answered.get(), refused.get());
-    assert!(answered > 200 && refused > 200, "answered {answered}, refused {refused}");
+    assert!(
+        answered > 200 && refused > 200,
+        "answered {answered}, refused {refused}"
+    );
 }
 
 /// Every byte but unreserved ASCII as `%XX` (RFC 3986), as a browser sends a form field.
@@ -158,7 +147,8 @@ fn query_string() -> impl Strategy<Value = String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_query_string_gets_results_or_a_400_problem_never_a_5xx() {
-    let pool = store().await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let key = keys::create(&pool, "admin-tool", &[Scope::Search]).await.unwrap().1;
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {

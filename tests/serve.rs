@@ -4,22 +4,12 @@
 mod common;
 
 use annuaire::http::{HookSettings, UnknownSubject};
-use annuaire::import::{self, GateThresholds, ImportOptions};
+use annuaire::import::{self, ImportOptions};
 use annuaire::keys::{self, Scope};
 use common::server::TestServer;
-use common::{samples, test_db};
+use common::{lenient, published_db, samples};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-async fn store_with(source: &str) -> PgPool {
-    let db = test_db().await;
-    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations");
-    let path = samples().join(source);
-    import::import(&db.pool, path.to_str().unwrap(), &ImportOptions::default())
-        .await
-        .expect("import");
-    db.pool
-}
 
 async fn key(pool: &PgPool, name: &str, scopes: &[Scope]) -> String {
     keys::create(pool, name, scopes).await.expect("key created").1
@@ -36,7 +26,8 @@ async fn json_of(response: reqwest::Response) -> Value {
 
 #[tokio::test]
 async fn claims_documents_and_statuses() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let claims_key = key(&pool, "idp", &[Scope::Claims]).await;
     let server = TestServer::start(pool.clone(), HookSettings::default()).await;
 
@@ -73,14 +64,7 @@ async fn claims_documents_and_statuses() {
 
     // Day 2 removes 810013908172: 410 with the date, once the server follows.
     let day2 = samples().join("ps-libreacces-day2");
-    let lenient = ImportOptions {
-        gate: GateThresholds {
-            max_removed_pct: 10.0,
-            max_changed_pct: 10.0,
-        },
-        ..ImportOptions::default()
-    };
-    import::import(&pool, day2.to_str().unwrap(), &lenient)
+    import::import(&pool, day2.to_str().unwrap(), &lenient())
         .await
         .expect("day 2");
     server
@@ -93,7 +77,8 @@ async fn claims_documents_and_statuses() {
 
 #[tokio::test]
 async fn legacy_52_column_generation_is_served_exactly() {
-    let pool = store_with("legacy-52").await;
+    let db = published_db("legacy-52").await;
+    let pool = db.pool.clone();
     let claims_key = key(&pool, "idp", &[Scope::Claims]).await;
     let server = TestServer::start(pool, HookSettings::default()).await;
     let response = server.get("/v1/claims/810002917580", &claims_key).await;
@@ -104,7 +89,8 @@ async fn legacy_52_column_generation_is_served_exactly() {
 
 #[tokio::test]
 async fn access_control() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let claims_key = key(&pool, "idp", &[Scope::Claims]).await;
     let search_key = key(&pool, "admin-tool", &[Scope::Search]).await;
     let server = TestServer::start(pool.clone(), HookSettings::default()).await;
@@ -149,7 +135,8 @@ async fn access_control() {
 
 #[tokio::test]
 async fn operational_routes_describe_the_service() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let claims_key = key(&pool, "idp", &[Scope::Claims]).await;
     let server = TestServer::start(pool, HookSettings::default()).await;
     server.get("/v1/claims/810003456125", &claims_key).await;
@@ -229,7 +216,8 @@ async fn post(server: &TestServer, path: &str, key: &str, body: &Value) -> reqwe
 
 #[tokio::test]
 async fn hydra_and_okta_hooks_deny_by_default() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let k = key(&pool, "hydra", &[Scope::Claims]).await;
     let server = TestServer::start(pool, HookSettings::default()).await;
 
@@ -281,7 +269,8 @@ async fn hydra_and_okta_hooks_deny_by_default() {
 
 #[tokio::test]
 async fn hooks_fail_open_and_map_federated_subjects_when_configured() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let k = key(&pool, "hydra", &[Scope::Claims]).await;
     let hooks = HookSettings {
         mapping: "federated".parse().unwrap(),
@@ -314,7 +303,8 @@ async fn hooks_fail_open_and_map_federated_subjects_when_configured() {
 /// Requests keep succeeding while a new generation is published and swapped in.
 #[tokio::test]
 async fn switches_generation_under_load_without_failing_a_request() {
-    let pool = store_with("ps-libreacces").await;
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
     let k = key(&pool, "idp", &[Scope::Claims]).await;
     let server = TestServer::start(pool.clone(), HookSettings::default()).await;
     let stop = tokio_util::sync::CancellationToken::new();
@@ -337,14 +327,7 @@ async fn switches_generation_under_load_without_failing_a_request() {
         }));
     }
     let day2 = samples().join("ps-libreacces-day2");
-    let lenient = ImportOptions {
-        gate: GateThresholds {
-            max_removed_pct: 10.0,
-            max_changed_pct: 10.0,
-        },
-        ..ImportOptions::default()
-    };
-    import::import(&pool, day2.to_str().unwrap(), &lenient)
+    import::import(&pool, day2.to_str().unwrap(), &lenient())
         .await
         .expect("day 2");
     server

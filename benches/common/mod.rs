@@ -3,6 +3,7 @@
 #![allow(unsafe_code)] // wait4 for the child's peak RSS: std has no rusage
 #![allow(dead_code)] // each benchmark uses part of it
 
+pub mod published;
 pub mod serving;
 
 use std::path::{Path, PathBuf};

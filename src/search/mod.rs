@@ -88,12 +88,11 @@ struct RowDecoder {
 
 impl RowDecoder {
     async fn load(pool: &PgPool) -> Result<RowDecoder, SearchError> {
-        let dictionaries =
-            sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT run_id, dictionary FROM compression_dictionary")
-                .fetch_all(pool)
-                .await?
-                .into_iter()
-                .collect();
+        let dictionaries = sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT run_id, dictionary FROM compression_dictionary")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
         Ok(RowDecoder {
             dictionaries,
             decompressors: HashMap::new(),
@@ -209,7 +208,10 @@ async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, gener
             crate::priority::lower(WRITER_NICE);
             let result = (|| -> Result<(), SearchError> {
                 while let Some(rows) = rx.blocking_recv() {
-                    let values = rows.iter().map(|row| rows_of.values(row)).collect::<Result<Vec<_>, _>>()?;
+                    let values = rows
+                        .iter()
+                        .map(|row| rows_of.values(row))
+                        .collect::<Result<Vec<_>, _>>()?;
                     target.add(&values, since.is_some())?;
                 }
                 // One commit at the end: searches see the whole change or none of it.

@@ -1,12 +1,47 @@
 //! A real headless Chromium driven through chromedriver's WebDriver protocol (plain HTTP
-//! JSON, so no driver crate): enough to type, click, read and wait like a person.
+//! JSON, so no driver crate): enough to type, click, read and wait like a person. The
+//! driver and every browser process it starts are killed when the `Browser` is dropped.
 
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The browser the driver starts (Debian's `chromium` package).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+const INSTALL: &str = "apt-get install chromium chromium-driver (.ci/setup does)";
+
+/// Whether Chromium and chromedriver are installed. Without them, CI (`CI=true`) fails the
+/// test, since it must run the browser tests; elsewhere this says how to install them and
+/// the caller skips the test.
+pub fn installed() -> bool {
+    let driver = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("chromedriver").is_file()));
+    let browser = Path::new(CHROMIUM).is_file();
+    if driver && browser {
+        return true;
+    }
+    let missing = match (browser, driver) {
+        (false, false) => format!("{CHROMIUM} and chromedriver"),
+        (false, true) => CHROMIUM.to_owned(),
+        _ => "chromedriver (on PATH)".to_owned(),
+    };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("the browser test needs {missing}, which CI must provide: {INSTALL}");
+    }
+    // Straight to stderr: the test harness would capture `eprintln!` of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipping the browser test: {missing} not found; to run it: {INSTALL}"
+    );
+    false
+}
 
 pub struct Browser {
     driver: Child,
@@ -16,19 +51,23 @@ pub struct Browser {
 }
 
 impl Browser {
-    /// Starts chromedriver and a headless Chromium (Debian's `chromium`, `chromium-driver`).
+    /// Starts chromedriver and a headless Chromium (Debian's `chromium`, `chromium-driver`);
+    /// check `installed()` first.
     pub async fn start() -> Browser {
         annuaire::install_crypto_provider();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        // A process group of its own: the browser processes the driver starts join it, and
+        // killing the group leaves none behind (killing the driver alone orphans them).
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver runs (apt-get install chromium chromium-driver; .ci/setup does)");
+            .unwrap_or_else(|e| panic!("chromedriver does not start ({INSTALL}): {e}"));
         let client = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -58,7 +97,7 @@ impl Browser {
         ];
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": args}
         }}});
         let created: Value = client
             .post(format!("{base}/session"))
@@ -152,7 +191,7 @@ impl Browser {
     }
 
     /// A PNG of the page, for a person to look at.
-    pub async fn screenshot(&self, path: &std::path::Path) {
+    pub async fn screenshot(&self, path: &Path) {
         use base64_decode::decode;
         let data = self.call(reqwest::Method::GET, "/screenshot", json!({})).await;
         if let Some(text) = data.as_str() {
@@ -162,9 +201,23 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Kills the driver's process group (the driver, Chromium and its helpers), whether the
+    /// test passed or panicked.
     fn drop(&mut self) {
+        if let Ok(group) = i32::try_from(self.driver.id()) {
+            kill_group(group);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+#[allow(unsafe_code)] // kill(2): std can signal a child, not a process group
+fn kill_group(group: i32) {
+    // SAFETY: kill takes plain integers and touches no memory of ours; a negative pid names
+    // the group, which is the driver's own (`process_group(0)` above).
+    unsafe {
+        libc::kill(-group, libc::SIGKILL);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Shared helpers for integration tests: a throwaway database per test.
+//! Shared helpers for integration tests: a throwaway database per test (dropped when the
+//! test ends), migrated and optionally holding a published sample.
 //!
 //! Databases come from the server named by `TEST_DATABASE_URL` (a role allowed to
 //! `CREATE DATABASE`) or, when it is unset, from an embedded cluster shared by all test
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use annuaire::import::{self, GateThresholds, ImportOptions};
 use annuaire::store::embedded::EmbeddedCluster;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
@@ -26,10 +28,13 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 /// How long a server that is still starting may take to accept connections.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(30);
 
+/// A throwaway database, dropped (with whatever is still connected to it) when this value
+/// goes out of scope, failed tests included: keep it alive as long as its pool is used.
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,
     pub name: String,
+    admin: PgConnectOptions,
 }
 
 /// A fresh, empty database (no migrations run) with a pool of up to 8 connections.
@@ -64,7 +69,78 @@ pub async fn test_db() -> TestDb {
         .connect_with(options)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to test database {name}: {e}"));
-    TestDb { url, pool, name }
+    TestDb { url, pool, name, admin }
+}
+
+/// A fresh database with the migrations applied.
+pub async fn migrated_db() -> TestDb {
+    let db = test_db().await;
+    annuaire::store::MIGRATOR.run(&db.pool).await.expect("migrations apply");
+    db
+}
+
+/// A migrated database where the sample directory `sample` (under `data-samples/`) is
+/// imported and published with the default options.
+pub async fn published_db(sample: &str) -> TestDb {
+    let db = test_db().await;
+    publish_sample(&db.pool, sample).await;
+    db
+}
+
+/// Migrates the database behind `pool`, then imports and publishes the sample directory
+/// `sample` with the default options (also for databases that are not a `TestDb`).
+pub async fn publish_sample(pool: &PgPool, sample: &str) {
+    annuaire::store::MIGRATOR.run(pool).await.expect("migrations apply");
+    let source = samples().join(sample);
+    let run = import::import(pool, source.to_str().expect("utf-8 path"), &ImportOptions::default())
+        .await
+        .expect("the sample imports");
+    assert_eq!(run.status, "published", "{sample}: {:?}", run.message);
+}
+
+/// Import options whose gate lets the day-1/day-2 differences through.
+pub fn lenient() -> ImportOptions {
+    ImportOptions {
+        gate: GateThresholds {
+            max_removed_pct: 10.0,
+            max_changed_pct: 10.0,
+        },
+        ..ImportOptions::default()
+    }
+}
+
+impl Drop for TestDb {
+    /// `Drop` cannot await, and the test's runtime may be a current-thread one that this
+    /// very thread drives: the drop runs on a thread of its own with a small runtime.
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin).await.map_err(|e| e.to_string())?;
+                // FORCE: the test's pool, a server it started or a child process may still
+                // hold connections.
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            // Panicking in a drop could abort a failing test's unwinding: say it and go on.
+            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("cannot drop test database {}: the dropping thread panicked", self.name),
+        }
+    }
 }
 
 /// Path of the `annuaire` binary built for this test run, for CLI tests.
@@ -78,6 +154,7 @@ pub fn samples() -> PathBuf {
 }
 
 async fn embedded_cluster() -> EmbeddedCluster {
+    keep_inherited_descriptors_from_servers();
     let home = std::env::var_os("ANNUAIRE_TEST_PG_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-pg"));
@@ -94,6 +171,37 @@ async fn embedded_cluster() -> EmbeddedCluster {
              put the cluster elsewhere)",
             home.display()
         ),
+    }
+}
+
+/// The clusters the tests start outlive the test run, and a server started from here
+/// inherits every descriptor this process inherited without close-on-exec: a lock taken by
+/// a wrapper (`flock … cargo test`) would then stay held by the server for good. Marks them
+/// close-on-exec, once per process.
+pub fn keep_inherited_descriptors_from_servers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        let inherited = entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|fd| *fd > 2);
+        for fd in inherited {
+            set_close_on_exec(fd);
+        }
+    });
+}
+
+#[allow(unsafe_code)] // fcntl: std cannot set the flag on a descriptor it did not open
+fn set_close_on_exec(fd: i32) {
+    // SAFETY: F_GETFD and F_SETFD only read and set a descriptor's flags, no memory of ours;
+    // a number that is not open (the directory listing's own, closed since) fails with EBADF.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        if flags >= 0 {
+            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        }
     }
 }
 

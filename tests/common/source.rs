@@ -1,12 +1,16 @@
-//! A local HTTP server playing the extract publisher, scripted per request: statuses,
-//! `Retry-After`, HTML pages, connections cut mid-body, stalls. No test touches the internet.
+//! A local axum server playing the extract publisher, scripted per GET: statuses,
+//! `Retry-After`, HTML pages, connections cut mid-body, stalls, truncated bodies. It also
+//! takes webhook calls (any POST). No test touches the internet.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
 
 /// What one GET gets.
 #[derive(Debug, Clone)]
@@ -26,113 +30,138 @@ pub enum Reply {
     Truncated(usize),
 }
 
+/// Serves the file at every path: `url` is the one the tests give as the job's source.
 #[derive(Clone)]
 pub struct SourceServer {
     pub url: String,
-    requests: Arc<Mutex<Vec<String>>>,
+    base: String,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    name: String,
+    file: Bytes,
+    script: Mutex<VecDeque<Reply>>,
+    /// `METHOD path` of every request.
+    requests: Mutex<Vec<String>>,
+    /// Bodies of the POSTs (webhook calls).
+    posted: Mutex<Vec<String>>,
 }
 
 impl SourceServer {
     /// Serves `file` as `name`; GETs take their replies from `script` in order, then `File`.
+    /// HEAD always answers as for `File`, without the body.
     pub async fn start(name: &str, file: Vec<u8>, script: Vec<Reply>) -> SourceServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!(
-            "http://{}/extraction/PS_LibreAcces",
-            listener.local_addr().expect("address")
-        );
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let (name, file, log) = (name.to_owned(), Arc::new(file), Arc::clone(&requests));
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let (name, file, log, script) =
-                    (name.clone(), Arc::clone(&file), Arc::clone(&log), Arc::clone(&script));
-                tokio::spawn(async move { answer(socket, &name, &file, &log, &script).await });
-            }
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let shared = Arc::new(Shared {
+            name: name.to_owned(),
+            file: Bytes::from(file),
+            script: Mutex::new(VecDeque::from(script)),
+            requests: Mutex::new(Vec::new()),
+            posted: Mutex::new(Vec::new()),
         });
-        SourceServer { url, requests }
+        let app = Router::new().fallback(answer).with_state(Arc::clone(&shared));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        SourceServer {
+            url: format!("{base}/extraction/PS_LibreAcces"),
+            base,
+            shared,
+        }
     }
 
     /// `METHOD path` of every request so far.
     pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().expect("log").clone()
+        self.shared.requests.lock().expect("log").clone()
     }
 
     pub fn count(&self, method: &str) -> usize {
         self.requests().iter().filter(|r| r.starts_with(method)).count()
     }
+
+    /// Where to send webhook calls: they are answered 204 and kept.
+    pub fn hook_url(&self) -> String {
+        format!("{}/hook", self.base)
+    }
+
+    /// The bodies of the webhook calls so far.
+    pub fn hook_bodies(&self) -> Vec<String> {
+        self.shared.posted.lock().expect("bodies").clone()
+    }
 }
 
-async fn answer(
-    mut socket: TcpStream,
-    name: &str,
-    file: &[u8],
-    log: &Mutex<Vec<String>>,
-    script: &Mutex<VecDeque<Reply>>,
-) {
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 2048];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match socket.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buffer[..n]),
-        }
+async fn answer(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let target = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    shared.requests.lock().expect("log").push(format!("{method} {target}"));
+    if method == Method::POST {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        shared.posted.lock().expect("bodies").push(text);
+        return respond(StatusCode::NO_CONTENT, &[], Body::empty());
     }
-    let line = String::from_utf8_lossy(&request)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let head_only = line.starts_with("HEAD");
-    log.lock()
-        .expect("log")
-        .push(line.rsplit_once(' ').map_or(line.clone(), |(l, _)| l.to_owned()));
-    let reply = if head_only {
+    let reply = if method == Method::HEAD {
         Reply::File
     } else {
-        script.lock().expect("script").pop_front().unwrap_or(Reply::File)
+        shared.script.lock().expect("script").pop_front().unwrap_or(Reply::File)
     };
-    let file_head = |length: usize| {
-        format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/zip\r\nContent-Disposition: attachment; filename={name}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    let file = &shared.file;
+    let disposition = format!("attachment; filename={}", shared.name);
+    let zip = |length: usize, body: Body| {
+        respond(
+            StatusCode::OK,
+            &[
+                (header::CONTENT_TYPE, "application/zip".to_owned()),
+                (header::CONTENT_DISPOSITION, disposition.clone()),
+                (header::CONTENT_LENGTH, length.to_string()),
+            ],
+            body,
         )
     };
-    let (head, body): (String, &[u8]) = match reply {
-        Reply::File => (file_head(file.len()), file),
+    match reply {
+        Reply::File => zip(file.len(), Body::from(file.clone())),
         Reply::Status { status, retry_after } => {
-            let extra = retry_after.map_or(String::new(), |r| format!("Retry-After: {r}\r\n"));
-            (
-                format!("HTTP/1.1 {status} Busy\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"),
-                &[],
-            )
+            let status = StatusCode::from_u16(status).expect("a valid status");
+            let headers: Vec<_> = retry_after
+                .map(|r| (header::RETRY_AFTER, r.to_owned()))
+                .into_iter()
+                .collect();
+            respond(status, &headers, Body::empty())
         }
-        Reply::Html => {
-            let page: &[u8] = b"<!DOCTYPE html><html><body>Maintenance</body></html>";
-            (
-                format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    page.len()
-                ),
-                page,
-            )
-        }
+        Reply::Html => respond(
+            StatusCode::OK,
+            &[(header::CONTENT_TYPE, "text/html".to_owned())],
+            Body::from("<!DOCTYPE html><html><body>Maintenance</body></html>"),
+        ),
         Reply::CutAfter(n) => {
-            let _ = socket.write_all(file_head(file.len()).as_bytes()).await;
-            let _ = socket.write_all(&file[..n.min(file.len())]).await;
-            return;
+            // A body that fails after its first bytes: the server aborts the connection
+            // short of the announced length.
+            let sent = file.slice(..n.min(file.len()));
+            let chunks: Vec<Result<Bytes, std::io::Error>> =
+                vec![Ok(sent), Err(std::io::Error::other("cut by the test source"))];
+            zip(file.len(), Body::from_stream(futures::stream::iter(chunks)))
         }
         Reply::Stall(pause) => {
             tokio::time::sleep(pause).await;
-            (file_head(file.len()), file)
+            zip(file.len(), Body::from(file.clone()))
         }
-        Reply::Truncated(n) => (file_head(n.min(file.len())), &file[..n.min(file.len())]),
-    };
-    let _ = socket.write_all(head.as_bytes()).await;
-    if !head_only {
-        let _ = socket.write_all(body).await;
+        Reply::Truncated(n) => {
+            let sent = file.slice(..n.min(file.len()));
+            zip(sent.len(), Body::from(sent))
+        }
     }
-    let _ = socket.shutdown().await;
+}
+
+/// One connection per request, as the publisher's server does: a retry never reuses the
+/// connection of a failed attempt.
+fn respond(status: StatusCode, headers: &[(header::HeaderName, String)], body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let map = response.headers_mut();
+    map.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    for (name, value) in headers {
+        map.insert(
+            name.clone(),
+            HeaderValue::from_str(value).expect("a valid header value"),
+        );
+    }
+    response
 }
