@@ -29,7 +29,6 @@ impl PrivateCluster {
     }
 
     async fn up(&self) -> EmbeddedCluster {
-        super::keep_inherited_descriptors_from_servers();
         let home = self.home.clone();
         tokio::task::spawn_blocking(move || EmbeddedCluster::ensure_running(&home).expect("private cluster starts"))
             .await

@@ -154,7 +154,6 @@ pub fn samples() -> PathBuf {
 }
 
 async fn embedded_cluster() -> EmbeddedCluster {
-    keep_inherited_descriptors_from_servers();
     let home = std::env::var_os("ANNUAIRE_TEST_PG_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-pg"));
@@ -171,37 +170,6 @@ async fn embedded_cluster() -> EmbeddedCluster {
              put the cluster elsewhere)",
             home.display()
         ),
-    }
-}
-
-/// The clusters the tests start outlive the test run, and a server started from here
-/// inherits every descriptor this process inherited without close-on-exec: a lock taken by
-/// a wrapper (`flock … cargo test`) would then stay held by the server for good. Marks them
-/// close-on-exec, once per process.
-pub fn keep_inherited_descriptors_from_servers() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
-            return;
-        };
-        let inherited = entries
-            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|fd| *fd > 2);
-        for fd in inherited {
-            set_close_on_exec(fd);
-        }
-    });
-}
-
-#[allow(unsafe_code)] // fcntl: std cannot set the flag on a descriptor it did not open
-fn set_close_on_exec(fd: i32) {
-    // SAFETY: F_GETFD and F_SETFD only read and set a descriptor's flags, no memory of ours;
-    // a number that is not open (the directory listing's own, closed since) fails with EBADF.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags >= 0 {
-            libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-        }
     }
 }
 

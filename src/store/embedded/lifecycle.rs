@@ -310,6 +310,7 @@ fn start(layout: &Layout, bin_dir: &Path, user: &ServerUser) -> Result<(), Embed
         .map_err(io_err("create", &layout.log_file))?;
     user.chown(&layout.log_file)?;
 
+    super::user::keep_inherited_descriptors_from_the_server();
     info!(data_dir = %layout.data_dir.display(), "starting embedded PostgreSQL");
     let timeout = SERVER_TIMEOUT.as_secs().to_string();
     let args: [&OsStr; 8] = [

@@ -174,3 +174,29 @@ mod tests {
         assert_eq!(shell_quote(OsStr::new("it's")), OsString::from("'it'\\''s'"));
     }
 }
+
+/// The server outlives this process, and inherits every descriptor this process itself
+/// inherited without close-on-exec (std opens its own with the flag): a lock taken by a
+/// wrapper (`flock … annuaire serve`, `flock … cargo test`) would then stay held by the
+/// server for good. Marks them close-on-exec before the server is started, once per process.
+pub(super) fn keep_inherited_descriptors_from_the_server() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+            return;
+        };
+        let inherited = entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|fd| *fd > 2);
+        for fd in inherited {
+            // SAFETY: F_GETFD and F_SETFD only read and set a descriptor's flags, no memory
+            // of ours; a number no longer open (the listing's own) fails with EBADF.
+            unsafe {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                }
+            }
+        }
+    });
+}
