@@ -165,16 +165,6 @@ fn shell_quote(arg: &OsStr) -> OsString {
     OsString::from_vec(quoted)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shell_quote_survives_single_quotes() {
-        assert_eq!(shell_quote(OsStr::new("it's")), OsString::from("'it'\\''s'"));
-    }
-}
-
 /// The server outlives this process, and inherits every descriptor this process itself
 /// inherited without close-on-exec (std opens its own with the flag): a lock taken by a
 /// wrapper (`flock … annuaire serve`, `flock … cargo test`) would then stay held by the
@@ -199,4 +189,14 @@ pub(super) fn keep_inherited_descriptors_from_the_server() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_quote_survives_single_quotes() {
+        assert_eq!(shell_quote(OsStr::new("it's")), OsString::from("'it'\\''s'"));
+    }
 }
