@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod commands;
+pub mod details;
 pub mod download;
 // Calls libc (geteuid, getpwnam_r, kill) where std has no equivalent; each use says why it is sound.
 #[allow(unsafe_code)]

@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Params, Path};
 use crate::national_id::NationalId;
-use crate::search::index::FILTERS;
+use crate::search::filters::{FILTERS, REMOVED};
 use crate::search::{Refused, SearchRequest};
 use crate::store::professionals;
 
@@ -66,7 +66,7 @@ pub async fn search(State(state): State<AppState>, params: Params) -> Result<Res
 fn request(params: &Params) -> Result<SearchRequest, ApiError> {
     let mut filters: Vec<(String, String)> = Vec::new();
     for name in FILTERS {
-        let value = if name == "removed" {
+        let value = if name == REMOVED {
             params.boolean(name)?.map(|b| b.to_string())
         } else {
             params.text(name).filter(|v| !v.is_empty()).map(str::to_owned)

@@ -57,21 +57,8 @@ pub struct Fields {
     pub facets: Field,
 }
 
-/// The filters a search can take, each an exact code.
-pub const FILTERS: [&str; 9] = [
-    "profession",
-    "categorie",
-    "savoir_faire",
-    "departement",
-    "commune",
-    "code_postal",
-    "mode",
-    "secteur",
-    "removed",
-];
-
-/// Facets counted for every search.
-pub const FACETS: [&str; 4] = ["profession", "departement", "savoir_faire", "secteur"];
+pub use super::filters::{FACETS, FILTERS};
+use crate::store::RunId;
 
 fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
@@ -195,8 +182,8 @@ impl SearchIndex {
     }
 
     /// The generation this index holds.
-    pub fn generation(&self) -> Option<i64> {
-        self.generation_with_version().map(|(_, g)| g)
+    pub fn generation(&self) -> Option<RunId> {
+        self.generation_with_version().map(|(_, g)| RunId(g))
     }
 
     /// Runs `work` with the index's writer, opened on first use (a reader-only process,
@@ -233,10 +220,10 @@ impl SearchIndex {
     }
 
     /// Makes what was added visible, recording the generation it brings the index to.
-    pub fn commit(&self, generation: i64) -> Result<(), IndexError> {
+    pub fn commit(&self, generation: RunId) -> Result<(), IndexError> {
         self.with_writer(|writer| {
             let mut commit = writer.prepare_commit()?;
-            commit.set_payload(&payload(generation));
+            commit.set_payload(&payload(generation.0));
             commit.commit()?;
             Ok(())
         })?;

@@ -26,14 +26,12 @@ impl Workers {
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
-            let started = std::thread::Builder::new()
-                .name(format!("search-{n}"))
-                .spawn(move || {
-                    crate::priority::lower(nice);
-                    while let Some(job) = next(&queue) {
-                        job();
-                    }
-                });
+            let started = std::thread::Builder::new().name(format!("search-{n}")).spawn(move || {
+                crate::priority::lower(nice);
+                while let Some(job) = next(&queue) {
+                    job();
+                }
+            });
             if let Err(error) = started {
                 tracing::error!(%error, "cannot start a search thread");
             }
