@@ -6,14 +6,14 @@ use sqlx::PgPool;
 
 use super::{Outcome, print_json};
 use crate::import::{self, FailedImport, ImportError, ImportOptions};
-use crate::store::RunId;
 use crate::store::runs::{self, RunSummary};
+use crate::store::{RunId, RunStatus};
 
 pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: bool) -> anyhow::Result<Outcome> {
     match import::import_tracked(pool, source, options).await {
         Ok(run) => {
             report(&run, json)?;
-            Ok(if run.status == "held" {
+            Ok(if run.status == RunStatus::Held {
                 Outcome::Held
             } else {
                 Outcome::Success

@@ -1,6 +1,7 @@
-//! The import pipeline: source → read and stage (COPY) → build and diff → safety gate →
-//! atomic publish, recorded as a run. One import at a time per database (an advisory
-//! lock); whatever fails, the published generation stays exactly as it was.
+//! The import pipeline: source → read and stage (COPY) → diff → build → safety gate →
+//! atomic publish, recorded as a run (`pipeline` holds the stages). One import at a time
+//! per database (an advisory lock); whatever fails, the published generation stays exactly
+//! as it was, and the caller learns which run recorded the failure.
 
 pub mod build;
 pub mod diff;

@@ -142,8 +142,7 @@ text_enum!(
 );
 
 text_enum!(
-    /// Where a job run is (`job_run_status_ck`). Not `Copy`: callers clone the status of
-    /// a recorded run they keep.
+    /// Where a job run is (`job_run_status_ck`).
     JobRunStatus, "job run status" {
         Running = "running",
         Published = "published",
