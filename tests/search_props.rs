@@ -116,10 +116,7 @@ async fn any_request_within_bounds_gets_results_and_none_panics() {
     });
     // The strategies reach both sides of the bounds, or the test proves little.
     let (answered, refused) = (answered.get(), refused.get());
-    assert!(
-        answered > 200 && refused > 200,
-        "answered {answered}, refused {refused}"
-    );
+    assert!(answered > 200 && refused > 200, "answered {answered}, refused {refused}");
 }
 
 /// Every byte but unreserved ASCII as `%XX` (RFC 3986), as a browser sends a form field.
