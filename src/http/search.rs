@@ -110,3 +110,27 @@ pub async fn record(State(state): State<AppState>, Path(id): Path<String>) -> Re
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use crate::search::filters::FILTERS;
+
+    /// The documented query parameters are written out for the macro: they must name
+    /// every filter of the one list.
+    #[test]
+    fn the_api_documents_every_filter() {
+        let doc = serde_json::to_value(super::super::openapi::ApiDoc::openapi()).expect("serialisable");
+        let params = &doc["paths"]["/v1/professionals"]["get"]["parameters"];
+        let names: Vec<&str> = params
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for filter in FILTERS {
+            assert!(names.contains(&filter), "{filter} is not documented: {names:?}");
+        }
+    }
+}
