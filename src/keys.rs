@@ -4,10 +4,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgExecutor;
+
+use crate::store::keys as stored;
+pub use crate::store::keys::KeyInfo;
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -62,16 +64,6 @@ pub enum KeyError {
     Database(#[from] sqlx::Error),
 }
 
-/// A key as listed (never the secret).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct KeyInfo {
-    pub id: i64,
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub created_at: DateTime<Utc>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
 /// Prefix of every key: tells people (and secret scanners) what the string is.
 const KEY_PREFIX: &str = "ann_";
 
@@ -89,17 +81,7 @@ pub async fn create(db: impl PgExecutor<'_>, name: &str, scopes: &[Scope]) -> Re
     getrandom::fill(&mut random).map_err(|e| KeyError::Random(e.to_string()))?;
     let secret = format!("{KEY_PREFIX}{}", hex::encode(random));
     let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-    let created = sqlx::query_as(
-        "WITH created AS (
-             INSERT INTO api_key (name, scopes, key_hash) VALUES ($1, $2, $3)
-             RETURNING id, name, scopes, created_at, revoked_at)
-         SELECT created.*, pg_notify('annuaire_keys', '') IS NOT NULL AS notified FROM created",
-    )
-    .bind(name)
-    .bind(&scope_names)
-    .bind(hash(&secret).as_slice())
-    .fetch_one(db)
-    .await;
+    let created = stored::insert(db, name, &scope_names, hash(&secret).as_slice()).await;
     match created {
         Ok(info) => Ok((info, secret)),
         Err(sqlx::Error::Database(e)) if e.constraint() == Some("api_key_active_name_uq") => {
@@ -110,28 +92,15 @@ pub async fn create(db: impl PgExecutor<'_>, name: &str, scopes: &[Scope]) -> Re
 }
 
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<KeyInfo>, KeyError> {
-    Ok(
-        sqlx::query_as("SELECT id, name, scopes, created_at, revoked_at FROM api_key ORDER BY id")
-            .fetch_all(db)
-            .await?,
-    )
+    Ok(stored::list(db).await?)
 }
 
 /// Revokes the active key with this name (or id).
 pub async fn revoke(db: impl PgExecutor<'_>, name_or_id: &str) -> Result<KeyInfo, KeyError> {
     let id: Option<i64> = name_or_id.parse().ok();
-    let revoked: Option<KeyInfo> = sqlx::query_as(
-        "WITH revoked AS (
-             UPDATE api_key SET revoked_at = now()
-             WHERE revoked_at IS NULL AND (name = $1 OR id = $2)
-             RETURNING id, name, scopes, created_at, revoked_at)
-         SELECT revoked.*, pg_notify('annuaire_keys', '') IS NOT NULL AS notified FROM revoked",
-    )
-    .bind(name_or_id)
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
-    revoked.ok_or_else(|| KeyError::NotFound(name_or_id.to_owned()))
+    stored::revoke(db, name_or_id, id)
+        .await?
+        .ok_or_else(|| KeyError::NotFound(name_or_id.to_owned()))
 }
 
 /// An active key, as the servers hold it.
@@ -151,10 +120,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     pub async fn load(db: impl PgExecutor<'_>) -> Result<KeyRing, KeyError> {
-        let rows: Vec<(i64, String, Vec<String>, Vec<u8>)> =
-            sqlx::query_as("SELECT id, name, scopes, key_hash FROM api_key WHERE revoked_at IS NULL")
-                .fetch_all(db)
-                .await?;
+        let rows = stored::active(db).await?;
         let keys = rows
             .into_iter()
             .filter_map(|(id, name, scopes, stored)| {

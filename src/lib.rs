@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod commands;
+pub mod details;
 pub mod download;
 pub mod extract;
 pub mod http;

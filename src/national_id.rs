@@ -1,5 +1,6 @@
 //! The key of a professional: `Identification nationale PP`, i.e. the identifier type
-//! followed by the identifier (`8` + 11-digit RPPS, `0` + 9-character ADELI).
+//! followed by the identifier (`8` + 11-digit RPPS, `0` + 9-character ADELI), and its
+//! packed form, the compact integer key the diff and the claims snapshot index by.
 
 use std::fmt;
 
@@ -56,9 +57,39 @@ pub fn is_national_id(id: &str) -> bool {
     }
 }
 
+/// A national id packed into an integer (at most 16 bytes, zero-padded; ids are at most 12
+/// ASCII bytes): a map key of two words instead of a heap string. Its first byte is the
+/// identifier type.
+pub fn pack(national_id: &[u8]) -> u128 {
+    national_id
+        .iter()
+        .take(16)
+        .enumerate()
+        .fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i))))
+}
+
+/// The national id a [`pack`]ed key was made of.
+pub fn unpack(packed: u128) -> String {
+    packed
+        .to_be_bytes()
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| char::from(*b))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packing_round_trips_national_ids() {
+        for id in ["810001234565", "0012600631", "02A0012345"] {
+            assert_eq!(unpack(pack(id.as_bytes())), id);
+        }
+        assert_ne!(pack(b"810001234565"), pack(b"810001234573"));
+        assert_eq!((pack(b"0012600631") >> 120) as u8, b'0');
+    }
 
     #[test]
     fn accepts_national_and_bare_identifiers() {

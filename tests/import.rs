@@ -38,7 +38,7 @@ async fn claims_json(pool: &PgPool, id: &str) -> String {
     }
 }
 
-async fn published_run(pool: &PgPool) -> Option<i64> {
+async fn published_run(pool: &PgPool) -> Option<annuaire::store::RunId> {
     runs::current_generation(pool).await.expect("publication readable")
 }
 

@@ -54,7 +54,7 @@ async fn run(pool: &PgPool, job: &JobDefinition) -> runner::JobRun {
         .expect("recorded")
 }
 
-async fn published(pool: &PgPool) -> Option<i64> {
+async fn published(pool: &PgPool) -> Option<annuaire::store::RunId> {
     annuaire::store::runs::current_generation(pool).await.unwrap()
 }
 

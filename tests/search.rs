@@ -35,7 +35,7 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
     let pool = db.pool.clone();
     let dir = tempfile::tempdir().unwrap();
     let index = search::rebuild(&pool, dir.path()).await.expect("index built");
-    assert_eq!(index.generation(), Some(1));
+    assert_eq!(index.generation(), Some(annuaire::store::RunId(1)));
     for q in [
         "helene",
         "Hélène",

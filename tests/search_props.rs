@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use annuaire::http::HookSettings;
 use annuaire::keys::{self, Scope};
-use annuaire::search::schema::FILTERS;
+use annuaire::search::filters::FILTERS;
 use annuaire::search::{self, SearchIndex, SearchLimits, SearchRequest};
 use annuaire::server::ServerConfig;
 use common::published_db;

@@ -7,12 +7,13 @@ use sqlx::PgPool;
 use super::{Outcome, print_json};
 use crate::import::{self, FailedImport, ImportError, ImportOptions};
 use crate::store::runs::{self, RunSummary};
+use crate::store::{RunId, RunStatus};
 
 pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: bool) -> anyhow::Result<Outcome> {
     match import::import_tracked(pool, source, options).await {
         Ok(run) => {
             report(&run, json)?;
-            Ok(if run.status == "held" {
+            Ok(if run.status == RunStatus::Held {
                 Outcome::Held
             } else {
                 Outcome::Success
@@ -78,10 +79,10 @@ pub async fn list(pool: &PgPool, limit: i64, json: bool) -> anyhow::Result<Outco
 }
 
 pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome> {
-    let run = runs::get(pool, id)
+    let run = runs::get(pool, RunId(id))
         .await?
         .with_context(|| format!("run {id} does not exist"))?;
-    let rejects = runs::rejects(pool, id).await?;
+    let rejects = runs::rejects(pool, RunId(id)).await?;
     if json {
         let mut value = serde_json::to_value(&run)?;
         value["rejected_lines"] = serde_json::to_value(&rejects)?;
@@ -114,7 +115,7 @@ pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome>
 }
 
 pub async fn approve(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome> {
-    let run = import::approve(pool, id)
+    let run = import::approve(pool, RunId(id))
         .await
         .with_context(|| format!("while approving run {id}"))?;
     report(&run, json)?;

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Outcome, print_json};
 use crate::jobs::{JobDefinition, RunnerSettings, Trigger, runner};
+use crate::store::JobRunStatus;
 
 pub async fn list(pool: &PgPool, jobs: &[JobDefinition], json: bool) -> anyhow::Result<Outcome> {
     let now = chrono::Utc::now();
@@ -88,9 +89,9 @@ pub async fn run(
             println!("  {message}");
         }
     }
-    Ok(match run.status.as_str() {
-        "published" | "skipped" => Outcome::Success,
-        "held" => Outcome::Held,
+    Ok(match run.status {
+        JobRunStatus::Published | JobRunStatus::Skipped => Outcome::Success,
+        JobRunStatus::Held => Outcome::Held,
         _ => Outcome::Failure,
     })
 }

@@ -96,7 +96,7 @@ pub async fn approve_import(State(state): State<AppState>, Path(id): Path<String
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the run id must be an integer"))?;
-    match crate::import::approve(&state.pool, id).await {
+    match crate::import::approve(&state.pool, crate::store::RunId(id)).await {
         Ok(run) => Ok(Json(run).into_response()),
         Err(
             e @ (crate::import::ImportError::NotHeld { .. }

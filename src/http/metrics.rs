@@ -100,7 +100,11 @@ impl Metrics {
         let snapshot = state.snapshot.load();
         out.push_str("# HELP annuaire_generation_run_id The published generation served (import run id).\n");
         out.push_str("# TYPE annuaire_generation_run_id gauge\n");
-        let _ = writeln!(out, "annuaire_generation_run_id {}", snapshot.generation.unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "annuaire_generation_run_id {}",
+            snapshot.generation.map_or(0, |g| g.0)
+        );
         out.push_str("# HELP annuaire_generation_age_seconds Age of the served generation's extract.\n");
         out.push_str("# TYPE annuaire_generation_age_seconds gauge\n");
         if let Some(ts) = snapshot.extract_ts.or(snapshot.published_at) {

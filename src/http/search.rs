@@ -10,7 +10,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{Params, Path};
 use crate::national_id::NationalId;
-use crate::search::schema::FILTERS;
+use crate::search::filters::{FILTERS, REMOVED};
 use crate::search::{Refused, SearchRequest};
 use crate::store::professionals;
 
@@ -66,7 +66,7 @@ pub async fn search(State(state): State<AppState>, params: Params) -> Result<Res
 fn request(params: &Params) -> Result<SearchRequest, ApiError> {
     let mut filters: Vec<(String, String)> = Vec::new();
     for name in FILTERS {
-        let value = if name == "removed" {
+        let value = if name == REMOVED {
             params.boolean(name)?.map(|b| b.to_string())
         } else {
             params.text(name).filter(|v| !v.is_empty()).map(str::to_owned)
@@ -108,5 +108,29 @@ pub async fn record(State(state): State<AppState>, Path(id): Path<String>) -> Re
             StatusCode::NOT_FOUND,
             format!("{id} is not in the directory"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::OpenApi;
+
+    use crate::search::filters::FILTERS;
+
+    /// The documented query parameters are written out for the macro: they must name
+    /// every filter of the one list.
+    #[test]
+    fn the_api_documents_every_filter() {
+        let doc = serde_json::to_value(super::super::openapi::ApiDoc::openapi()).expect("serialisable");
+        let params = &doc["paths"]["/v1/professionals"]["get"]["parameters"];
+        let names: Vec<&str> = params
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for filter in FILTERS {
+            assert!(names.contains(&filter), "{filter} is not documented: {names:?}");
+        }
     }
 }

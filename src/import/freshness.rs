@@ -69,6 +69,7 @@ fn short(checksum: &str) -> &str {
 mod tests {
     use super::*;
     use crate::extract::source::timestamp_in_name;
+    use crate::store::RunId;
 
     fn at(name: &str) -> Option<DateTime<Utc>> {
         timestamp_in_name(name)
@@ -76,7 +77,7 @@ mod tests {
 
     fn published(name: &str, checksum: &str) -> PublishedExtract {
         PublishedExtract {
-            run_id: 3,
+            run_id: RunId(3),
             extract_ts: at(name),
             checksum: Some(checksum.to_owned()),
         }
@@ -121,7 +122,7 @@ mod tests {
             matches!(judge(None, "bb", Some(&current)), Freshness::Unguarded(note) if note.contains("no timestamp"))
         );
         let undated = PublishedExtract {
-            run_id: 2,
+            run_id: RunId(2),
             extract_ts: None,
             checksum: None,
         };

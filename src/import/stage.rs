@@ -1,4 +1,4 @@
-//! Read and stage: every file of the source is streamed through the reader on a blocking
+//! The read-and-stage stage: every file of the source is streamed through the reader on a blocking
 //! thread and `COPY`-ed into `stage_line` as it is read, so memory holds about one chunk,
 //! whatever the file size. Each professional's content hash is summed up on the way (for
 //! the diff); rejected lines are counted, and the first ones kept.
@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::store::codec;
 use crate::store::copy::CopyEncoder;
 use crate::store::runs::{KEPT_REJECTS, RejectedLine};
+use crate::store::staging;
 
 const CHUNK_BYTES: usize = 1 << 20;
 /// Chunks in flight between the reader thread and the COPY: enough to keep both busy.
@@ -56,11 +57,9 @@ pub async fn stage(
     max_line_bytes: usize,
     progress: Progress,
 ) -> Result<StageReport, ImportError> {
-    sqlx::query("TRUNCATE stage_line").execute(pool).await?;
+    staging::clear_lines(pool).await?;
     let mut conn = pool.acquire().await?;
-    let mut copy = conn
-        .copy_in_raw("COPY stage_line (file, line_no, national_id, fields) FROM STDIN (FORMAT binary)")
-        .await?;
+    let mut copy = staging::copy_lines(&mut conn).await?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let reading = tokio::task::spawn_blocking(move || read_all(&source, max_line_bytes, tx, &progress));
     let mut send_error = None;

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
@@ -17,8 +16,11 @@ use crate::download::{DownloadError, Downloader, Fetched};
 use crate::extract::source::timestamp_in_name;
 use crate::import::{self, FailedImport, ImportError, ImportOptions};
 use crate::priority;
+use crate::store::job_runs::{self, JobRunFacts};
+pub use crate::store::job_runs::{JobRun, recent};
 use crate::store::lock::AdvisoryLock;
-use crate::store::runs::RunSummary;
+use crate::store::runs::{self, RunSummary};
+use crate::store::{JobRunStatus, RunStatus};
 
 /// Connections of an in-process import's own pool: the import lock, the two ends of the
 /// build's COPY, and one for the queries in between.
@@ -64,22 +66,6 @@ impl Default for RunnerSettings {
     }
 }
 
-/// A job run as recorded.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
-pub struct JobRun {
-    pub id: i64,
-    pub job: String,
-    pub trigger: String,
-    pub status: String,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub source_url: Option<String>,
-    pub bytes: Option<i64>,
-    pub import_run_id: Option<i64>,
-    pub timings: serde_json::Value,
-    pub message: Option<String>,
-}
-
 /// The advisory lock key of a job: its name hashed into the lock space (xxh3: stable
 /// across builds and replicas).
 fn lock_key(job: &str) -> i64 {
@@ -96,28 +82,23 @@ pub async fn run(
     cancel: &CancellationToken,
 ) -> Result<JobRun, sqlx::Error> {
     let Some(lock) = AdvisoryLock::try_acquire(pool, lock_key(&job.name)).await? else {
-        let skipped = record_start(pool, job, trigger, "skipped").await?;
+        let skipped = job_runs::start(pool, &job.name, trigger.as_str(), JobRunStatus::Skipped).await?;
         let message = format!(
             "another run of {} is in progress (on this or another replica)",
             job.name
         );
-        return finish(
-            pool,
-            skipped,
-            "skipped",
-            &Outcome {
-                message: Some(message),
-                ..Outcome::default()
-            },
-        )
-        .await;
+        let facts = JobRunFacts {
+            message: Some(message),
+            ..JobRunFacts::default()
+        };
+        return job_runs::finish(pool, skipped, JobRunStatus::Skipped, &facts).await;
     };
     // Every outcome of the locked part, early errors included, comes back here to release.
     let recorded = run_locked(pool, job, trigger, source, settings, cancel).await;
     lock.release().await;
     let recorded = recorded?;
     tracing::info!(job = %job.name, run_id = recorded.id, status = %recorded.status, message = recorded.message.as_deref().unwrap_or(""), "job run ended");
-    if matches!(recorded.status.as_str(), "failed" | "held")
+    if matches!(recorded.status, JobRunStatus::Failed | JobRunStatus::Held)
         && let Some(url) = &job.notify_url
     {
         notify(&settings.downloader, url, &recorded).await;
@@ -133,85 +114,97 @@ async fn run_locked(
     settings: &RunnerSettings,
     cancel: &CancellationToken,
 ) -> Result<JobRun, sqlx::Error> {
-    let run_id = record_start(pool, job, trigger, "running").await?;
+    let run_id = job_runs::start(pool, &job.name, trigger.as_str(), JobRunStatus::Running).await?;
     tracing::info!(job = %job.name, run_id, trigger = trigger.as_str(), "job run started");
-    let outcome = attempt(pool, job, source, settings, cancel).await;
-    finish(pool, run_id, outcome.status, &outcome).await
+    let mut facts = JobRunFacts::default();
+    let status = attempt(pool, job, source, settings, cancel, &mut facts).await;
+    job_runs::finish(pool, run_id, status, &facts).await
 }
 
-#[derive(Debug, Default)]
-struct Outcome {
-    status: &'static str,
-    source_url: Option<String>,
-    bytes: Option<i64>,
-    import_run_id: Option<i64>,
-    timings: serde_json::Map<String, serde_json::Value>,
-    message: Option<String>,
-}
-
+/// One attempt: fetch the extract (`None` when the attempt ends there), then import it.
+/// Returns the run's status; what it learned goes into `facts`.
 async fn attempt(
     pool: &PgPool,
     job: &JobDefinition,
     source: Option<&str>,
     settings: &RunnerSettings,
     cancel: &CancellationToken,
-) -> Outcome {
-    let mut outcome = Outcome {
-        status: "failed",
-        ..Outcome::default()
-    };
+    facts: &mut JobRunFacts,
+) -> JobRunStatus {
+    match fetch(pool, job, source, settings, cancel, facts).await {
+        Ok(fetched) => import_fetched(pool, job, fetched, settings, cancel, facts).await,
+        Err(status) => status,
+    }
+}
+
+/// Downloads the extract from the first source that serves it, unless a `HEAD` shows
+/// it is the published one. `Err` with the run's status when the run ends here.
+async fn fetch(
+    pool: &PgPool,
+    job: &JobDefinition,
+    source: Option<&str>,
+    settings: &RunnerSettings,
+    cancel: &CancellationToken,
+    facts: &mut JobRunFacts,
+) -> Result<Fetched, JobRunStatus> {
     let sources: Vec<String> = source.map_or_else(|| job.sources.clone(), |s| vec![s.to_owned()]);
     let downloader = settings.downloader.with_retry(job.retry);
     let (published_ts, last_bytes) = match published_facts(pool, job).await {
-        Ok(facts) => facts,
+        Ok(known) => known,
         Err(e) => {
-            outcome.message = Some(format!("database error: {e}"));
-            return outcome;
+            facts.message = Some(format!("database error: {e}"));
+            return Err(JobRunStatus::Failed);
         }
     };
     let min_bytes = (last_bytes as f64 * job.min_size_ratio) as u64;
     let mut errors = Vec::new();
-    let mut fetched: Option<Fetched> = None;
     for url in &sources {
-        outcome.source_url = Some(url.clone());
+        facts.source_url = Some(url.clone());
         let started = Instant::now();
         if let Ok(probe) = downloader.probe(url).await {
             let offered = probe.file_name.as_deref().and_then(timestamp_in_name);
-            outcome.timings.insert("probe".into(), ms(started));
+            facts.timings.insert("probe".into(), ms(started));
             if offered.is_some() && offered == published_ts {
-                outcome.status = "skipped";
-                outcome.message = Some(format!(
+                facts.message = Some(format!(
                     "unchanged: {} is the published extract",
                     probe.file_name.unwrap_or_default()
                 ));
-                return outcome;
+                return Err(JobRunStatus::Skipped);
             }
         }
         let started = Instant::now();
         match downloader.fetch(url, &settings.download_dir, min_bytes, cancel).await {
-            Ok(f) => {
-                outcome.timings.insert("download".into(), ms(started));
-                outcome.bytes = Some(f.bytes as i64);
-                fetched = Some(f);
-                break;
+            Ok(fetched) => {
+                facts.timings.insert("download".into(), ms(started));
+                facts.bytes = Some(fetched.bytes as i64);
+                return Ok(fetched);
             }
             Err(DownloadError::Cancelled) => {
-                outcome.status = "cancelled";
-                outcome.message = Some("stopped by shutdown during the download".to_owned());
-                return outcome;
+                facts.message = Some("stopped by shutdown during the download".to_owned());
+                return Err(JobRunStatus::Cancelled);
             }
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let Some(fetched) = fetched else {
-        outcome.message = Some(errors.join("; "));
-        return outcome;
-    };
+    facts.message = Some(errors.join("; "));
+    Err(JobRunStatus::Failed)
+}
+
+/// Imports the downloaded extract with the job's thresholds; the import run's id is kept
+/// whatever the outcome.
+async fn import_fetched(
+    pool: &PgPool,
+    job: &JobDefinition,
+    fetched: Fetched,
+    settings: &RunnerSettings,
+    cancel: &CancellationToken,
+    facts: &mut JobRunFacts,
+) -> JobRunStatus {
     let options = ImportOptions {
         gate: job.gate,
         max_reject_pct: job.max_reject_pct,
         download_dir: settings.download_dir.clone(),
-        source_label: outcome.source_url.clone(),
+        source_label: facts.source_url.clone(),
         cancel: cancel.clone(),
         downloader: Some(settings.downloader.clone()),
         ..ImportOptions::default()
@@ -219,28 +212,28 @@ async fn attempt(
     let started = Instant::now();
     let location = fetched.path.to_string_lossy().into_owned();
     let imported = import_niced(pool, location, options, settings.nice).await;
-    outcome.timings.insert("import".into(), ms(started));
-    let imported = imported.map_err(|failed| {
-        outcome.import_run_id = failed.run_id;
-        failed.error
-    });
+    facts.timings.insert("import".into(), ms(started));
     match imported {
         Ok(run) => {
-            outcome.import_run_id = Some(run.id);
-            outcome.status = match run.status.as_str() {
-                "published" => "published",
-                "held" => "held",
-                _ => "skipped",
-            };
-            outcome.message = run.message;
+            facts.import_run_id = Some(run.id);
+            facts.message = run.message;
+            match run.status {
+                RunStatus::Published => JobRunStatus::Published,
+                RunStatus::Held => JobRunStatus::Held,
+                _ => JobRunStatus::Skipped,
+            }
         }
-        Err(ImportError::Cancelled) => {
-            outcome.status = "cancelled";
-            outcome.message = Some("stopped by shutdown at a safe point of the import".to_owned());
+        Err(FailedImport { run_id, error }) => {
+            facts.import_run_id = run_id;
+            if let ImportError::Cancelled = error {
+                facts.message = Some("stopped by shutdown at a safe point of the import".to_owned());
+                JobRunStatus::Cancelled
+            } else {
+                facts.message = Some(error.to_string());
+                JobRunStatus::Failed
+            }
         }
-        Err(e) => outcome.message = Some(e.to_string()),
     }
-    outcome
 }
 
 /// The import on its own niced thread and runtime, with its own small pool: connections
@@ -279,45 +272,10 @@ async fn published_facts(
     pool: &PgPool,
     job: &JobDefinition,
 ) -> Result<(Option<chrono::DateTime<chrono::Utc>>, u64), sqlx::Error> {
-    let column = match job.kind {
-        JobKind::PsLibreacces => "SELECT r.extract_ts FROM publication p JOIN import_run r ON r.id = p.run_id",
-        JobKind::Mssante => "SELECT r.extract_ts FROM publication p JOIN import_run r ON r.id = p.mailbox_run_id",
-    };
-    let ts: Option<Option<chrono::DateTime<chrono::Utc>>> = sqlx::query_scalar(column).fetch_optional(pool).await?;
-    let bytes: Option<i64> = sqlx::query_scalar(
-        "SELECT bytes FROM job_run WHERE job = $1 AND status = 'published' AND bytes IS NOT NULL ORDER BY id DESC LIMIT 1",
-    )
-    .bind(&job.name)
-    .fetch_optional(pool)
-    .await?;
-    Ok((ts.flatten(), bytes.unwrap_or(0).max(0) as u64))
-}
-
-async fn record_start(pool: &PgPool, job: &JobDefinition, trigger: Trigger, status: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("INSERT INTO job_run (job, trigger, status) VALUES ($1, $2, $3) RETURNING id")
-        .bind(&job.name)
-        .bind(trigger.as_str())
-        .bind(status)
-        .fetch_one(pool)
-        .await
-}
-
-async fn finish(pool: &PgPool, id: i64, status: &str, outcome: &Outcome) -> Result<JobRun, sqlx::Error> {
-    sqlx::query_as(
-        "UPDATE job_run SET status = $2, finished_at = now(), source_url = $3, bytes = $4, import_run_id = $5,
-                timings = $6, message = $7
-         WHERE id = $1
-         RETURNING id, job, trigger, status, started_at, finished_at, source_url, bytes, import_run_id, timings, message",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(&outcome.source_url)
-    .bind(outcome.bytes)
-    .bind(outcome.import_run_id)
-    .bind(serde_json::Value::Object(outcome.timings.clone()))
-    .bind(&outcome.message)
-    .fetch_one(pool)
-    .await
+    let mailboxes = matches!(job.kind, JobKind::Mssante);
+    let published = runs::published_extract(pool, mailboxes).await?;
+    let bytes = job_runs::last_published_bytes(pool, &job.name).await?;
+    Ok((published.and_then(|p| p.extract_ts), bytes.unwrap_or(0).max(0) as u64))
 }
 
 /// Best effort: a webhook that is down must not fail the run (it is logged).
@@ -330,15 +288,4 @@ async fn notify(downloader: &Downloader, url: &str, run: &JobRun) {
         }
         Err(error) => tracing::warn!(job = %run.job, %error, "webhook unreachable"),
     }
-}
-
-/// The latest runs, newest first.
-pub async fn recent(pool: &PgPool, limit: i64) -> Result<Vec<JobRun>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, job, trigger, status, started_at, finished_at, source_url, bytes, import_run_id, timings, message
-         FROM job_run ORDER BY id DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(pool)
-    .await
 }

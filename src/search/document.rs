@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::claims::ClaimsDocument;
-use crate::import::record::Details;
+use crate::details::Details;
 
 /// The searchable values of one professional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
 use super::document::SearchValues;
+use super::filters::{DEPARTEMENT, PROFESSION, SAVOIR_FAIRE, SECTEUR};
 use super::query::HARD_WINDOW;
 use super::schema::{ANALYZER, Fields, SCHEMA_VERSION, analyzer, schema};
+use crate::store::RunId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -35,8 +37,8 @@ pub struct SearchIndex {
 }
 
 /// What a commit records: the schema version and the generation indexed.
-fn payload(generation: i64) -> String {
-    format!("{SCHEMA_VERSION}:{generation}")
+fn payload(generation: RunId) -> String {
+    format!("{SCHEMA_VERSION}:{}", generation.0)
 }
 
 impl SearchIndex {
@@ -81,8 +83,8 @@ impl SearchIndex {
     }
 
     /// The generation this index holds.
-    pub fn generation(&self) -> Option<i64> {
-        self.generation_with_version().map(|(_, g)| g)
+    pub fn generation(&self) -> Option<RunId> {
+        self.generation_with_version().map(|(_, g)| RunId(g))
     }
 
     /// Runs `work` with the index's writer, opened on first use (a reader-only process,
@@ -119,7 +121,7 @@ impl SearchIndex {
     }
 
     /// Makes what was added visible, recording the generation it brings the index to.
-    pub fn commit(&self, generation: i64) -> Result<(), IndexError> {
+    pub fn commit(&self, generation: RunId) -> Result<(), IndexError> {
         self.with_writer(|writer| {
             let mut commit = writer.prepare_commit()?;
             commit.set_payload(&payload(generation));
@@ -159,10 +161,10 @@ impl SearchIndex {
             document.add_text(f.text, text);
         }
         for (facet, values) in [
-            ("profession", &v.professions),
-            ("departement", &v.departements),
-            ("savoir_faire", &v.savoir_faire),
-            ("secteur", &v.secteurs),
+            (PROFESSION, &v.professions),
+            (DEPARTEMENT, &v.departements),
+            (SAVOIR_FAIRE, &v.savoir_faire),
+            (SECTEUR, &v.secteurs),
         ] {
             for value in values {
                 document.add_facet(f.facets, tantivy::schema::Facet::from_path([facet, value.as_str()]));

@@ -4,6 +4,7 @@
 
 pub mod bounds;
 pub mod document;
+pub mod filters;
 pub mod index;
 pub mod query;
 pub mod schema;
@@ -13,7 +14,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
@@ -22,8 +22,10 @@ pub use index::SearchIndex;
 pub use query::{SearchRequest, SearchResponse};
 
 use crate::claims::ClaimsDocument;
-use crate::import::record::Details;
-use crate::store::copy::CopyDecoder;
+use crate::details::Details;
+use crate::store::RunId;
+use crate::store::codec::Decompressors;
+use crate::store::published::{self, CurrentRecord, Extras};
 use document::SearchValues;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,35 +45,25 @@ const WRITER_NICE: i32 = 10;
 /// (a few MB of stored rows in flight, and as many decoded documents at a time).
 const BATCH: usize = 5_000;
 
-/// One row of the read-back: national id, removed, claims, details, dictionary, mailboxes.
-type Row = Vec<Option<bytes::Bytes>>;
-
 /// The published generation's professionals, all of them or those changed since
-/// `since`, as stored rows, in batches. Only bytes are moved here, on the async side:
+/// `since`, as stored records, in batches. Only bytes are moved here, on the async side:
 /// decompressing and parsing them is CPU work for the writer's thread.
-async fn stream_rows(pool: &PgPool, since: Option<i64>, batches: mpsc::Sender<Vec<Row>>) -> Result<(), SearchError> {
-    let filter = since.map_or(String::new(), |g| {
-        format!("WHERE p.record_run_id > {g} OR p.removed_run_id > {g}")
-    });
-    let statement = format!(
-        "COPY (SELECT p.national_id, p.removed_at IS NOT NULL, r.claims_zst, r.details_zst, r.dictionary_run_id,
-                      (SELECT string_agg(m.address, ' ') FROM mailbox m
-                       WHERE m.national_id = p.national_id AND m.run_id = (SELECT mailbox_run_id FROM publication))
-               FROM professional p
-               JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
-               {filter}) TO STDOUT (FORMAT binary)"
-    );
+async fn stream_records(
+    pool: &PgPool,
+    since: Option<RunId>,
+    batches: mpsc::Sender<Vec<CurrentRecord>>,
+) -> Result<(), SearchError> {
     let mut conn = pool.acquire().await?;
-    let mut stream = conn.copy_out_raw(&statement).await?;
-    let mut decoder = CopyDecoder::default();
+    let extras = Extras {
+        details: true,
+        mailboxes: true,
+    };
+    let mut records = published::current_records(&mut conn, since, extras).await?;
     let mut batch = Vec::with_capacity(BATCH);
-    while let Some(chunk) = stream.next().await {
-        decoder.push(&chunk?);
-        while let Some(row) = decoder.next_row().map_err(|e| SearchError::Record(e.to_string()))? {
-            batch.push(row);
-            if batch.len() >= BATCH && batches.send(std::mem::take(&mut batch)).await.is_err() {
-                return Ok(());
-            }
+    while let Some(record) = records.next().await.map_err(|e| SearchError::Record(e.to_string()))? {
+        batch.push(record);
+        if batch.len() >= BATCH && batches.send(std::mem::take(&mut batch)).await.is_err() {
+            return Ok(());
         }
     }
     if !batch.is_empty() {
@@ -80,92 +72,65 @@ async fn stream_rows(pool: &PgPool, since: Option<i64>, batches: mpsc::Sender<Ve
     Ok(())
 }
 
-/// Turns stored rows into search values: the dictionaries and one decompressor for each.
-struct RowDecoder {
-    dictionaries: HashMap<i64, Vec<u8>>,
-    decompressors: HashMap<i64, zstd::bulk::Decompressor<'static>>,
+/// Turns stored records into search values: the dictionaries and their decompressors.
+struct RecordDecoder {
+    dictionaries: HashMap<RunId, Vec<u8>>,
+    decompressors: Decompressors,
 }
 
-impl RowDecoder {
-    async fn load(pool: &PgPool) -> Result<RowDecoder, SearchError> {
-        let dictionaries = sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT run_id, dictionary FROM compression_dictionary")
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .collect();
-        Ok(RowDecoder {
+impl RecordDecoder {
+    async fn load(pool: &PgPool) -> Result<RecordDecoder, SearchError> {
+        let dictionaries = published::dictionaries(pool, &[]).await?.into_iter().collect();
+        Ok(RecordDecoder {
             dictionaries,
-            decompressors: HashMap::new(),
+            decompressors: Decompressors::default(),
         })
     }
 
-    fn values(&mut self, row: &[Option<bytes::Bytes>]) -> Result<SearchValues, SearchError> {
-        row_values(row, &self.dictionaries, &mut self.decompressors)
+    fn values(&mut self, record: &CurrentRecord) -> Result<SearchValues, SearchError> {
+        let bad = |what: &str| SearchError::Record(what.to_owned());
+        let dictionary = match record.dictionary {
+            Some(id) => Some((
+                id,
+                self.dictionaries
+                    .get(&id)
+                    .ok_or_else(|| bad("unknown dictionary"))?
+                    .as_slice(),
+            )),
+            None => None,
+        };
+        let mut unpack = |data: &[u8]| {
+            self.decompressors
+                .decompress(data, dictionary)
+                .map_err(|e| bad(&e.to_string()))
+        };
+        let claims: ClaimsDocument =
+            serde_json::from_slice(&unpack(&record.claims_zst)?).map_err(|e| bad(&e.to_string()))?;
+        let details_zst = record.details_zst.as_ref().ok_or_else(|| bad("no details"))?;
+        let details: Details = serde_json::from_slice(&unpack(details_zst)?).map_err(|e| bad(&e.to_string()))?;
+        let mailboxes: Vec<String> = record
+            .mailboxes
+            .as_ref()
+            .map(|m| String::from_utf8_lossy(m).split(' ').map(str::to_owned).collect())
+            .unwrap_or_default();
+        Ok(document::values(
+            &claims,
+            &details,
+            &mailboxes,
+            record.removed_at.is_some(),
+        ))
     }
 }
 
-fn row_values(
-    row: &[Option<bytes::Bytes>],
-    dictionaries: &HashMap<i64, Vec<u8>>,
-    decompressors: &mut HashMap<i64, zstd::bulk::Decompressor<'static>>,
-) -> Result<SearchValues, SearchError> {
-    let bad = |what: &str| SearchError::Record(what.to_owned());
-    let [
-        Some(_id),
-        Some(removed),
-        Some(claims),
-        Some(details),
-        dictionary,
-        mailboxes,
-    ] = row
-    else {
-        return Err(bad("unexpected row"));
-    };
-    let dictionary = match dictionary {
-        Some(b) => Some(i64::from_be_bytes(b[..].try_into().map_err(|_| bad("dictionary id"))?)),
-        None => None,
-    };
-    let mut unpack = |data: &[u8]| -> Result<Vec<u8>, SearchError> {
-        let size = zstd::bulk::Decompressor::upper_bound(data)
-            .unwrap_or(crate::store::codec::MAX_DOCUMENT_BYTES)
-            .min(crate::store::codec::MAX_DOCUMENT_BYTES);
-        match dictionary {
-            Some(id) => {
-                let decompressor = match decompressors.entry(id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let bytes = dictionaries.get(&id).ok_or_else(|| bad("unknown dictionary"))?;
-                        v.insert(zstd::bulk::Decompressor::with_dictionary(bytes).map_err(|e| bad(&e.to_string()))?)
-                    }
-                };
-                decompressor.decompress(data, size).map_err(|e| bad(&e.to_string()))
-            }
-            None => crate::store::codec::decompress(data, None).map_err(|e| bad(&e.to_string())),
-        }
-    };
-    let claims: ClaimsDocument = serde_json::from_slice(&unpack(claims)?).map_err(|e| bad(&e.to_string()))?;
-    let details: Details = serde_json::from_slice(&unpack(details)?).map_err(|e| bad(&e.to_string()))?;
-    let mailboxes: Vec<String> = mailboxes
-        .as_ref()
-        .map(|m| String::from_utf8_lossy(m).split(' ').map(str::to_owned).collect())
-        .unwrap_or_default();
-    Ok(document::values(
-        &claims,
-        &details,
-        &mailboxes,
-        removed.first() == Some(&1),
-    ))
-}
-
 /// The published generation's run id.
-async fn published_generation(pool: &PgPool) -> Result<Option<i64>, SearchError> {
+async fn published_generation(pool: &PgPool) -> Result<Option<RunId>, SearchError> {
     Ok(crate::store::runs::current_generation(pool).await?)
 }
 
 /// Builds a whole index of the published generation in a new directory under `root`,
 /// points `root/current` at it, and returns it; the caller swaps it in.
 pub async fn rebuild(pool: &PgPool, root: &Path) -> Result<Arc<SearchIndex>, SearchError> {
-    let generation = published_generation(pool).await?.unwrap_or(0);
+    let generation = published_generation(pool).await?.unwrap_or(RunId(0));
     let dir = root.join(format!("index-{generation}-{}", chrono::Utc::now().timestamp_millis()));
     let created = {
         let dir = dir.clone();
@@ -174,7 +139,7 @@ pub async fn rebuild(pool: &PgPool, root: &Path) -> Result<Arc<SearchIndex>, Sea
     let index = Arc::new(created.await.map_err(|e| SearchError::Record(e.to_string()))??);
     fill(pool, &index, None, generation).await?;
     point_current(root, &dir)?;
-    tracing::info!(generation, dir = %dir.display(), "search index built");
+    tracing::info!(generation = generation.0, dir = %dir.display(), "search index built");
     Ok(index)
 }
 
@@ -194,9 +159,14 @@ pub async fn update(pool: &PgPool, index: Arc<SearchIndex>, root: &Path) -> Resu
     }
 }
 
-async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, generation: i64) -> Result<(), SearchError> {
-    let mut rows_of = RowDecoder::load(pool).await?;
-    let (tx, mut rx) = mpsc::channel::<Vec<Row>>(2);
+async fn fill(
+    pool: &PgPool,
+    index: &Arc<SearchIndex>,
+    since: Option<RunId>,
+    generation: RunId,
+) -> Result<(), SearchError> {
+    let mut decoder = RecordDecoder::load(pool).await?;
+    let (tx, mut rx) = mpsc::channel::<Vec<CurrentRecord>>(2);
     let target = Arc::clone(index);
     let (done, written) = tokio::sync::oneshot::channel();
     // Its own niced thread: decoding, and the index writer opened here, which starts its
@@ -207,10 +177,10 @@ async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, gener
         .spawn(move || {
             crate::priority::lower(WRITER_NICE);
             let result = (|| -> Result<(), SearchError> {
-                while let Some(rows) = rx.blocking_recv() {
-                    let values = rows
+                while let Some(records) = rx.blocking_recv() {
+                    let values = records
                         .iter()
-                        .map(|row| rows_of.values(row))
+                        .map(|record| decoder.values(record))
                         .collect::<Result<Vec<_>, _>>()?;
                     target.add(&values, since.is_some())?;
                 }
@@ -221,7 +191,7 @@ async fn fill(pool: &PgPool, index: &Arc<SearchIndex>, since: Option<i64>, gener
             let _ = done.send(result);
         })
         .map_err(|e| SearchError::Record(format!("cannot start the index writer's thread: {e}")))?;
-    let streamed = stream_rows(pool, since, tx).await;
+    let streamed = stream_records(pool, since, tx).await;
     written
         .await
         .map_err(|_| SearchError::Record("the index writer's thread stopped (a panic?)".to_owned()))??;

@@ -30,21 +30,8 @@ pub struct Fields {
     pub facets: Field,
 }
 
-/// The filters a search can take, each an exact code.
-pub const FILTERS: [&str; 9] = [
-    "profession",
-    "categorie",
-    "savoir_faire",
-    "departement",
-    "commune",
-    "code_postal",
-    "mode",
-    "secteur",
-    "removed",
-];
-
-/// Facets counted for every search.
-pub const FACETS: [&str; 4] = ["profession", "departement", "savoir_faire", "secteur"];
+use super::filters::{CATEGORIE, CODE_POSTAL, COMMUNE, DEPARTEMENT, MODE, PROFESSION, REMOVED, SAVOIR_FAIRE, SECTEUR};
+pub use super::filters::{FACETS, FILTERS};
 
 pub(super) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
@@ -59,15 +46,15 @@ pub(super) fn schema() -> (Schema, Fields) {
         names: builder.add_text_field("names", folded.clone()),
         display_name: builder.add_text_field("display_name", STORED),
         text: builder.add_text_field("text", folded),
-        profession: builder.add_text_field("profession", STRING | STORED),
-        categorie: builder.add_text_field("categorie", STRING),
-        savoir_faire: builder.add_text_field("savoir_faire", STRING),
-        departement: builder.add_text_field("departement", STRING | STORED),
-        commune: builder.add_text_field("commune", STRING),
-        code_postal: builder.add_text_field("code_postal", STRING),
-        mode: builder.add_text_field("mode", STRING),
-        secteur: builder.add_text_field("secteur", STRING),
-        removed: builder.add_text_field("removed", STRING | STORED),
+        profession: builder.add_text_field(PROFESSION, STRING | STORED),
+        categorie: builder.add_text_field(CATEGORIE, STRING),
+        savoir_faire: builder.add_text_field(SAVOIR_FAIRE, STRING),
+        departement: builder.add_text_field(DEPARTEMENT, STRING | STORED),
+        commune: builder.add_text_field(COMMUNE, STRING),
+        code_postal: builder.add_text_field(CODE_POSTAL, STRING),
+        mode: builder.add_text_field(MODE, STRING),
+        secteur: builder.add_text_field(SECTEUR, STRING),
+        removed: builder.add_text_field(REMOVED, STRING | STORED),
         facets: builder.add_facet_field("facets", FacetOptions::default()),
     };
     (builder.build(), fields)
@@ -83,15 +70,15 @@ pub(super) fn analyzer() -> TextAnalyzer {
 impl Fields {
     pub(super) fn filter(&self, name: &str) -> Option<Field> {
         Some(match name {
-            "profession" => self.profession,
-            "categorie" => self.categorie,
-            "savoir_faire" => self.savoir_faire,
-            "departement" => self.departement,
-            "commune" => self.commune,
-            "code_postal" => self.code_postal,
-            "mode" => self.mode,
-            "secteur" => self.secteur,
-            "removed" => self.removed,
+            PROFESSION => self.profession,
+            CATEGORIE => self.categorie,
+            SAVOIR_FAIRE => self.savoir_faire,
+            DEPARTEMENT => self.departement,
+            COMMUNE => self.commune,
+            CODE_POSTAL => self.code_postal,
+            MODE => self.mode,
+            SECTEUR => self.secteur,
+            REMOVED => self.removed,
             _ => return None,
         })
     }

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::keys::KeyRing;
 use crate::snapshot::{Snapshot, load_changes, load_full};
+use crate::store::RunId;
+use crate::store::runs;
 
 /// How often the store is checked (and the publication compared) without a notification.
 const POLL: Duration = Duration::from_secs(2);
@@ -70,7 +72,7 @@ impl StoreStatus {
 
 /// What the follower tells the search follower: the published generation, once known
 /// (`Some(None)` for a store where nothing is published yet).
-pub type Published = Option<Option<i64>>;
+pub type Published = Option<Option<RunId>>;
 
 /// Keeps the shared snapshot and key ring in step with the store.
 pub struct Follower {
@@ -117,15 +119,7 @@ impl Follower {
     /// Probes the store, reloads the keys when asked, and the snapshot when the published
     /// generation differs from the loaded one.
     async fn refresh(&self, reload_keys: bool) {
-        let probe = tokio::time::timeout(
-            PROBE_TIMEOUT,
-            sqlx::query_as::<_, (Option<i64>, Option<String>)>(
-                "SELECT (SELECT run_id FROM publication),
-                        (SELECT status FROM import_run WHERE status <> 'running' ORDER BY id DESC LIMIT 1)",
-            )
-            .fetch_one(&self.pool),
-        )
-        .await;
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, runs::generation_and_last_status(&self.pool)).await;
         let (published, last_status) = match probe {
             Ok(Ok(row)) => row,
             _ => {
@@ -135,7 +129,7 @@ impl Follower {
         };
         self.status.contact(true);
         if let Ok(mut slot) = self.status.last_import_status.lock() {
-            *slot = last_status;
+            *slot = last_status.map(|s| s.to_string());
         }
         if reload_keys || !self.status.keys_loaded.load(Ordering::Relaxed) {
             match KeyRing::load(&self.pool).await {
@@ -168,7 +162,7 @@ impl Follower {
         match loaded {
             Ok(next) => {
                 tracing::info!(
-                    generation = next.generation,
+                    generation = next.generation.map(|g| g.0),
                     professionals = next.len(),
                     memory_mb = next.memory_bytes() >> 20,
                     elapsed_ms = started.elapsed().as_millis() as u64,

@@ -60,7 +60,7 @@ impl SearchFollower {
             .as_ref()
             .is_none_or(|current| !Arc::ptr_eq(current, &refreshed));
         if changed {
-            tracing::info!(generation = refreshed.generation(), "search index ready");
+            tracing::info!(generation = refreshed.generation().map(|g| g.0), "search index ready");
             self.index.store(Some(refreshed));
         }
         Ok(())

@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Entry, NO_DICTIONARY, Snapshot};
-use crate::import::diff::key;
-use crate::store::copy::{CopyDecoder, CopyFormatError};
+use crate::national_id::pack;
+use crate::store::RunId;
+use crate::store::published::{self, CurrentRecord, Extras, ReadError};
 
 /// Documents are appended to segments of this size: few allocations, and a new generation
 /// shares every untouched segment with the previous snapshot.
@@ -21,21 +20,22 @@ const MAX_GARBAGE_SHARE: f64 = 0.3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
     #[error(transparent)]
-    Format(#[from] CopyFormatError),
+    Read(#[from] ReadError),
     #[error("unexpected row in the snapshot data: {0}")]
     Row(&'static str),
 }
 
+impl From<sqlx::Error> for LoadError {
+    fn from(e: sqlx::Error) -> Self {
+        LoadError::Read(ReadError::Database(e))
+    }
+}
+
 /// The whole published generation.
 pub async fn load_full(pool: &PgPool) -> Result<Snapshot, LoadError> {
-    let mut tx = pool.begin().await?;
     // One consistent view: the publication and the documents it points at.
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = published::consistent_read(pool).await?;
     let mut snapshot = Snapshot::default();
     read_publication(&mut tx, &mut snapshot).await?;
     read_dictionaries(&mut tx, &mut snapshot).await?;
@@ -53,10 +53,7 @@ pub async fn load_changes(pool: &PgPool, previous: &Snapshot) -> Result<Snapshot
     let Some(since) = previous.generation else {
         return load_full(pool).await;
     };
-    let mut tx = pool.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    let mut tx = published::consistent_read(pool).await?;
     let mut snapshot = Snapshot {
         entries: previous.entries.clone(),
         segments: previous.segments.clone(),
@@ -82,28 +79,16 @@ pub async fn load_changes(pool: &PgPool, previous: &Snapshot) -> Result<Snapshot
 }
 
 async fn read_publication(conn: &mut PgConnection, snapshot: &mut Snapshot) -> Result<(), LoadError> {
-    type Publication = (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let row: Option<Publication> = sqlx::query_as(
-        "SELECT p.run_id, r.extract_ts, r.published_at FROM publication p LEFT JOIN import_run r ON r.id = p.run_id",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some((generation, extract_ts, published_at)) = row {
-        snapshot.generation = generation;
-        snapshot.extract_ts = extract_ts;
-        snapshot.published_at = published_at;
-    }
+    let publication = published::publication(conn).await?;
+    snapshot.generation = publication.generation;
+    snapshot.extract_ts = publication.extract_ts;
+    snapshot.published_at = publication.published_at;
     Ok(())
 }
 
 async fn read_dictionaries(conn: &mut PgConnection, snapshot: &mut Snapshot) -> Result<(), LoadError> {
-    let known: Vec<i64> = snapshot.dictionaries.iter().map(|(id, _)| *id).collect();
-    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT run_id, dictionary FROM compression_dictionary WHERE NOT (run_id = ANY($1)) ORDER BY run_id",
-    )
-    .bind(&known)
-    .fetch_all(&mut *conn)
-    .await?;
+    let known: Vec<RunId> = snapshot.dictionaries.iter().map(|(id, _)| *id).collect();
+    let rows = published::dictionaries(conn, &known).await?;
     snapshot
         .dictionaries
         .extend(rows.into_iter().map(|(id, d)| (id, Arc::new(d))));
@@ -112,45 +97,21 @@ async fn read_dictionaries(conn: &mut PgConnection, snapshot: &mut Snapshot) -> 
 
 async fn stream_documents(
     conn: &mut PgConnection,
-    since: Option<i64>,
+    since: Option<RunId>,
     appender: &mut Appender<'_>,
 ) -> Result<(), LoadError> {
-    let filter = match since {
-        // Added, changed, revived or removed after the previous generation.
-        Some(run) => format!("WHERE p.record_run_id > {run} OR p.removed_run_id > {run}"),
-        None => String::new(),
-    };
-    let statement = format!(
-        "COPY (SELECT p.national_id, extract(epoch FROM p.removed_at)::bigint, p.content_hash, r.claims_zst, r.dictionary_run_id
-               FROM professional p
-               JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
-               {filter}) TO STDOUT (FORMAT binary)"
-    );
-    let mut stream = conn.copy_out_raw(&statement).await?;
-    let mut decoder = CopyDecoder::default();
-    while let Some(chunk) = stream.next().await {
-        decoder.push(&chunk?);
-        while let Some(row) = decoder.next_row()? {
-            appender.add(&row)?;
-        }
+    let mut records = published::current_records(conn, since, Extras::default()).await?;
+    while let Some(record) = records.next().await? {
+        appender.add(record)?;
     }
     Ok(())
-}
-
-fn int8(field: &Option<bytes::Bytes>) -> Result<Option<i64>, LoadError> {
-    match field {
-        None => Ok(None),
-        Some(b) => Ok(Some(i64::from_be_bytes(
-            b[..].try_into().map_err(|_| LoadError::Row("int8 width"))?,
-        ))),
-    }
 }
 
 /// Appends documents to the snapshot's segments and points its entries at them.
 struct Appender<'s> {
     snapshot: &'s mut Snapshot,
     current: Vec<u8>,
-    dictionary_index: HashMap<i64, u32>,
+    dictionary_index: HashMap<RunId, u32>,
 }
 
 impl<'s> Appender<'s> {
@@ -168,15 +129,12 @@ impl<'s> Appender<'s> {
         }
     }
 
-    fn add(&mut self, row: &[Option<bytes::Bytes>]) -> Result<(), LoadError> {
-        let [Some(id), removed, Some(hash), Some(claims), dictionary] = row else {
-            return Err(LoadError::Row("expected 5 fields"));
-        };
+    fn add(&mut self, record: CurrentRecord) -> Result<(), LoadError> {
+        let claims = &record.claims_zst;
         if self.current.len() + claims.len() > SEGMENT_BYTES {
             self.seal();
         }
-        let etag = u128::from_be_bytes(hash[..].try_into().map_err(|_| LoadError::Row("content hash width"))?);
-        let dictionary = match int8(dictionary)? {
+        let dictionary = match record.dictionary {
             Some(run) => *self
                 .dictionary_index
                 .get(&run)
@@ -188,11 +146,11 @@ impl<'s> Appender<'s> {
             offset: self.current.len() as u32,
             len: claims.len() as u32,
             dictionary,
-            removed_at: int8(removed)?.unwrap_or(0),
-            etag,
+            removed_at: record.removed_at.unwrap_or(0),
+            etag: record.content_hash,
         };
         self.current.extend_from_slice(claims);
-        if let Some(old) = self.snapshot.entries.insert(key(id), entry) {
+        if let Some(old) = self.snapshot.entries.insert(pack(&record.national_id), entry) {
             self.snapshot.garbage += old.len as usize;
         }
         Ok(())

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 
 pub use load::{LoadError, load_changes, load_full};
 
-use crate::import::diff::key;
-use crate::national_id::NationalId;
-use crate::store::codec;
+use crate::national_id::{NationalId, pack};
+use crate::store::RunId;
+use crate::store::codec::Decompressors;
 
 /// Where one professional's document is, and what the answers need.
 #[derive(Debug, Clone, Copy)]
@@ -37,7 +37,7 @@ const NO_DICTIONARY: u32 = u32::MAX;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// The published run, `None` before any publication.
-    pub generation: Option<i64>,
+    pub generation: Option<RunId>,
     pub extract_ts: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
     entries: HashMap<u128, Entry>,
@@ -46,7 +46,7 @@ pub struct Snapshot {
     segments: Vec<Arc<Vec<u8>>>,
     /// Bytes in the segments that no entry points at any more.
     garbage: usize,
-    dictionaries: Vec<(i64, Arc<Vec<u8>>)>,
+    dictionaries: Vec<(RunId, Arc<Vec<u8>>)>,
 }
 
 /// The answer to a claims lookup.
@@ -62,13 +62,9 @@ pub enum Answer {
 pub struct CorruptDocument(String, std::io::Error);
 
 thread_local! {
-    /// One decompression context per dictionary and thread: loading a dictionary costs far
-    /// more than decompressing a document with it.
-    static DECOMPRESSORS: RefCell<HashMap<i64, zstd::bulk::Decompressor<'static>>> = RefCell::new(HashMap::new());
+    /// One set of decompression contexts per thread: lookups run on every worker.
+    static DECOMPRESSORS: RefCell<Decompressors> = RefCell::new(Decompressors::default());
 }
-
-/// The importer publishes no document larger than this, so it is all a lookup allocates.
-use crate::store::codec::MAX_DOCUMENT_BYTES;
 
 impl Snapshot {
     pub fn len(&self) -> usize {
@@ -85,7 +81,7 @@ impl Snapshot {
     }
 
     pub fn lookup(&self, id: &NationalId) -> Result<Answer, CorruptDocument> {
-        let Some(entry) = self.entries.get(&key(id.as_str().as_bytes())) else {
+        let Some(entry) = self.entries.get(&pack(id.as_str().as_bytes())) else {
             return Ok(Answer::NotFound);
         };
         if entry.removed_at != 0 {
@@ -94,26 +90,13 @@ impl Snapshot {
         }
         let segment = &self.segments[entry.segment as usize];
         let compressed = &segment[entry.offset as usize..(entry.offset + entry.len) as usize];
-        let json = if entry.dictionary == NO_DICTIONARY {
-            codec::decompress(compressed, None)
-        } else {
-            let (run_id, dictionary) = &self.dictionaries[entry.dictionary as usize];
-            DECOMPRESSORS.with(|cache| {
-                let mut cache = cache.borrow_mut();
-                let decompressor = match cache.entry(*run_id) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(zstd::bulk::Decompressor::with_dictionary(dictionary)?)
-                    }
-                };
-                // The frame records its size: allocate exactly that, not the worst case.
-                let size = zstd::bulk::Decompressor::upper_bound(compressed)
-                    .unwrap_or(MAX_DOCUMENT_BYTES)
-                    .min(MAX_DOCUMENT_BYTES);
-                decompressor.decompress(compressed, size)
-            })
-        }
-        .map_err(|e| CorruptDocument(id.to_string(), e))?;
+        let dictionary = (entry.dictionary != NO_DICTIONARY).then(|| {
+            let (run_id, bytes) = &self.dictionaries[entry.dictionary as usize];
+            (*run_id, bytes.as_slice())
+        });
+        let json = DECOMPRESSORS
+            .with(|cache| cache.borrow_mut().decompress(compressed, dictionary))
+            .map_err(|e| CorruptDocument(id.to_string(), e))?;
         Ok(Answer::Found {
             json,
             etag: format!("\"{:032x}\"", entry.etag),

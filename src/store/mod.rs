@@ -1,13 +1,24 @@
-//! Postgres, the single source of truth: connecting (to `DATABASE_URL` or to the embedded
-//! default cluster), migrations, and the queries of each aggregate (runs, professionals).
-//! Queries are runtime-checked; each is exercised by the integration tests.
+//! Postgres, the single source of truth, and the only module that speaks SQL: connecting
+//! (to `DATABASE_URL` or to the embedded default cluster), migrations, and the statements
+//! of each aggregate (runs, job runs, staging, records, the publication and its readers,
+//! mailboxes, keys). Queries are runtime-checked; each is exercised by the integration tests.
 
 pub mod codec;
 pub mod copy;
 pub mod embedded;
+pub mod job_runs;
+pub mod keys;
 pub mod lock;
+pub mod mailboxes;
 pub mod professionals;
+pub mod publication;
+pub mod published;
+pub mod records;
 pub mod runs;
+pub mod staging;
+pub mod status;
+
+pub use status::{JobRunStatus, RunId, RunStatus};
 
 use std::path::PathBuf;
 use std::time::Duration;

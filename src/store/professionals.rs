@@ -1,11 +1,12 @@
-//! Reading professionals of the published generation: the claims lookup and its answers
-//! (found, removed since a date, never seen).
+//! Reading one professional of the published generation: the claims lookup and its answers
+//! (found, removed since a date, never seen), and the full record of the admin pages.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use super::published::current_record_join;
+use super::{codec, mailboxes};
 use crate::national_id::NationalId;
-use crate::store::codec;
 
 /// The answer to "what are the claims of this professional?".
 #[derive(Debug, Clone, PartialEq)]
@@ -32,15 +33,14 @@ pub enum LookupError {
 
 pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLookup, LookupError> {
     type Row = (Option<DateTime<Utc>>, Vec<u8>, Option<Vec<u8>>, Option<DateTime<Utc>>);
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT p.removed_at, r.claims_zst, d.dictionary, run.extract_ts
-         FROM professional p
-         JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
-         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT p.removed_at, r.claims_zst, d.dictionary, run.extract_ts FROM ",
+        current_record_join!(),
+        " LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
          LEFT JOIN publication pub ON true
          LEFT JOIN import_run run ON run.id = pub.run_id
-         WHERE p.national_id = $1",
-    )
+         WHERE p.national_id = $1"
+    ))
     .bind(id.as_str())
     .fetch_optional(db)
     .await?;
@@ -101,13 +101,12 @@ pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<
         Vec<u8>,
         Option<Vec<u8>>,
     );
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT p.first_seen_at, p.last_changed_at, p.removed_at, r.claims_zst, r.details_zst, d.dictionary
-         FROM professional p
-         JOIN professional_record r ON r.national_id = p.national_id AND r.run_id = p.record_run_id
-         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
-         WHERE p.national_id = $1",
-    )
+    let row: Option<Row> = sqlx::query_as(concat!(
+        "SELECT p.first_seen_at, p.last_changed_at, p.removed_at, r.claims_zst, r.details_zst, d.dictionary FROM ",
+        current_record_join!(),
+        " LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
+         WHERE p.national_id = $1"
+    ))
     .bind(id.as_str())
     .fetch_optional(pool)
     .await?;
@@ -118,12 +117,7 @@ pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<
         codec::decompress(data, dictionary.as_deref()).map_err(|e| LookupError::Corrupt(id.to_string(), e))
     };
     let corrupt = |e: serde_json::Error| LookupError::Corrupt(id.to_string(), std::io::Error::other(e));
-    let mailboxes: Vec<String> = sqlx::query_scalar(
-        "SELECT address FROM mailbox WHERE national_id = $1 AND run_id = (SELECT mailbox_run_id FROM publication) ORDER BY address",
-    )
-    .bind(id.as_str())
-    .fetch_all(pool)
-    .await?;
+    let mailboxes = mailboxes::published_addresses(pool, id).await?;
     Ok(Some(FullRecord {
         national_id: id.to_string(),
         first_seen_at,

@@ -1,5 +1,6 @@
-//! Import runs: their record (status, timings, counts, message) and their rejected lines.
-//! The JSON form of `RunSummary` is the stable `--json` output documented in the README.
+//! Import runs: their record (status, timings, counts, message), their rejected lines, and
+//! the lookups of the pipeline (the published and held extracts, interrupted runs). The
+//! JSON form of `RunSummary` is the stable `--json` output documented in the README.
 
 use std::borrow::Cow;
 
@@ -7,16 +8,18 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{FromRow, PgExecutor};
 
+use super::{RunId, RunStatus};
+
 /// What an operator sees of a run.
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct RunSummary {
-    pub id: i64,
-    pub status: String,
+    pub id: RunId,
+    pub status: RunStatus,
     pub source: String,
     pub extract_ts: Option<DateTime<Utc>>,
     pub checksum: Option<String>,
     pub forced: bool,
-    pub base_run_id: Option<i64>,
+    pub base_run_id: Option<RunId>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
@@ -54,14 +57,14 @@ macro_rules! summary_columns {
     };
 }
 
-pub async fn create(db: impl PgExecutor<'_>, source: &str) -> Result<i64, sqlx::Error> {
+pub async fn create(db: impl PgExecutor<'_>, source: &str) -> Result<RunId, sqlx::Error> {
     sqlx::query_scalar("INSERT INTO import_run (source) VALUES ($1) RETURNING id")
         .bind(source)
         .fetch_one(db)
         .await
 }
 
-pub async fn get(db: impl PgExecutor<'_>, id: i64) -> Result<Option<RunSummary>, sqlx::Error> {
+pub async fn get(db: impl PgExecutor<'_>, id: RunId) -> Result<Option<RunSummary>, sqlx::Error> {
     sqlx::query_as(concat!("SELECT ", summary_columns!(), " FROM import_run WHERE id = $1"))
         .bind(id)
         .fetch_optional(db)
@@ -79,7 +82,7 @@ pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<RunSummary>
     .await
 }
 
-pub async fn rejects(db: impl PgExecutor<'_>, id: i64) -> Result<Vec<RejectedLine>, sqlx::Error> {
+pub async fn rejects(db: impl PgExecutor<'_>, id: RunId) -> Result<Vec<RejectedLine>, sqlx::Error> {
     sqlx::query_as("SELECT file, line, reason, content FROM import_reject WHERE run_id = $1 ORDER BY file, line")
         .bind(id)
         .fetch_all(db)
@@ -97,7 +100,7 @@ fn text(s: &str) -> Cow<'_, str> {
 }
 
 /// Records the rejected lines kept for a run, set-wise.
-pub async fn insert_rejects(db: impl PgExecutor<'_>, id: i64, rejects: &[RejectedLine]) -> Result<(), sqlx::Error> {
+pub async fn insert_rejects(db: impl PgExecutor<'_>, id: RunId, rejects: &[RejectedLine]) -> Result<(), sqlx::Error> {
     let files: Vec<Cow<str>> = rejects.iter().map(|r| text(&r.file)).collect();
     let lines: Vec<i64> = rejects.iter().map(|r| r.line).collect();
     let reasons: Vec<Cow<str>> = rejects.iter().map(|r| text(&r.reason)).collect();
@@ -124,7 +127,7 @@ pub struct RunFacts {
     pub extract_ts: Option<DateTime<Utc>>,
     pub checksum: Option<String>,
     pub forced: bool,
-    pub base_run_id: Option<i64>,
+    pub base_run_id: Option<RunId>,
     pub has_directory: bool,
     pub has_mailboxes: bool,
     pub phases: serde_json::Map<String, serde_json::Value>,
@@ -141,8 +144,8 @@ pub struct RunFacts {
 
 pub async fn record(
     db: impl PgExecutor<'_>,
-    id: i64,
-    status: &str,
+    id: RunId,
+    status: RunStatus,
     facts: &RunFacts,
     message: Option<&str>,
 ) -> Result<(), sqlx::Error> {
@@ -180,15 +183,15 @@ pub async fn record(
 }
 
 /// The published directory generation (its run id), if any.
-pub async fn current_generation(db: impl PgExecutor<'_>) -> Result<Option<i64>, sqlx::Error> {
-    let row: Option<Option<i64>> = sqlx::query_scalar("SELECT run_id FROM publication")
+pub async fn current_generation(db: impl PgExecutor<'_>) -> Result<Option<RunId>, sqlx::Error> {
+    let row: Option<Option<RunId>> = sqlx::query_scalar("SELECT run_id FROM publication")
         .fetch_optional(db)
         .await?;
     Ok(row.flatten())
 }
 
 /// The published run (directory or mailboxes) that read this very extract, if any.
-pub async fn published_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn published_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Result<Option<RunId>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT r.id FROM publication p JOIN import_run r ON r.id IN (p.run_id, p.mailbox_run_id)
          WHERE r.checksum = $1 ORDER BY r.id DESC LIMIT 1",
@@ -199,7 +202,7 @@ pub async fn published_with_checksum(db: impl PgExecutor<'_>, checksum: &str) ->
 }
 
 /// A held run of the same extract, if one waits for approval.
-pub async fn held_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Result<Option<i64>, sqlx::Error> {
+pub async fn held_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Result<Option<RunId>, sqlx::Error> {
     sqlx::query_scalar("SELECT id FROM import_run WHERE status = 'held' AND checksum = $1 ORDER BY id DESC LIMIT 1")
         .bind(checksum)
         .fetch_optional(db)
@@ -210,7 +213,7 @@ pub async fn held_with_checksum(db: impl PgExecutor<'_>, checksum: &str) -> Resu
 /// timestamp and checksum.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct PublishedExtract {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub extract_ts: Option<DateTime<Utc>>,
     pub checksum: Option<String>,
 }
@@ -226,5 +229,54 @@ pub async fn published_extract(
     )
     .bind(mailboxes)
     .fetch_optional(db)
+    .await
+}
+
+/// Runs found `running` while the import lock is held were interrupted (a killed process,
+/// a lost database): they become failed. Returns how many there were.
+pub async fn fail_interrupted(db: impl PgExecutor<'_>) -> Result<u64, sqlx::Error> {
+    let interrupted = sqlx::query(
+        "UPDATE import_run SET status = 'failed', finished_at = now(),
+             message = 'interrupted: the importing process stopped before the run ended'
+         WHERE status = 'running'",
+    )
+    .execute(db)
+    .await?;
+    Ok(interrupted.rows_affected())
+}
+
+/// What a run read: a directory extract, a mailbox extract, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromRow)]
+pub struct RunContents {
+    pub has_directory: bool,
+    pub has_mailboxes: bool,
+}
+
+pub async fn contents(db: impl PgExecutor<'_>, id: RunId) -> Result<RunContents, sqlx::Error> {
+    sqlx::query_as("SELECT has_directory, has_mailboxes FROM import_run WHERE id = $1")
+        .bind(id)
+        .fetch_one(db)
+        .await
+}
+
+/// Marks a held run's message as approved (it is published by then).
+pub async fn note_approved(db: impl PgExecutor<'_>, id: RunId) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE import_run SET message = coalesce(message, '') || ' (approved)' WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// What a server shows of the store: the published generation, and the status of the
+/// latest run that has ended (for `/metrics`).
+pub async fn generation_and_last_status(
+    db: impl PgExecutor<'_>,
+) -> Result<(Option<RunId>, Option<RunStatus>), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT run_id FROM publication),
+                (SELECT status FROM import_run WHERE status <> 'running' ORDER BY id DESC LIMIT 1)",
+    )
+    .fetch_one(db)
     .await
 }

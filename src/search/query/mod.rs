@@ -10,8 +10,9 @@ use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::tokenizer::TokenStream;
 use tantivy::{TantivyDocument, Term};
 
+use super::filters::FACETS;
 use super::index::{IndexError, SearchIndex};
-use super::schema::{FACETS, analyzer};
+use super::schema::analyzer;
 
 /// Words longer than this are matched exactly and as a prefix, never with typos: the typo
 /// automaton grows with the word, and no name is this long.

@@ -21,7 +21,7 @@ fn index_of(documents: &[SearchValues]) -> (tempfile::TempDir, SearchIndex) {
     let dir = tempfile::tempdir().unwrap();
     let index = SearchIndex::create(&dir.path().join("index")).unwrap();
     index.add(documents, false).unwrap();
-    index.commit(1).unwrap();
+    index.commit(crate::store::RunId(1)).unwrap();
     (dir, index)
 }
 

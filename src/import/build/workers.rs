@@ -1,4 +1,4 @@
-//! The CPU side of the build, off the async workers: one thread cuts the sorted staged rows
+//! The build stage, CPU side, off the async workers: one thread cuts the sorted staged rows
 //! into professionals, worker threads build, serialise and compress their records and
 //! encode them as `COPY` data. Workers write whole rows, so their chunks interleave freely.
 
@@ -7,14 +7,15 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::ImportError;
-use super::diff::{Change, Plan, key};
-use super::gate::DiffCounts;
 use super::record::{self, Lines};
 use crate::extract::FileKind;
-use crate::store::codec;
+use crate::import::ImportError;
+use crate::import::diff::{Change, Plan};
+use crate::import::gate::DiffCounts;
+use crate::national_id::pack;
 use crate::store::copy::{CopyDecoder, CopyEncoder};
 use crate::store::runs::{KEPT_REJECTS, RejectedLine};
+use crate::store::{RunId, codec};
 
 const CHUNK_BYTES: usize = 1 << 20;
 /// Professionals queued per worker: enough to keep it busy while the grouper reads on.
@@ -24,7 +25,7 @@ const QUEUE: usize = 256;
 const MAX_WORKERS: usize = 4;
 
 /// The compression dictionary records are written with, if any, and its run id.
-pub type Dictionary = Option<(i64, Vec<u8>)>;
+pub type Dictionary = Option<(RunId, Vec<u8>)>;
 
 /// One professional's staged lines, to build.
 struct Group {
@@ -69,8 +70,8 @@ pub struct Built {
 /// Runs the build threads until the staged rows are exhausted. Returns the number of
 /// records written and the professionals refused for the size of their documents
 /// (`file_name` is the Personne_activite file their rejects name).
-pub fn run(
-    run_id: i64,
+pub fn build_records(
+    run_id: RunId,
     plan: Plan,
     dictionary: Dictionary,
     file_name: &str,
@@ -124,7 +125,7 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
     let mut current: Option<(Vec<u8>, Lines, i64)> = None;
     let mut next_worker = 0;
     let mut dispatch = |id: Vec<u8>, lines: Lines, first_line: i64| -> Result<(), ImportError> {
-        let Some(&(change, hash)) = plan.build.get(&key(&id)) else {
+        let Some(&(change, hash)) = plan.build.get(&pack(&id)) else {
             return Ok(());
         };
         let national_id = String::from_utf8(id).map_err(ImportError::internal)?;
@@ -180,7 +181,7 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
 
 /// A worker: builds, compresses and encodes the records of the professionals it receives.
 fn write_records(
-    run_id: i64,
+    run_id: RunId,
     dictionary: &Dictionary,
     file_name: &str,
     queue: Receiver<Group>,
@@ -220,7 +221,7 @@ fn write_records(
         encoder
             .row(9)
             .text(&group.national_id)
-            .int8(run_id)
+            .int8(run_id.0)
             .text(group.change.as_str())
             .bytes(&group.hash.to_be_bytes())
             .text(&record.claims.family_name)
@@ -228,7 +229,7 @@ fn write_records(
             .bytes(&claims_zst)
             .bytes(&details_zst);
         match dictionary_run_id {
-            Some(id) => encoder.int8(id),
+            Some(RunId(id)) => encoder.int8(id),
             None => encoder.null(),
         };
         built.records += 1;

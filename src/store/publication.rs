@@ -1,0 +1,152 @@
+//! Publishing a generation: the statements of the one transaction that makes a run's
+//! records and mailboxes what readers see, the removal list it applies, and the clean-up of
+//! what runs that will never be published left behind.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgExecutor};
+
+use super::RunId;
+use super::copy::CopyEncoder;
+use super::runs::RunContents;
+
+/// Records the professionals the run removes, for the publish to apply.
+pub async fn record_removals(conn: &mut PgConnection, run_id: RunId, removed: &[String]) -> Result<(), sqlx::Error> {
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let mut encoder = CopyEncoder::new(usize::MAX);
+    for id in removed {
+        encoder.row(2).int8(run_id.0).text(id);
+    }
+    let mut copy = conn
+        .copy_in_raw("COPY run_removal (run_id, national_id) FROM STDIN (FORMAT binary)")
+        .await?;
+    copy.send(encoder.finish()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Makes the run's data what readers see. Run it inside a transaction (the caller's), so
+/// that readers see the previous generation or this one, never a mix; `changed_at` dates
+/// the changes (the extract's timestamp when known).
+pub async fn publish(
+    tx: &mut PgConnection,
+    run_id: RunId,
+    contents: RunContents,
+    changed_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    // Serialises publishers (an import and an approval) on the publication row.
+    sqlx::query("INSERT INTO publication (run_id) VALUES (NULL) ON CONFLICT DO NOTHING")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT 1 FROM publication FOR UPDATE")
+        .execute(&mut *tx)
+        .await?;
+    if contents.has_directory {
+        publish_directory(tx, run_id, changed_at).await?;
+    }
+    if contents.has_mailboxes {
+        sqlx::query("UPDATE publication SET mailbox_run_id = $1, published_at = now()")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mailbox WHERE run_id <> $1")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query("UPDATE import_run SET status = 'published', published_at = now(), finished_at = coalesce(finished_at, now()) WHERE id = $1")
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    if contents.has_directory {
+        // A held run was compared with the generation this one replaces: it can no
+        // longer be approved as it is.
+        sqlx::query(
+            "UPDATE import_run SET status = 'discarded',
+                 message = coalesce(message, '') || ' (discarded: run ' || $1 || ' was published after it)'
+             WHERE status = 'held' AND id <> $1",
+        )
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    // Every server process follows the published generation through this.
+    sqlx::query("SELECT pg_notify('annuaire_publication', $1::text)")
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// The directory part of a publish: professionals added, changed, revived and removed.
+async fn publish_directory(tx: &mut PgConnection, run_id: RunId, changed_at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    // Added includes a professional coming back after a removal: same row, revived.
+    sqlx::query(
+        "INSERT INTO professional AS p (national_id, id_type, record_run_id, content_hash, first_seen_at, last_changed_at)
+         SELECT national_id, left(national_id, 1), run_id, content_hash, $2, $2
+         FROM professional_record WHERE run_id = $1 AND change = 'added'
+         ON CONFLICT (national_id) DO UPDATE SET record_run_id = excluded.record_run_id,
+             content_hash = excluded.content_hash, last_changed_at = excluded.last_changed_at,
+             removed_at = NULL, removed_run_id = NULL",
+    )
+    .bind(run_id)
+    .bind(changed_at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE professional p SET record_run_id = r.run_id, content_hash = r.content_hash, last_changed_at = $2
+         FROM professional_record r WHERE r.run_id = $1 AND r.change = 'changed' AND p.national_id = r.national_id",
+    )
+    .bind(run_id)
+    .bind(changed_at)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE professional p SET removed_at = $2, removed_run_id = $1
+         FROM run_removal x WHERE x.run_id = $1 AND p.national_id = x.national_id",
+    )
+    .bind(run_id)
+    .bind(changed_at)
+    .execute(&mut *tx)
+    .await?;
+    // Superseded versions are unreachable once this commits.
+    sqlx::query(
+        "DELETE FROM professional_record old USING professional_record new
+         WHERE new.run_id = $1 AND old.national_id = new.national_id AND old.run_id <> $1",
+    )
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE publication SET run_id = $1, published_at = now()")
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Deletes what runs that will never be published left behind (failed, discarded,
+/// interrupted). Invisible to readers either way; this only reclaims space.
+pub async fn discard_unpublished_data<'c, E>(db: E) -> Result<(), sqlx::Error>
+where
+    E: PgExecutor<'c> + Copy,
+{
+    macro_rules! dead_runs {
+        () => {
+            "(SELECT id FROM import_run WHERE status IN ('failed', 'discarded', 'cancelled'))"
+        };
+    }
+    sqlx::query(concat!(
+        "DELETE FROM professional_record WHERE run_id IN ",
+        dead_runs!()
+    ))
+    .execute(db)
+    .await?;
+    sqlx::query(concat!("DELETE FROM run_removal WHERE run_id IN ", dead_runs!()))
+        .execute(db)
+        .await?;
+    sqlx::query(concat!("DELETE FROM mailbox WHERE run_id IN ", dead_runs!()))
+        .execute(db)
+        .await?;
+    Ok(())
+}
