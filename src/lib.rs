@@ -1,6 +1,6 @@
 //! annuaire: a Postgres copy of the French health directory (Annuaire Santé), imported
 //! from its public extracts one generation at a time, serving sectoral claims to identity
-//! providers. See README.md for the whole picture and ../ARCHITECTURE in the docs.
+//! providers. See README.md for the whole picture and ARCHITECTURE.md for how the parts meet.
 
 pub mod claims;
 pub mod commands;
