@@ -18,7 +18,7 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct RouteStats {
     count_by_status: BTreeMap<u16, u64>,
     buckets: [u64; BUCKETS.len()],
@@ -51,103 +51,105 @@ impl Metrics {
     /// The Prometheus text exposition of everything.
     pub fn render(&self, state: &AppState) -> String {
         let mut out = String::new();
-        out.push_str("# HELP annuaire_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE annuaire_http_requests_total counter\n");
-        let routes = self.routes.lock().map(|r| {
-            r.iter()
-                .map(|(route, s)| {
-                    (
-                        route.clone(),
-                        s.count_by_status.clone(),
-                        s.buckets,
-                        s.sum_seconds,
-                        s.count,
-                    )
-                })
-                .collect::<Vec<_>>()
-        });
-        let routes = routes.unwrap_or_default();
-        for (route, by_status, ..) in &routes {
-            for (status, count) in by_status {
+        self.render_requests(&mut out);
+        render_generation(&mut out, state);
+        render_health(&mut out, state);
+        out
+    }
+
+    /// Requests by route and status, and the latency histogram per route.
+    fn render_requests(&self, out: &mut String) {
+        // Copied out, so that the lock is not held while formatting.
+        let routes: Vec<(String, RouteStats)> = self
+            .routes
+            .lock()
+            .map(|r| r.iter().map(|(route, s)| (route.clone(), s.clone())).collect())
+            .unwrap_or_default();
+        family(
+            out,
+            "annuaire_http_requests_total",
+            "counter",
+            "HTTP requests by route and status.",
+        );
+        for (route, stats) in &routes {
+            for (status, count) in &stats.count_by_status {
                 let _ = writeln!(
                     out,
                     "annuaire_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {count}"
                 );
             }
         }
-        out.push_str("# HELP annuaire_http_request_duration_seconds Request latency by route.\n");
-        out.push_str("# TYPE annuaire_http_request_duration_seconds histogram\n");
-        for (route, _, buckets, sum, count) in &routes {
-            for (bound, n) in BUCKETS.iter().zip(buckets) {
-                let _ = writeln!(
-                    out,
-                    "annuaire_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
-                );
+        let histogram = "annuaire_http_request_duration_seconds";
+        family(out, histogram, "histogram", "Request latency by route.");
+        for (route, stats) in &routes {
+            let (sum, count) = (stats.sum_seconds, stats.count);
+            for (bound, n) in BUCKETS.iter().zip(stats.buckets) {
+                let _ = writeln!(out, "{histogram}_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}");
             }
-            let _ = writeln!(
-                out,
-                "annuaire_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "annuaire_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "annuaire_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
-            );
+            let _ = writeln!(out, "{histogram}_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{histogram}_sum{{route=\"{route}\"}} {sum}");
+            let _ = writeln!(out, "{histogram}_count{{route=\"{route}\"}} {count}");
         }
-        let snapshot = state.snapshot.load();
-        out.push_str("# HELP annuaire_generation_run_id The published generation served (import run id).\n");
-        out.push_str("# TYPE annuaire_generation_run_id gauge\n");
-        let _ = writeln!(
-            out,
-            "annuaire_generation_run_id {}",
-            snapshot.generation.map_or(0, |g| g.0)
-        );
-        out.push_str("# HELP annuaire_generation_age_seconds Age of the served generation's extract.\n");
-        out.push_str("# TYPE annuaire_generation_age_seconds gauge\n");
-        if let Some(ts) = snapshot.extract_ts.or(snapshot.published_at) {
-            let _ = writeln!(
-                out,
-                "annuaire_generation_age_seconds {}",
-                (chrono::Utc::now() - ts).num_seconds()
-            );
-        }
-        out.push_str("# HELP annuaire_generation_professionals Professionals in the served snapshot.\n");
-        out.push_str("# TYPE annuaire_generation_professionals gauge\n");
-        let _ = writeln!(out, "annuaire_generation_professionals {}", snapshot.len());
-        out.push_str("# HELP annuaire_store_up Whether Postgres answered the last probe.\n");
-        out.push_str("# TYPE annuaire_store_up gauge\n");
-        let _ = writeln!(out, "annuaire_store_up {}", u8::from(state.status.reachable()));
-        out.push_str("# HELP annuaire_last_import_status The status of the latest finished import run.\n");
-        out.push_str("# TYPE annuaire_last_import_status gauge\n");
-        if let Some(status) = state.status.last_import_status() {
-            let _ = writeln!(out, "annuaire_last_import_status{{status=\"{status}\"}} 1");
-        }
-        let tasks = state.tasks.snapshot();
-        out.push_str("# HELP annuaire_task_restarts_total Restarts of a background task after it failed.\n");
-        out.push_str("# TYPE annuaire_task_restarts_total counter\n");
-        for (task, s) in &tasks {
-            let _ = writeln!(out, "annuaire_task_restarts_total{{task=\"{task}\"}} {}", s.restarts);
-        }
-        out.push_str("# HELP annuaire_task_up Whether a background task is running (0 while it waits to restart).\n");
-        out.push_str("# TYPE annuaire_task_up gauge\n");
-        for (task, s) in &tasks {
-            let _ = writeln!(out, "annuaire_task_up{{task=\"{task}\"}} {}", u8::from(s.up));
-        }
-        out.push_str(
-            "# HELP annuaire_search_index_ready Whether the search index is in place (absent where search is off).\n",
-        );
-        out.push_str("# TYPE annuaire_search_index_ready gauge\n");
-        if state.search_enabled {
-            let _ = writeln!(
-                out,
-                "annuaire_search_index_ready {}",
-                u8::from(state.search.load().is_some())
-            );
-        }
-        out
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines that open a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The published generation this server holds.
+fn render_generation(out: &mut String, state: &AppState) {
+    let snapshot = state.snapshot.load();
+    let name = "annuaire_generation_run_id";
+    family(out, name, "gauge", "The published generation served (import run id).");
+    let _ = writeln!(out, "{name} {}", snapshot.generation.map_or(0, |g| g.0));
+    let name = "annuaire_generation_age_seconds";
+    family(out, name, "gauge", "Age of the served generation's extract.");
+    if let Some(ts) = snapshot.extract_ts.or(snapshot.published_at) {
+        let _ = writeln!(out, "{name} {}", (chrono::Utc::now() - ts).num_seconds());
+    }
+    let name = "annuaire_generation_professionals";
+    family(out, name, "gauge", "Professionals in the served snapshot.");
+    let _ = writeln!(out, "{name} {}", snapshot.len());
+}
+
+/// The store, the last import, the background tasks and the search index.
+fn render_health(out: &mut String, state: &AppState) {
+    let name = "annuaire_store_up";
+    family(out, name, "gauge", "Whether Postgres answered the last probe.");
+    let _ = writeln!(out, "{name} {}", u8::from(state.status.reachable()));
+    let name = "annuaire_last_import_status";
+    family(out, name, "gauge", "The status of the latest finished import run.");
+    if let Some(status) = state.status.last_import_status() {
+        let _ = writeln!(out, "{name}{{status=\"{status}\"}} 1");
+    }
+    let tasks = state.tasks.snapshot();
+    let name = "annuaire_task_restarts_total";
+    family(out, name, "counter", "Restarts of a background task after it failed.");
+    for (task, s) in &tasks {
+        let _ = writeln!(out, "{name}{{task=\"{task}\"}} {}", s.restarts);
+    }
+    let name = "annuaire_task_up";
+    family(
+        out,
+        name,
+        "gauge",
+        "Whether a background task is running (0 while it waits to restart).",
+    );
+    for (task, s) in &tasks {
+        let _ = writeln!(out, "{name}{{task=\"{task}\"}} {}", u8::from(s.up));
+    }
+    let name = "annuaire_search_index_ready";
+    family(
+        out,
+        name,
+        "gauge",
+        "Whether the search index is in place (absent where search is off).",
+    );
+    if state.search_enabled {
+        let _ = writeln!(out, "{name} {}", u8::from(state.search.load().is_some()));
     }
 }
 
