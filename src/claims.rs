@@ -1,4 +1,4 @@
-//! The sectoral claims document of one professional (`shared/spec/claims.md`), computed
+//! The sectoral claims document of one professional (examples: `data-samples/expected/`), computed
 //! once at import from the professional's Personne_activite rows in file order. Field names
 //! and their odd spellings follow Pro Santé Connect so that relying parties work unchanged.
 

@@ -58,24 +58,43 @@ pub fn is_national_id(id: &str) -> bool {
 }
 
 /// A national id packed into an integer (at most 16 bytes, zero-padded; ids are at most 12
-/// ASCII bytes): a map key of two words instead of a heap string. Its first byte is the
-/// identifier type.
-pub fn pack(national_id: &[u8]) -> u128 {
-    national_id
-        .iter()
-        .take(16)
-        .enumerate()
-        .fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i))))
+/// ASCII bytes): a map key of two words instead of a heap string, for the diff and the
+/// claims snapshot. Its first byte is the identifier type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PackedId(u128);
+
+impl PackedId {
+    /// Packs the bytes of a national id (as read from an extract or the store).
+    pub fn of(national_id: &[u8]) -> PackedId {
+        PackedId(
+            national_id
+                .iter()
+                .take(16)
+                .enumerate()
+                .fold(0u128, |k, (i, b)| k | (u128::from(*b) << (8 * (15 - i)))),
+        )
+    }
+
+    /// The identifier type, its first byte: `b'8'` (RPPS) or `b'0'` (ADELI).
+    pub fn id_type(self) -> u8 {
+        self.0.to_be_bytes()[0]
+    }
+
+    /// The national id this key was packed from.
+    pub fn unpack(self) -> String {
+        self.0
+            .to_be_bytes()
+            .iter()
+            .take_while(|b| **b != 0)
+            .map(|b| char::from(*b))
+            .collect()
+    }
 }
 
-/// The national id a [`pack`]ed key was made of.
-pub fn unpack(packed: u128) -> String {
-    packed
-        .to_be_bytes()
-        .iter()
-        .take_while(|b| **b != 0)
-        .map(|b| char::from(*b))
-        .collect()
+impl NationalId {
+    pub fn packed(&self) -> PackedId {
+        PackedId::of(self.0.as_bytes())
+    }
 }
 
 #[cfg(test)]
@@ -85,10 +104,14 @@ mod tests {
     #[test]
     fn packing_round_trips_national_ids() {
         for id in ["810001234565", "0012600631", "02A0012345"] {
-            assert_eq!(unpack(pack(id.as_bytes())), id);
+            assert_eq!(PackedId::of(id.as_bytes()).unpack(), id);
         }
-        assert_ne!(pack(b"810001234565"), pack(b"810001234573"));
-        assert_eq!((pack(b"0012600631") >> 120) as u8, b'0');
+        assert_ne!(PackedId::of(b"810001234565"), PackedId::of(b"810001234573"));
+        assert_eq!(PackedId::of(b"0012600631").id_type(), b'0');
+        assert_eq!(
+            NationalId::parse("10001234565").unwrap().packed(),
+            PackedId::of(b"810001234565")
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::gate::DiffCounts;
 use crate::extract::FileKind;
-use crate::national_id::{pack, unpack};
+use crate::national_id::PackedId;
 
 /// Hash of one line (its canonical values joined by `|`), seeded with its file: the same
 /// values in another file are other data. XXH3: change detection of the publisher's own
@@ -28,14 +28,14 @@ pub struct Staged {
 /// Content hashes of the extract being read, per professional, and the professionals with
 /// a rejected line (who are kept as published, not built from their remaining lines).
 #[derive(Debug, Default)]
-pub struct StagedHashes(HashMap<u128, Staged>, HashSet<u128>);
+pub struct StagedHashes(HashMap<PackedId, Staged>, HashSet<PackedId>);
 
 impl StagedHashes {
     pub fn add(&mut self, kind: FileKind, national_id: &str, joined_line: &[u8]) {
         if kind == FileKind::MsSante {
             return;
         }
-        let entry = self.0.entry(pack(national_id.as_bytes())).or_default();
+        let entry = self.0.entry(PackedId::of(national_id.as_bytes())).or_default();
         entry.hash = entry.hash.wrapping_add(line_hash(kind, joined_line));
         entry.has_activity_line |= kind == FileKind::PersonneActivite;
     }
@@ -43,7 +43,7 @@ impl StagedHashes {
     /// One of this professional's lines was rejected.
     pub fn taint(&mut self, kind: FileKind, national_id: &str) {
         if kind != FileKind::MsSante {
-            self.1.insert(pack(national_id.as_bytes()));
+            self.1.insert(PackedId::of(national_id.as_bytes()));
         }
     }
 }
@@ -67,7 +67,7 @@ impl Change {
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Professionals to build, with their new content hash.
-    pub build: HashMap<u128, (Change, u128)>,
+    pub build: HashMap<PackedId, (Change, u128)>,
     /// Every professional of the extract is to be built (an empty store): no need to
     /// select them.
     pub build_all: bool,
@@ -80,7 +80,7 @@ pub struct Plan {
 
 /// Compares the extract with the published hashes (`published` holds the published
 /// professionals' hashes and their counts per identifier type).
-pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_counts: DiffCounts) -> Plan {
+pub fn plan(staged: StagedHashes, mut published: HashMap<PackedId, u128>, published_counts: DiffCounts) -> Plan {
     let mut plan = Plan {
         counts: published_counts,
         build_all: published.is_empty(),
@@ -95,7 +95,7 @@ pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_
         if published.remove(&id).is_some() || entry.is_some_and(|s| s.has_activity_line) {
             plan.professionals += 1;
         }
-        plan.counts.of_type((id >> 120) as u8).rejected_lines += 1;
+        plan.counts.of_type(id.id_type()).rejected_lines += 1;
     }
     for (id, staged) in staged {
         if !staged.has_activity_line {
@@ -103,7 +103,7 @@ pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_
             continue;
         }
         plan.professionals += 1;
-        let counts = plan.counts.of_type((id >> 120) as u8);
+        let counts = plan.counts.of_type(id.id_type());
         match published.remove(&id) {
             None => {
                 counts.added += 1;
@@ -116,7 +116,7 @@ pub fn plan(staged: StagedHashes, mut published: HashMap<u128, u128>, published_
             Some(_) => counts.unchanged += 1,
         }
     }
-    let mut removed: Vec<String> = published.into_keys().map(unpack).collect();
+    let mut removed: Vec<String> = published.into_keys().map(PackedId::unpack).collect();
     removed.sort_unstable();
     for id in &removed {
         plan.counts.of_type(id.as_bytes()[0]).removed += 1;
@@ -138,7 +138,7 @@ mod tests {
     }
 
     fn hash_of(s: &StagedHashes, id: &str) -> u128 {
-        s.0[&pack(id.as_bytes())].hash
+        s.0[&PackedId::of(id.as_bytes())].hash
     }
 
     const PA: FileKind = FileKind::PersonneActivite;
@@ -173,10 +173,10 @@ mod tests {
             (SF, "810000000009", &["savoir-faire only"]),
         ]);
         let mut published = HashMap::new();
-        published.insert(pack(b"810000000001"), hash_of(&s, "810000000001"));
-        published.insert(pack(b"810000000002"), 42);
-        published.insert(pack(b"810000000004"), 7);
-        published.insert(pack(b"0012600631"), hash_of(&s, "0012600631"));
+        published.insert(PackedId::of(b"810000000001"), hash_of(&s, "810000000001"));
+        published.insert(PackedId::of(b"810000000002"), 42);
+        published.insert(PackedId::of(b"810000000004"), 7);
+        published.insert(PackedId::of(b"0012600631"), hash_of(&s, "0012600631"));
         let mut counts = DiffCounts::default();
         counts.rpps.published = 3;
         counts.adeli.published = 1;
@@ -196,8 +196,8 @@ mod tests {
             (plan.counts.adeli.unchanged, plan.professionals, plan.orphans),
             (1, 4, 1)
         );
-        assert_eq!(plan.build[&pack(b"810000000002")].0, Change::Changed);
-        assert_eq!(plan.build[&pack(b"810000000003")].0, Change::Added);
+        assert_eq!(plan.build[&PackedId::of(b"810000000002")].0, Change::Changed);
+        assert_eq!(plan.build[&PackedId::of(b"810000000003")].0, Change::Added);
         assert_eq!(plan.build.len(), 2);
     }
 
@@ -208,8 +208,8 @@ mod tests {
         s.taint(PA, "810000000002");
         s.taint(PA, "810000000003");
         let mut published = HashMap::new();
-        published.insert(pack(b"810000000001"), 1);
-        published.insert(pack(b"810000000002"), 2);
+        published.insert(PackedId::of(b"810000000001"), 1);
+        published.insert(PackedId::of(b"810000000002"), 2);
         let mut counts = DiffCounts::default();
         counts.rpps.published = 2;
         let plan = plan(s, published, counts);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sqlx::{PgConnection, PgPool};
 
 use super::{Entry, NO_DICTIONARY, Snapshot};
-use crate::national_id::pack;
+use crate::national_id::PackedId;
 use crate::store::RunId;
 use crate::store::published::{self, CurrentRecord, Extras, ReadError};
 
@@ -150,7 +150,7 @@ impl<'s> Appender<'s> {
             etag: record.content_hash,
         };
         self.current.extend_from_slice(claims);
-        if let Some(old) = self.snapshot.entries.insert(pack(&record.national_id), entry) {
+        if let Some(old) = self.snapshot.entries.insert(PackedId::of(&record.national_id), entry) {
             self.snapshot.garbage += old.len as usize;
         }
         Ok(())

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 pub use load::{LoadError, load_changes, load_full};
 
-use crate::national_id::{NationalId, pack};
+use crate::national_id::{NationalId, PackedId};
 use crate::store::RunId;
 use crate::store::codec::Decompressors;
 
@@ -40,7 +40,7 @@ pub struct Snapshot {
     pub generation: Option<RunId>,
     pub extract_ts: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
-    entries: HashMap<u128, Entry>,
+    entries: HashMap<PackedId, Entry>,
     /// Compressed documents, in large shared segments: a new generation appends a segment
     /// for what changed and shares the others with the previous snapshot.
     segments: Vec<Arc<Vec<u8>>>,
@@ -81,7 +81,7 @@ impl Snapshot {
     }
 
     pub fn lookup(&self, id: &NationalId) -> Result<Answer, CorruptDocument> {
-        let Some(entry) = self.entries.get(&pack(id.as_str().as_bytes())) else {
+        let Some(entry) = self.entries.get(&id.packed()) else {
             return Ok(Answer::NotFound);
         };
         if entry.removed_at != 0 {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::ImportError;
 use super::diff::Plan;
 use super::gate::DiffCounts;
-use crate::national_id::{pack, unpack};
+use crate::national_id::PackedId;
 use crate::store::RunId;
 use crate::store::records::{self, RecordsError};
 use crate::store::staging;
@@ -29,7 +29,7 @@ const CHANNEL_CHUNKS: usize = 8;
 /// The hashes of the published professionals (not removed), and how many of each type.
 #[derive(Default)]
 pub struct Published {
-    pub hashes: HashMap<u128, u128>,
+    pub hashes: HashMap<PackedId, u128>,
     pub counts: DiffCounts,
     /// The latest compression dictionary (its run id and bytes), reused by every run.
     pub dictionary: Dictionary,
@@ -49,7 +49,7 @@ pub async fn load_published(pool: &PgPool) -> Result<Published, ImportError> {
     let mut conn = pool.acquire().await?;
     let mut published = Published::default();
     records::published_hashes(&mut conn, |id, hash| {
-        published.hashes.insert(pack(id), hash);
+        published.hashes.insert(PackedId::of(id), hash);
         published.counts.of_type(id.first().copied().unwrap_or(b'8')).published += 1;
     })
     .await?;
@@ -91,7 +91,7 @@ pub async fn build(
     }
     if !plan.build_all {
         let mut conn = pool.acquire().await?;
-        let ids: Vec<String> = plan.build.keys().map(|id| unpack(*id)).collect();
+        let ids: Vec<String> = plan.build.keys().map(|id| id.unpack()).collect();
         staging::select_for_build(&mut conn, ids.iter().map(String::as_str)).await?;
     }
     let mut out_conn = pool.acquire().await?;

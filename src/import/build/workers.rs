@@ -12,7 +12,7 @@ use crate::extract::FileKind;
 use crate::import::ImportError;
 use crate::import::diff::{Change, Plan};
 use crate::import::gate::DiffCounts;
-use crate::national_id::pack;
+use crate::national_id::PackedId;
 use crate::store::copy::{CopyDecoder, CopyEncoder};
 use crate::store::runs::{KEPT_REJECTS, RejectedLine};
 use crate::store::{RunId, codec};
@@ -125,7 +125,7 @@ fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<G
     let mut current: Option<(Vec<u8>, Lines, i64)> = None;
     let mut next_worker = 0;
     let mut dispatch = |id: Vec<u8>, lines: Lines, first_line: i64| -> Result<(), ImportError> {
-        let Some(&(change, hash)) = plan.build.get(&pack(&id)) else {
+        let Some(&(change, hash)) = plan.build.get(&PackedId::of(&id)) else {
             return Ok(());
         };
         let national_id = String::from_utf8(id).map_err(ImportError::internal)?;
