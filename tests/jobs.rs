@@ -359,6 +359,32 @@ async fn shutdown_stops_a_running_job_and_records_it_cancelled() {
     assert_eq!(published(&pool).await, None);
 }
 
+/// A server that runs the test job from `source`, once its admin API answers `admin`.
+async fn job_server(pool: &PgPool, source: &SourceServer, admin: &str) -> TestServer {
+    let config = ServerConfig {
+        jobs: vec![job(&[&source.url], "")],
+        runner: settings(),
+        ..ServerConfig::new(HookSettings::default())
+    };
+    let server = TestServer::start_unready(pool.clone(), config).await;
+    server.wait_for_status("the server", "/v1/jobs", admin, 200).await;
+    server
+}
+
+/// `POST /v1/jobs/{name}/run` with `key`: the status it answers.
+async fn run_through_api(server: &TestServer, name: &str, key: &str) -> u16 {
+    let url = server.url(&format!("/v1/jobs/{name}/run"));
+    server
+        .client
+        .post(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
     let db = migrated_db().await;
@@ -366,34 +392,13 @@ async fn admin_api_lists_jobs_runs_one_and_lists_imports() {
     let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![]).await;
     let admin = keys::create(&pool, "ops", &[Scope::Admin]).await.unwrap().1;
     let claims = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap().1;
-    let config = ServerConfig {
-        jobs: vec![job(&[&source.url], "")],
-        runner: settings(),
-        ..ServerConfig::new(HookSettings::default())
-    };
-    let server = TestServer::start_unready(pool.clone(), config).await;
-
-    server.wait_for_status("the server", "/v1/jobs", &admin, 200).await;
+    let server = job_server(&pool, &source, &admin).await;
     let listed: serde_json::Value = server.get("/v1/jobs", &admin).await.json().await.unwrap();
     assert_eq!(listed["jobs"][0]["name"], "nightly-test");
     assert!(listed["jobs"][0]["next_fire"].is_string());
     assert_eq!(server.get("/v1/jobs", &claims).await.status(), 403);
-    let started = server
-        .client
-        .post(server.url("/v1/jobs/nightly-test/run"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202);
-    let missing = server
-        .client
-        .post(server.url("/v1/jobs/nope/run"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    assert_eq!(run_through_api(&server, "nightly-test", &admin).await, 202);
+    assert_eq!(run_through_api(&server, "nope", &admin).await, 404);
     server
         .wait_for_body(
             "the run to be published",
@@ -525,21 +530,8 @@ async fn a_run_started_through_the_api_is_awaited_and_recorded_cancelled_at_shut
     };
     let source = SourceServer::start(ZIP_NAME, zip_of("ps-libreacces"), vec![unavailable; 20]).await;
     let admin = keys::create(&pool, "ops", &[Scope::Admin]).await.unwrap().1;
-    let config = ServerConfig {
-        jobs: vec![job(&[&source.url], "")],
-        runner: settings(),
-        ..ServerConfig::new(HookSettings::default())
-    };
-    let server = TestServer::start_unready(pool.clone(), config).await;
-    server.wait_for_status("the server", "/v1/jobs", &admin, 200).await;
-    let started = server
-        .client
-        .post(server.url("/v1/jobs/nightly-test/run"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(started.status(), 202);
+    let server = job_server(&pool, &source, &admin).await;
+    assert_eq!(run_through_api(&server, "nightly-test", &admin).await, 202);
     let watched = source.clone();
     wait_for("the run's first download attempt", Duration::from_secs(10), || {
         let watched = watched.clone();
