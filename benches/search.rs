@@ -49,6 +49,14 @@ async fn trigram(pool: &sqlx::PgPool, ids: &[String], i: usize) {
     rows.expect("trigram query");
 }
 
+/// How many segments the index the server opens holds (a search visits each one): its
+/// meta.json lists them.
+fn segment_count(index: &std::path::Path) -> usize {
+    let meta = std::fs::read_to_string(index.join("meta.json")).expect("meta.json");
+    let meta: serde_json::Value = serde_json::from_str(&meta).expect("meta.json is JSON");
+    meta["segments"].as_array().map_or(0, Vec::len)
+}
+
 fn main() {
     let professionals = common::professionals();
     let dir = common::work_dir();
@@ -95,6 +103,7 @@ fn main() {
         .expect("update");
     let incremental = started.elapsed();
     drop(index);
+    let segments = segment_count(&home.join("search").join("current"));
 
     // The trigram baseline: the same names, a GIN trigram index. The département is not in
     // the name table (it lives in the compressed documents): its filtered query is then
@@ -239,7 +248,7 @@ fn main() {
         incremental.as_secs_f64()
     );
     println!(
-        "API, {CLIENTS} clients, {SECONDS} s, {} queries: p50 {:.2} ms, p99 {:.2} ms   (goal p99 ≤ 10 ms)",
+        "API, {CLIENTS} clients, {SECONDS} s, {} queries, {segments} index segments: p50 {:.2} ms, p99 {:.2} ms   (goal p99 ≤ 10 ms)",
         api.len(),
         percentile(&api, 0.5),
         percentile(&api, 0.99)
