@@ -84,7 +84,7 @@ async fn store_command(command: StoreCommand, store: &Store, database: &Database
 
 async fn import(pool: &PgPool, args: &ImportArgs, database: &DatabaseArgs) -> anyhow::Result<Outcome> {
     let options = ImportOptions {
-        download_dir: database.home.join("downloads"),
+        work_dir: database.home.join("work"),
         // Built for URL sources only: a local import needs no CA bundle.
         downloader: if annuaire::download::is_remote(&args.source) {
             Some(downloader(database)?)
@@ -147,7 +147,7 @@ fn downloader(database: &DatabaseArgs) -> anyhow::Result<Downloader> {
 
 fn runner_settings(database: &DatabaseArgs) -> anyhow::Result<annuaire::jobs::RunnerSettings> {
     Ok(annuaire::jobs::RunnerSettings {
-        download_dir: database.home.join("downloads"),
+        work_dir: database.home.join("work"),
         downloader: downloader(database)?,
         nice: database.nice,
     })

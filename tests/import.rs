@@ -619,3 +619,74 @@ async fn a_dropped_lock_guard_frees_the_lock() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_change_in_one_file_rebuilds_the_record_from_the_lines_of_all_three() {
+    let db = migrated_db().await;
+    import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
+    let id = NationalId::parse("810003456125").unwrap();
+    let before = professionals::full_record(&db.pool, &id)
+        .await
+        .unwrap()
+        .expect("published");
+    // Only her savoir-faire line changes: her activity and diploma lines are unchanged and
+    // must still make her record.
+    let changed = copy_dir(&day1());
+    let savoir_faire = changed.path().join("PS_LibreAcces_SavoirFaire_202611250900.txt");
+    let text = std::fs::read_to_string(&savoir_faire).unwrap();
+    assert!(text.contains("SM04|Cardiologie et maladies vasculaires"));
+    std::fs::write(
+        &savoir_faire,
+        text.replace("SM04|Cardiologie et maladies vasculaires", "SM32|Neurologie"),
+    )
+    .unwrap();
+    // Same extract timestamp, other content: the freshness guard would hold it.
+    let forced = ImportOptions {
+        force: true,
+        ..lenient()
+    };
+    let run = import(&db.pool, changed.path(), &forced).await.expect("day 2");
+    assert_eq!(run.status, "published", "{:?}", run.message);
+    assert_eq!((run.added, run.changed, run.removed), (Some(0), Some(1), Some(0)));
+    let after = professionals::full_record(&db.pool, &id)
+        .await
+        .unwrap()
+        .expect("published");
+    assert_eq!(
+        after.claims.get(),
+        before.claims.get(),
+        "the claims come from her unchanged activity lines"
+    );
+    let codes = |record: &professionals::FullRecord| {
+        record.details["savoir_faire"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["code"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(codes(&before), vec!["SM04"]);
+    assert_eq!(codes(&after), vec!["SM32"]);
+    assert_eq!(after.details["diplomas"], before.details["diplomas"]);
+}
+
+#[tokio::test]
+async fn an_unwritable_work_directory_fails_the_run_naming_it_and_publishes_nothing() {
+    let db = migrated_db().await;
+    let first = import(&db.pool, &day1(), &ImportOptions::default())
+        .await
+        .expect("day 1");
+    // A file where the work directory should be: it can be neither created nor written.
+    let blocker = tempfile::NamedTempFile::new().unwrap();
+    let options = ImportOptions {
+        work_dir: blocker.path().join("work"),
+        ..lenient()
+    };
+    let error = import(&db.pool, &day2(), &options).await.expect_err("no work file");
+    let message = error.to_string();
+    assert!(message.contains("work file"), "{message}");
+    assert!(message.contains(&blocker.path().display().to_string()), "{message}");
+    assert_eq!(published_run(&db.pool).await, Some(first.id));
+}

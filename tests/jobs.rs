@@ -38,7 +38,7 @@ fn job(sources: &[&str], extra: &str) -> JobDefinition {
 
 fn settings() -> RunnerSettings {
     RunnerSettings {
-        download_dir: std::env::temp_dir(),
+        work_dir: std::env::temp_dir(),
         downloader: Downloader::new(DownloadSettings {
             read_timeout: Duration::from_millis(700),
             ..DownloadSettings::default()

@@ -3,7 +3,7 @@
 //! ignores line order and needs no sort; only added and changed professionals are then
 //! built. Pure: hashes in, a plan out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::gate::DiffCounts;
 use crate::extract::FileKind;
@@ -17,34 +17,70 @@ pub fn line_hash(kind: FileKind, joined_line: &[u8]) -> u128 {
 }
 
 /// What the reader learns of one professional.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Staged {
+    pub id: PackedId,
     /// Sum of the line hashes (a multiset hash: order-blind; an extra copy of a line counts).
     pub hash: u128,
     /// Savoir-faire or diploma lines alone do not make a professional of the extract.
     pub has_activity_line: bool,
+    /// One of their lines was rejected: they are kept as published, not built from their
+    /// remaining lines.
+    pub tainted: bool,
 }
 
-/// Content hashes of the extract being read, per professional, and the professionals with
-/// a rejected line (who are kept as published, not built from their remaining lines).
+/// Content hashes of the extract being read, per professional. Each professional has a
+/// slot, their place in order of first appearance: the lines read point at it.
 #[derive(Debug, Default)]
-pub struct StagedHashes(HashMap<PackedId, Staged>, HashSet<PackedId>);
+pub struct StagedHashes {
+    slots: HashMap<PackedId, u32>,
+    professionals: Vec<Staged>,
+}
 
 impl StagedHashes {
-    pub fn add(&mut self, kind: FileKind, national_id: &str, joined_line: &[u8]) {
-        if kind == FileKind::MsSante {
-            return;
-        }
-        let entry = self.0.entry(PackedId::of(national_id.as_bytes())).or_default();
+    /// Adds a directory line (not MSSanté) to its professional's hash; returns their slot.
+    pub fn add(&mut self, kind: FileKind, national_id: &str, joined_line: &[u8]) -> u32 {
+        let slot = self.slot(national_id);
+        let entry = &mut self.professionals[slot as usize];
         entry.hash = entry.hash.wrapping_add(line_hash(kind, joined_line));
         entry.has_activity_line |= kind == FileKind::PersonneActivite;
+        slot
     }
 
     /// One of this professional's lines was rejected.
     pub fn taint(&mut self, kind: FileKind, national_id: &str) {
         if kind != FileKind::MsSante {
-            self.1.insert(PackedId::of(national_id.as_bytes()));
+            let slot = self.slot(national_id);
+            self.professionals[slot as usize].tainted = true;
         }
+    }
+
+    fn slot(&mut self, national_id: &str) -> u32 {
+        let id = PackedId::of(national_id.as_bytes());
+        let next = self.professionals.len() as u32;
+        let slot = *self.slots.entry(id).or_insert(next);
+        if slot == next {
+            self.professionals.push(Staged {
+                id,
+                hash: 0,
+                has_activity_line: false,
+                tainted: false,
+            });
+        }
+        slot
+    }
+
+    /// The professional in `slot`.
+    pub fn professional(&self, slot: u32) -> Option<&Staged> {
+        self.professionals.get(slot as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.professionals.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.professionals.is_empty()
     }
 }
 
@@ -80,24 +116,24 @@ pub struct Plan {
 
 /// Compares the extract with the published hashes (`published` holds the published
 /// professionals' hashes and their counts per identifier type).
-pub fn plan(staged: StagedHashes, mut published: HashMap<PackedId, u128>, published_counts: DiffCounts) -> Plan {
+pub fn plan(staged: &StagedHashes, mut published: HashMap<PackedId, u128>, published_counts: DiffCounts) -> Plan {
     let mut plan = Plan {
         counts: published_counts,
         build_all: published.is_empty(),
         ..Plan::default()
     };
-    let StagedHashes(mut staged, tainted) = staged;
-    // A professional with a rejected line keeps their published version (not removed, not
-    // changed) and a new one is not added: building from the lines left would publish a
-    // record the extract does not hold.
-    for id in tainted {
-        let entry = staged.remove(&id);
-        if published.remove(&id).is_some() || entry.is_some_and(|s| s.has_activity_line) {
-            plan.professionals += 1;
+    for staged in &staged.professionals {
+        let id = staged.id;
+        // A professional with a rejected line keeps their published version (not removed,
+        // not changed) and a new one is not added: building from the lines left would
+        // publish a record the extract does not hold.
+        if staged.tainted {
+            if published.remove(&id).is_some() || staged.has_activity_line {
+                plan.professionals += 1;
+            }
+            plan.counts.of_type(id.id_type()).rejected_lines += 1;
+            continue;
         }
-        plan.counts.of_type(id.id_type()).rejected_lines += 1;
-    }
-    for (id, staged) in staged {
         if !staged.has_activity_line {
             plan.orphans += 1;
             continue;
@@ -138,7 +174,9 @@ mod tests {
     }
 
     fn hash_of(s: &StagedHashes, id: &str) -> u128 {
-        s.0[&PackedId::of(id.as_bytes())].hash
+        s.professional(s.slots[&PackedId::of(id.as_bytes())])
+            .expect("slot")
+            .hash
     }
 
     const PA: FileKind = FileKind::PersonneActivite;
@@ -180,7 +218,7 @@ mod tests {
         let mut counts = DiffCounts::default();
         counts.rpps.published = 3;
         counts.adeli.published = 1;
-        let plan = plan(s, published, counts);
+        let plan = plan(&s, published, counts);
         assert!(!plan.build_all);
         assert_eq!(plan.removed, vec!["810000000004".to_owned()]);
         assert_eq!(
@@ -212,7 +250,7 @@ mod tests {
         published.insert(PackedId::of(b"810000000002"), 2);
         let mut counts = DiffCounts::default();
         counts.rpps.published = 2;
-        let plan = plan(s, published, counts);
+        let plan = plan(&s, published, counts);
         assert!(plan.build.is_empty());
         assert!(plan.removed.is_empty());
         assert_eq!(plan.counts.rpps.rejected_lines, 3);

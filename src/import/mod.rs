@@ -1,4 +1,4 @@
-//! The import pipeline: source → read and stage (COPY) → diff → build → safety gate →
+//! The import pipeline: source → read and stage (a work file) → diff → build → safety gate →
 //! atomic publish, recorded as a run (`pipeline` holds the stages). One import at a time
 //! per database (an advisory lock); whatever fails, the published generation stays exactly
 //! as it was, and the caller learns which run recorded the failure.
@@ -9,6 +9,7 @@ pub mod freshness;
 pub mod gate;
 mod pipeline;
 pub mod publish;
+mod spill;
 pub mod stage;
 
 use std::path::PathBuf;
@@ -36,8 +37,9 @@ pub struct ImportOptions {
     pub max_reject_pct: f64,
     /// Longest line read; longer ones are rejected (and never held whole in memory).
     pub max_line_bytes: usize,
-    /// Where downloads of URL sources go while they are imported.
-    pub download_dir: PathBuf,
+    /// Where downloads of URL sources and the import's work file (the lines read, about
+    /// the extract's uncompressed size) go while it runs.
+    pub work_dir: PathBuf,
     /// What the run record names as its source (a job's URL), instead of the path read.
     pub source_label: Option<String>,
     /// Stops the import at its next safe point (between phases); it is recorded cancelled.
@@ -54,7 +56,7 @@ impl Default for ImportOptions {
             gate: GateThresholds::default(),
             max_reject_pct: 0.1,
             max_line_bytes: crate::extract::DEFAULT_MAX_LINE_BYTES,
-            download_dir: std::env::temp_dir(),
+            work_dir: std::env::temp_dir(),
             source_label: None,
             cancel: CancellationToken::new(),
             downloader: None,
@@ -89,6 +91,8 @@ pub enum ImportError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     CopyFormat(#[from] CopyFormatError),
+    #[error(transparent)]
+    Spill(#[from] spill::SpillError),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("cancelled by shutdown; the published generation is unchanged")]

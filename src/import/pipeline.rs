@@ -70,8 +70,8 @@ pub(super) async fn run(
     let staged = read_and_stage(pool, run_id, &opened, options, facts).await?;
     checkpoint(options)?;
     let judged = if facts.has_directory {
-        let diffed = diff_and_gate(pool, run_id, staged.hashes, facts).await?;
-        build(pool, run_id, &opened, diffed, staged.samples, facts, options).await?
+        let diffed = diff_and_gate(pool, run_id, &staged.hashes, facts).await?;
+        build(pool, run_id, &opened, diffed, staged, facts, options).await?
     } else {
         Judged::default()
     };
@@ -89,7 +89,7 @@ pub(super) async fn run(
 /// Downloads the extract if it is remote, opens it, and learns what it holds.
 async fn open_source(location: &str, options: &ImportOptions, facts: &mut RunFacts) -> Result<Opened, ImportError> {
     let started = Instant::now();
-    let local = download::fetch_if_remote(location, &options.download_dir, options.downloader.as_ref()).await?;
+    let local = download::fetch_if_remote(location, &options.work_dir, options.downloader.as_ref()).await?;
     elapsed_ms(facts, "download", started);
 
     let started = Instant::now();
@@ -159,7 +159,14 @@ async fn read_and_stage(
     stage::check_headers(Arc::clone(source), options.max_line_bytes).await?;
     let progress = Progress::default();
     let report_guard = progress.report("reading", source.total_size());
-    let mut staged = stage::stage(pool, Arc::clone(source), options.max_line_bytes, progress).await?;
+    let mut staged = stage::stage(
+        pool,
+        Arc::clone(source),
+        options.max_line_bytes,
+        &options.work_dir,
+        progress,
+    )
+    .await?;
     drop(report_guard);
     facts.files = std::mem::take(&mut staged.files);
     facts.lines_read = staged.lines;
@@ -174,7 +181,7 @@ async fn read_and_stage(
 async fn diff_and_gate(
     pool: &PgPool,
     run_id: RunId,
-    hashes: diff::StagedHashes,
+    hashes: &diff::StagedHashes,
     facts: &mut RunFacts,
 ) -> Result<Diffed, ImportError> {
     let started = Instant::now();
@@ -210,7 +217,7 @@ async fn build(
     run_id: RunId,
     opened: &Opened,
     diffed: Diffed,
-    samples: Vec<(String, String)>,
+    staged: StageReport,
     facts: &mut RunFacts,
     options: &ImportOptions,
 ) -> Result<Judged, ImportError> {
@@ -220,9 +227,17 @@ async fn build(
         mut counts,
         dictionary,
     } = diffed;
+    let StageReport {
+        hashes,
+        spilled,
+        samples,
+        ..
+    } = staged;
+    let spilled = spilled.ok_or_else(|| ImportError::internal("directory lines read but not kept"))?;
     let dictionary = build::dictionary(pool, run_id, dictionary, samples).await?;
     let pa_file = opened.source.file(FileKind::PersonneActivite).map(|f| f.name.clone());
-    let built = build::build(pool, run_id, plan, dictionary, pa_file.unwrap_or_default()).await?;
+    let input = build::Input { plan, hashes, spilled };
+    let built = build::build(pool, run_id, input, dictionary, pa_file.unwrap_or_default()).await?;
     tracing::info!(%run_id, records = built.records, "records built");
     elapsed_ms(facts, "build", started);
     let document_note = account_rejected(pool, run_id, facts, &mut counts, built.rejected).await?;

@@ -1,8 +1,12 @@
-//! The read-and-stage stage: every file of the source is streamed through the reader on a blocking
-//! thread and `COPY`-ed into `stage_line` as it is read, so memory holds about one chunk,
-//! whatever the file size. Each professional's content hash is summed up on the way (for
-//! the diff); rejected lines are counted, and the first ones kept.
+//! The read-and-stage stage: every file of the source is streamed through the reader on a
+//! blocking thread. Directory lines go to the import's work file (`spill`), where the build
+//! reads back only those of the professionals it builds; MSSanté lines are `COPY`-ed into
+//! `stage_line`, where the mailbox set is built from. Memory holds about one chunk of
+//! lines and, per line, its professional's slot and its offset (16 bytes), whatever the
+//! file size. Each professional's content hash is summed up on the way (for the diff);
+//! rejected lines are counted, and the first ones kept.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -11,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::ImportError;
 use super::diff::StagedHashes;
+use super::spill::{Spill, SpillError, SpillWriter};
 use crate::extract::reader::{self, Reject, RowSink};
 use crate::extract::{ExtractError, FileKind, HeaderMap, Source};
 use crate::progress::Progress;
@@ -31,9 +36,24 @@ pub struct StageReport {
     pub rejected: i64,
     pub kept_rejects: Vec<RejectedLine>,
     pub hashes: StagedHashes,
+    /// The directory lines read (not MSSanté), and where each is: its professional's slot
+    /// in `hashes` and its offset in the spill, in reading order.
+    pub spilled: Option<SpilledLines>,
     /// The first Personne_activite lines (national id, line), to train a compression
     /// dictionary on when the store has none.
     pub samples: Vec<(String, String)>,
+}
+
+/// The directory lines, kept for the build.
+pub struct SpilledLines {
+    pub spill: Spill,
+    pub lines: Vec<(u32, u64)>,
+}
+
+impl std::fmt::Debug for SpilledLines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SpilledLines({} lines)", self.lines.len())
+    }
 }
 
 /// Checks every file's header before anything is written, so that a missing column fails
@@ -50,18 +70,21 @@ pub async fn check_headers(source: Arc<Source>, max_line_bytes: usize) -> Result
     .map_err(ImportError::from)
 }
 
-/// Stages every file; lines longer than `max_line_bytes` are rejected, never held whole.
+/// Stages every file, the directory lines into a work file in `work_dir`; lines longer
+/// than `max_line_bytes` are rejected, never held whole.
 pub async fn stage(
     pool: &PgPool,
     source: Arc<Source>,
     max_line_bytes: usize,
+    work_dir: &Path,
     progress: Progress,
 ) -> Result<StageReport, ImportError> {
-    staging::clear_lines(pool).await?;
+    staging::clear(pool).await?;
+    let spill = SpillWriter::create(work_dir)?;
     let mut conn = pool.acquire().await?;
     let mut copy = staging::copy_lines(&mut conn).await?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let reading = tokio::task::spawn_blocking(move || read_all(&source, max_line_bytes, tx, &progress));
+    let reading = tokio::task::spawn_blocking(move || read_all(&source, max_line_bytes, spill, tx, &progress));
     let mut send_error = None;
     while let Some(chunk) = rx.recv().await {
         if let Err(e) = copy.send(chunk).await {
@@ -83,7 +106,7 @@ pub async fn stage(
         }
         (None, Err(read_error)) => {
             let _ = copy.abort("extract unreadable").await;
-            Err(read_error.into())
+            Err(read_error)
         }
     }
 }
@@ -91,11 +114,15 @@ pub async fn stage(
 fn read_all(
     source: &Source,
     max_line_bytes: usize,
+    spill: SpillWriter,
     tx: mpsc::Sender<Bytes>,
     progress: &Progress,
-) -> Result<StageReport, ExtractError> {
+) -> Result<StageReport, ImportError> {
     let mut sink = StageSink {
         encoder: CopyEncoder::new(CHUNK_BYTES),
+        spill,
+        lines: Vec::new(),
+        spill_failure: None,
         tx,
         kind: FileKind::PersonneActivite,
         file_name: String::new(),
@@ -104,10 +131,14 @@ fn read_all(
     for file in &source.files {
         sink.kind = file.kind;
         sink.file_name = file.name.clone();
-        let stats = source.with_reader(file, |r| {
+        let read = source.with_reader(file, |r| {
             let mut counted = progress.counting(r);
             reader::read_file(file.kind, &file.name, &mut counted, max_line_bytes, &mut sink)
-        })?;
+        });
+        if let Some(failure) = sink.spill_failure.take() {
+            return Err(failure.into());
+        }
+        let stats = read?;
         tracing::info!(file = %file.name, lines = stats.lines, rejected = stats.rejected, columns = stats.columns, "file read");
         if !stats.unknown_columns.is_empty() {
             tracing::warn!(file = %file.name, columns = ?stats.unknown_columns, "unknown columns ignored");
@@ -125,9 +156,18 @@ fn read_all(
         }));
     }
     let StageSink {
-        encoder, tx, report, ..
+        encoder,
+        spill,
+        lines,
+        tx,
+        mut report,
+        ..
     } = sink;
     tx.blocking_send(encoder.finish()).map_err(|_| stopped())?;
+    report.spilled = Some(SpilledLines {
+        spill: spill.finish()?,
+        lines,
+    });
     Ok(report)
 }
 
@@ -136,7 +176,13 @@ fn stopped() -> ExtractError {
 }
 
 struct StageSink {
+    /// MSSanté lines, `COPY`-ed into `stage_line`.
     encoder: CopyEncoder,
+    /// Directory lines.
+    spill: SpillWriter,
+    lines: Vec<(u32, u64)>,
+    /// Why the work file could not be written (the reader only knows it stopped).
+    spill_failure: Option<SpillError>,
     tx: mpsc::Sender<Bytes>,
     kind: FileKind,
     file_name: String,
@@ -146,21 +192,31 @@ struct StageSink {
 impl RowSink for StageSink {
     fn row(&mut self, line: u64, fields: &[&str]) -> Result<(), ExtractError> {
         let national_id = fields[self.kind.national_id_column()];
-        let joined = self
-            .encoder
-            .row(4)
-            .int2(self.kind.code())
-            .int8(line as i64)
-            .text(national_id)
-            .joined_text(fields, b'|');
-        self.report.hashes.add(self.kind, national_id, joined);
+        if self.kind == FileKind::MsSante {
+            self.encoder
+                .row(4)
+                .int2(self.kind.code())
+                .int8(line as i64)
+                .text(national_id)
+                .joined_text(fields, b'|');
+            if let Some(chunk) = self.encoder.take_full_chunk() {
+                self.tx.blocking_send(chunk).map_err(|_| stopped())?;
+            }
+            return Ok(());
+        }
+        let (offset, joined) = match self.spill.push(self.kind, line, fields) {
+            Ok(pushed) => pushed,
+            Err(e) => {
+                self.spill_failure = Some(e);
+                return Err(ExtractError::Stopped("the import's work file failed".to_owned()));
+            }
+        };
+        let slot = self.report.hashes.add(self.kind, national_id, joined);
+        self.lines.push((slot, offset));
         if self.kind == FileKind::PersonneActivite && self.report.samples.len() < codec::TRAINING_LINES {
             self.report
                 .samples
                 .push((national_id.to_owned(), String::from_utf8_lossy(joined).into_owned()));
-        }
-        if let Some(chunk) = self.encoder.take_full_chunk() {
-            self.tx.blocking_send(chunk).map_err(|_| stopped())?;
         }
         Ok(())
     }

@@ -46,11 +46,11 @@ impl Trigger {
     }
 }
 
-/// What every run shares: where downloads go, the process's HTTP client (for downloads,
+/// What every run shares: where downloads and work files go, the process's HTTP client (for downloads,
 /// with the job's retry policy, and webhooks), and the niceness of imports.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
-    pub download_dir: PathBuf,
+    pub work_dir: PathBuf,
     pub downloader: Downloader,
     /// CPU niceness (0 to 19) of the import's thread (ANNUAIRE_IMPORT_NICE).
     pub nice: i32,
@@ -59,7 +59,7 @@ pub struct RunnerSettings {
 impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings {
-            download_dir: std::env::temp_dir(),
+            work_dir: std::env::temp_dir(),
             downloader: Downloader::default(),
             nice: 10,
         }
@@ -173,7 +173,7 @@ async fn fetch(
             }
         }
         let started = Instant::now();
-        match downloader.fetch(url, &settings.download_dir, min_bytes, cancel).await {
+        match downloader.fetch(url, &settings.work_dir, min_bytes, cancel).await {
             Ok(fetched) => {
                 facts.timings.insert("download".into(), ms(started));
                 facts.bytes = Some(fetched.bytes as i64);
@@ -203,7 +203,7 @@ async fn import_fetched(
     let options = ImportOptions {
         gate: job.gate,
         max_reject_pct: job.max_reject_pct,
-        download_dir: settings.download_dir.clone(),
+        work_dir: settings.work_dir.clone(),
         source_label: facts.source_url.clone(),
         cancel: cancel.clone(),
         downloader: Some(settings.downloader.clone()),

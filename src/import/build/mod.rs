@@ -1,29 +1,26 @@
 //! The build stage, database side: the lines of the professionals the diff marked added or
-//! changed come back from the staging table sorted by professional (a server-side sort, so
-//! memory stays bounded whatever the file order), go through the worker threads
-//! (`workers`), and their records (`record`) are written with `COPY`. Also the published
-//! hashes the diff starts from, and the compression dictionary.
+//! changed are read back from the import's work file (`workers` groups them by
+//! professional), built into records (`record`) on worker threads and written with `COPY`.
+//! Also the published hashes the diff starts from, and the compression dictionary.
 
 pub mod record;
 pub mod workers;
 
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::ImportError;
-use super::diff::Plan;
+use super::diff::{Plan, StagedHashes};
 use super::gate::DiffCounts;
+use super::stage::SpilledLines;
 use crate::national_id::PackedId;
 use crate::store::RunId;
 use crate::store::records::{self, RecordsError};
-use crate::store::staging;
 use workers::{Built, Dictionary};
 
-const CHUNK_BYTES: usize = 1 << 20;
 const CHANNEL_CHUNKS: usize = 8;
 
 /// The hashes of the published professionals (not removed), and how many of each type.
@@ -77,69 +74,52 @@ pub async fn dictionary(
     Ok(Some((run_id, trained)))
 }
 
+/// What a build works from: the plan, the professionals read (their slots), and their
+/// lines in the work file.
+pub struct Input {
+    pub plan: Plan,
+    pub hashes: StagedHashes,
+    pub spilled: SpilledLines,
+}
+
 /// Builds and writes the records of the planned professionals; `file_name` (the
 /// Personne_activite file) is what the rejects of oversized documents name.
 pub async fn build(
     pool: &PgPool,
     run_id: RunId,
-    plan: Plan,
+    input: Input,
     dictionary: Dictionary,
     file_name: String,
 ) -> Result<Built, ImportError> {
-    if plan.build.is_empty() {
+    if input.plan.build.is_empty() {
         return Ok(Built::default());
     }
-    if !plan.build_all {
-        let mut conn = pool.acquire().await?;
-        let ids: Vec<String> = plan.build.keys().map(|id| id.unpack()).collect();
-        staging::select_for_build(&mut conn, ids.iter().map(String::as_str)).await?;
-    }
-    let mut out_conn = pool.acquire().await?;
-    let mut in_conn = pool.acquire().await?;
-    let mut copy_in = records::copy_records(&mut in_conn).await?;
-    let selected_only = !plan.build_all;
-    let mut staged = staging::sorted_lines(&mut out_conn, selected_only).await?;
-    let (raw_tx, raw_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let mut conn = pool.acquire().await?;
+    let mut copy_in = records::copy_records(&mut conn).await?;
     let (rec_tx, mut rec_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
-    let builder = tokio::task::spawn_blocking(move || {
-        workers::build_records(run_id, plan, dictionary, &file_name, raw_rx, rec_tx)
-    });
-
-    let feed = async {
-        // The server sends one message per row: batch them, or the hand-over to the builder
-        // thread costs more than the build itself.
-        let mut batch = BytesMut::with_capacity(CHUNK_BYTES);
-        while let Some(message) = staged.next().await {
-            batch.extend_from_slice(&message?);
-            if batch.len() >= CHUNK_BYTES && raw_tx.send(batch.split().freeze()).await.is_err() {
-                break; // the builder stopped; its error tells why
-            }
+    let builder =
+        tokio::task::spawn_blocking(move || workers::build_records(run_id, input, dictionary, &file_name, rec_tx));
+    let mut written = Ok(());
+    while let Some(chunk) = rec_rx.recv().await {
+        if let Err(e) = copy_in.send(chunk).await {
+            written = Err(e);
+            break;
         }
-        if !batch.is_empty() {
-            let _ = raw_tx.send(batch.freeze()).await;
-        }
-        drop(raw_tx);
-        Ok::<(), ImportError>(())
-    };
-    let write = async {
-        while let Some(chunk) = rec_rx.recv().await {
-            copy_in.send(chunk).await?;
-        }
-        Ok::<(), ImportError>(())
-    };
-    let (fed, written) = tokio::join!(feed, write);
-    drop(staged);
+    }
+    // Dropping the receiver makes the builder stop at its next chunk.
+    drop(rec_rx);
     let built = builder.await?;
-    let result = fed.and(written).and(built);
-    match result {
-        Ok(built) => {
+    match (written, built) {
+        (Ok(()), Ok(built)) => {
             copy_in.finish().await?;
             Ok(built)
         }
-        Err(e) => {
+        (Err(e), _) => {
+            let _ = copy_in.abort("writing records failed").await;
+            Err(e.into())
+        }
+        (Ok(()), Err(e)) => {
             let _ = copy_in.abort("build failed").await;
-            // The COPY OUT may still be streaming: this connection cannot be reused.
-            out_conn.close_on_drop();
             Err(e)
         }
     }

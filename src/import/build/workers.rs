@@ -1,19 +1,21 @@
-//! The build stage, CPU side, off the async workers: one thread cuts the sorted staged rows
-//! into professionals, worker threads build, serialise and compress their records and
-//! encode them as `COPY` data. Workers write whole rows, so their chunks interleave freely.
+//! The build stage, CPU side, off the async workers: one thread gathers each planned
+//! professional's lines from the work file, worker threads build, serialise and compress
+//! their records and encode them as `COPY` data. Workers write whole rows, so their chunks
+//! interleave freely.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::Input;
 use super::record::{self, Lines};
 use crate::extract::FileKind;
 use crate::import::ImportError;
-use crate::import::diff::{Change, Plan};
+use crate::import::diff::Change;
 use crate::import::gate::DiffCounts;
-use crate::national_id::PackedId;
-use crate::store::copy::{CopyDecoder, CopyEncoder};
+use crate::import::stage::SpilledLines;
+use crate::store::copy::CopyEncoder;
 use crate::store::runs::{KEPT_REJECTS, RejectedLine};
 use crate::store::{RunId, codec};
 
@@ -67,15 +69,14 @@ pub struct Built {
     pub rejected: RejectedDocuments,
 }
 
-/// Runs the build threads until the staged rows are exhausted. Returns the number of
-/// records written and the professionals refused for the size of their documents
+/// Runs the build threads until every planned professional is built. Returns the number
+/// of records written and the professionals refused for the size of their documents
 /// (`file_name` is the Personne_activite file their rejects name).
 pub fn build_records(
     run_id: RunId,
-    plan: Plan,
+    input: Input,
     dictionary: Dictionary,
     file_name: &str,
-    mut raw_rx: mpsc::Receiver<Bytes>,
     rec_tx: mpsc::Sender<Bytes>,
 ) -> Result<Built, ImportError> {
     let workers = std::thread::available_parallelism()
@@ -96,7 +97,7 @@ pub fn build_records(
             let dictionary = &dictionary;
             handles.push(scope.spawn(move || write_records(run_id, dictionary, file_name, rx, rec_tx)));
         }
-        let grouped = group(&plan, &mut raw_rx, &queues);
+        let grouped = group(input, &queues);
         drop(queues);
         let mut built = Built::default();
         for handle in handles {
@@ -117,64 +118,55 @@ pub fn build_records(
     })
 }
 
-/// Cuts the rows (sorted by national id) into professionals and deals the planned ones out
-/// to the workers in turn.
-fn group(plan: &Plan, raw_rx: &mut mpsc::Receiver<Bytes>, queues: &[SyncSender<Group>]) -> Result<(), ImportError> {
-    let mut decoder = CopyDecoder::default();
-    // The professional being gathered: id, lines, first Personne_activite line number.
-    let mut current: Option<(Vec<u8>, Lines, i64)> = None;
+/// Gathers the lines of each planned professional from the work file, in the order they
+/// were read (file by file, line by line), and deals the professionals out to the workers
+/// in turn.
+fn group(input: Input, queues: &[SyncSender<Group>]) -> Result<(), ImportError> {
+    let Input {
+        plan,
+        hashes,
+        spilled: SpilledLines { spill, mut lines },
+    } = input;
+    // What to build, by slot: one lookup per professional rather than per line.
+    let planned: Vec<Option<(Change, u128)>> = (0..hashes.len())
+        .map(|slot| {
+            hashes
+                .professional(slot as u32)
+                .and_then(|p| plan.build.get(&p.id).copied())
+        })
+        .collect();
+    drop(plan);
+    lines.retain(|(slot, _)| planned[*slot as usize].is_some());
+    // By professional, and within one by offset, which is reading order.
+    lines.sort_unstable();
+    let missing = || ImportError::internal("a line of the work file is missing");
     let mut next_worker = 0;
-    let mut dispatch = |id: Vec<u8>, lines: Lines, first_line: i64| -> Result<(), ImportError> {
-        let Some(&(change, hash)) = plan.build.get(&PackedId::of(&id)) else {
-            return Ok(());
+    for professional in lines.chunk_by(|a, b| a.0 == b.0) {
+        let slot = professional[0].0;
+        let ((change, hash), id) = planned[slot as usize]
+            .zip(hashes.professional(slot))
+            .ok_or_else(missing)?;
+        let mut group = Group {
+            national_id: id.id.unpack(),
+            lines: Lines::default(),
+            change,
+            hash,
+            first_line: 0,
         };
-        let national_id = String::from_utf8(id).map_err(ImportError::internal)?;
+        for &(_, offset) in professional {
+            let line = spill.line(offset).ok_or_else(missing)?;
+            let Some(kind) = line.kind else { continue };
+            let values = String::from_utf8(line.values.to_vec())
+                .map_err(|_| ImportError::internal("spilled line is not UTF-8"))?;
+            if kind == FileKind::PersonneActivite && group.lines.personne_activite.is_empty() {
+                group.first_line = line.line as i64;
+            }
+            group.lines.push(kind, values);
+        }
         queues[next_worker % queues.len()]
-            .send(Group {
-                national_id,
-                lines,
-                change,
-                hash,
-                first_line,
-            })
+            .send(group)
             .map_err(|_| ImportError::internal("a build worker stopped"))?;
         next_worker += 1;
-        Ok(())
-    };
-    while let Some(chunk) = raw_rx.blocking_recv() {
-        decoder.push(&chunk);
-        while let Some(row) = decoder.next_row()? {
-            let (Some(file), Some(line_no), Some(id), Some(fields)) = (&row[0], &row[1], &row[2], &row[3]) else {
-                continue;
-            };
-            let kind = FileKind::from_code(i16::from_be_bytes([file[0], file[1]]));
-            let line_no = i64::from_be_bytes(
-                line_no[..]
-                    .try_into()
-                    .map_err(|_| ImportError::internal("staged line number is not 8 bytes"))?,
-            );
-            let line =
-                String::from_utf8(fields.to_vec()).map_err(|_| ImportError::internal("staged line is not UTF-8"))?;
-            if current
-                .as_ref()
-                .is_none_or(|(current_id, _, _)| current_id.as_slice() != &id[..])
-            {
-                if let Some((done_id, done_lines, first_line)) = current.take() {
-                    dispatch(done_id, done_lines, first_line)?;
-                }
-                current = Some((id.to_vec(), Lines::default(), 0));
-            }
-            if let (Some(kind), Some((_, lines, first_line))) = (kind, current.as_mut()) {
-                // Rows come sorted by file then line: the first activity line comes first.
-                if kind == FileKind::PersonneActivite && lines.personne_activite.is_empty() {
-                    *first_line = line_no;
-                }
-                lines.push(kind, line);
-            }
-        }
-    }
-    if let Some((id, lines, first_line)) = current.take() {
-        dispatch(id, lines, first_line)?;
     }
     Ok(())
 }
