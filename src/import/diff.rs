@@ -38,13 +38,11 @@ pub struct StagedHashes {
 }
 
 impl StagedHashes {
-    /// Adds a directory line (not MSSanté) to its professional's hash; returns their slot.
-    pub fn add(&mut self, kind: FileKind, national_id: &str, joined_line: &[u8]) -> u32 {
-        let slot = self.slot(national_id);
+    /// Adds a directory line (not MSSanté) to the hash of the professional in `slot`.
+    pub fn add(&mut self, slot: u32, kind: FileKind, joined_line: &[u8]) {
         let entry = &mut self.professionals[slot as usize];
         entry.hash = entry.hash.wrapping_add(line_hash(kind, joined_line));
         entry.has_activity_line |= kind == FileKind::PersonneActivite;
-        slot
     }
 
     /// One of this professional's lines was rejected.
@@ -55,7 +53,8 @@ impl StagedHashes {
         }
     }
 
-    fn slot(&mut self, national_id: &str) -> u32 {
+    /// The professional's slot, given on their first line.
+    pub fn slot(&mut self, national_id: &str) -> u32 {
         let id = PackedId::of(national_id.as_bytes());
         let next = self.professionals.len() as u32;
         let slot = *self.slots.entry(id).or_insert(next);
@@ -168,7 +167,8 @@ mod tests {
     fn staged(lines: &[(FileKind, &str, &[&str])]) -> StagedHashes {
         let mut hashes = StagedHashes::default();
         for (kind, id, fields) in lines {
-            hashes.add(*kind, id, fields.join("|").as_bytes());
+            let slot = hashes.slot(id);
+            hashes.add(slot, *kind, fields.join("|").as_bytes());
         }
         hashes
     }

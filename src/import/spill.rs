@@ -3,20 +3,25 @@
 //! A professional's content hash is the sum over their lines in all three files, so who
 //! changed is known only once every file is read. Sending every line to Postgres to read
 //! back the few that changed made a daily import cost more than loading the file raw; the
-//! lines go to this local file instead (sequential writes, which the page cache absorbs),
-//! and the build reads back only the lines of the professionals it builds, by offset.
+//! lines go to local files instead (sequential writes, which the page cache absorbs), and
+//! the build reads back only the lines of the professionals it builds, a partition at a
+//! time, so that memory stays bounded whatever the size or order of the extract.
 //!
 //! Each line is stored as: file code (1 byte), line number (8 bytes, little endian), length
 //! of the values (4 bytes, little endian), the values joined by `|`.
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::extract::FileKind;
 
-/// Bytes gathered before a write: large sequential writes, a bounded buffer.
-const BUFFER_BYTES: usize = 1 << 20;
+/// Bytes gathered per partition before a write: large sequential writes, bounded buffers.
+const BUFFER_BYTES: usize = 256 << 10;
+/// About how much of the work file the build holds in memory at once (one partition).
+const PARTITION_BYTES: u64 = 64 << 20;
+const MAX_PARTITIONS: u64 = 256;
 const HEADER_BYTES: usize = 1 + 8 + 4;
 
 /// The work file could not be written or read (disk full, directory missing…).
@@ -27,88 +32,136 @@ pub struct SpillError {
     source: std::io::Error,
 }
 
-/// Appends lines to an unnamed temporary file (gone when the import ends, however it ends).
+/// Appends lines to unnamed temporary files (gone when the import ends, however it ends),
+/// one per partition of the professionals: all the lines of one professional land in the
+/// same partition, so the build can read one partition at a time, in order, whatever the
+/// order of the extract's lines.
 pub struct SpillWriter {
     dir: PathBuf,
+    partitions: Vec<Partition>,
+}
+
+struct Partition {
     file: File,
     buffer: Vec<u8>,
     written: u64,
 }
 
 impl SpillWriter {
-    pub fn create(dir: &Path) -> Result<SpillWriter, SpillError> {
+    /// A work file sized for about `expected_bytes` of lines (the extract's size).
+    pub fn create(dir: &Path, expected_bytes: u64) -> Result<SpillWriter, SpillError> {
         let error = |source| SpillError {
             dir: dir.to_owned(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(error)?;
-        let file = tempfile::tempfile_in(dir).map_err(error)?;
+        let count = expected_bytes.div_ceil(PARTITION_BYTES).clamp(1, MAX_PARTITIONS);
+        let partitions = (0..count)
+            .map(|_| {
+                Ok(Partition {
+                    file: tempfile::tempfile_in(dir).map_err(error)?,
+                    buffer: Vec::with_capacity(BUFFER_BYTES),
+                    written: 0,
+                })
+            })
+            .collect::<Result<_, SpillError>>()?;
         Ok(SpillWriter {
             dir: dir.to_owned(),
-            file,
-            buffer: Vec::with_capacity(BUFFER_BYTES),
-            written: 0,
+            partitions,
         })
     }
 
-    /// Appends one line; returns its offset (what the build reads it back by) and its
-    /// values joined by `|` (what its hash is taken of).
-    pub fn push(&mut self, kind: FileKind, line: u64, fields: &[&str]) -> Result<(u64, &[u8]), SpillError> {
-        if self.buffer.len() >= BUFFER_BYTES {
-            self.flush()?;
+    /// Appends one line of the professional in `slot`; returns its offset in their
+    /// partition (what the build reads it back by) and its values joined by `|` (what its
+    /// hash is taken of).
+    pub fn push(&mut self, slot: u32, kind: FileKind, line: u64, fields: &[&str]) -> Result<(u64, &[u8]), SpillError> {
+        let count = self.partitions.len();
+        let partition = &mut self.partitions[partition_of(slot, count)];
+        if partition.buffer.len() >= BUFFER_BYTES {
+            partition.flush().map_err(|source| SpillError {
+                dir: self.dir.clone(),
+                source,
+            })?;
         }
-        let offset = self.written + self.buffer.len() as u64;
-        self.buffer.push(kind.code() as u8);
-        self.buffer.extend_from_slice(&line.to_le_bytes());
-        let length_at = self.buffer.len();
-        self.buffer.extend_from_slice(&[0; 4]);
-        let start = self.buffer.len();
+        let buffer = &mut partition.buffer;
+        let offset = partition.written + buffer.len() as u64;
+        buffer.push(kind.code() as u8);
+        buffer.extend_from_slice(&line.to_le_bytes());
+        let length_at = buffer.len();
+        buffer.extend_from_slice(&[0; 4]);
+        let start = buffer.len();
         for (i, field) in fields.iter().enumerate() {
             if i > 0 {
-                self.buffer.push(b'|');
+                buffer.push(b'|');
             }
-            self.buffer.extend_from_slice(field.as_bytes());
+            buffer.extend_from_slice(field.as_bytes());
         }
-        let length = u32::try_from(self.buffer.len() - start).map_err(|_| SpillError {
+        let length = u32::try_from(buffer.len() - start).map_err(|_| SpillError {
             dir: self.dir.clone(),
             source: std::io::Error::other("a line of over 4 GB"),
         })?;
-        self.buffer[length_at..start].copy_from_slice(&length.to_le_bytes());
-        Ok((offset, &self.buffer[start..]))
+        buffer[length_at..start].copy_from_slice(&length.to_le_bytes());
+        Ok((offset, &buffer[start..]))
     }
 
-    fn flush(&mut self) -> Result<(), SpillError> {
-        self.file.write_all(&self.buffer).map_err(|source| SpillError {
-            dir: self.dir.clone(),
-            source,
-        })?;
+    /// Writes what is left; the lines can then be read back.
+    pub fn finish(mut self) -> Result<Spill, SpillError> {
+        for partition in &mut self.partitions {
+            partition.flush().map_err(|source| SpillError {
+                dir: self.dir.clone(),
+                source,
+            })?;
+        }
+        Ok(Spill {
+            dir: self.dir,
+            partitions: self.partitions.into_iter().map(|p| (p.file, p.written)).collect(),
+        })
+    }
+}
+
+impl Partition {
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.write_all(&self.buffer)?;
         self.written += self.buffer.len() as u64;
         self.buffer.clear();
         Ok(())
     }
+}
 
-    /// Writes what is left and maps the file for reading.
-    pub fn finish(mut self) -> Result<Spill, SpillError> {
-        self.flush()?;
+fn partition_of(slot: u32, count: usize) -> usize {
+    slot as usize % count
+}
+
+/// The spilled lines, one file per partition.
+pub struct Spill {
+    dir: PathBuf,
+    partitions: Vec<(File, u64)>,
+}
+
+impl Spill {
+    /// The partition the lines of the professional in `slot` are in.
+    pub fn partition_of(&self, slot: u32) -> usize {
+        partition_of(slot, self.partitions.len())
+    }
+
+    /// Reads one partition whole (about `PARTITION_BYTES`).
+    pub fn read(&self, partition: usize) -> Result<SpilledPartition, SpillError> {
         let error = |source| SpillError {
             dir: self.dir.clone(),
             source,
         };
-        let map = if self.written == 0 {
-            None
-        } else {
-            Some(map(&self.file).map_err(error)?)
+        let Some((file, length)) = self.partitions.get(partition) else {
+            return Ok(SpilledPartition(Vec::new()));
         };
-        Ok(Spill { map, _file: self.file })
+        let length = usize::try_from(*length).map_err(|_| error(std::io::Error::other("partition too large")))?;
+        let mut bytes = vec![0; length];
+        file.read_exact_at(&mut bytes, 0).map_err(error)?;
+        Ok(SpilledPartition(bytes))
     }
 }
 
-/// The spilled lines, mapped in memory: the build reads them in any order at the cost of
-/// a memory access, where one read call per line would cost a system call each.
-pub struct Spill {
-    map: Option<memmap2::Mmap>,
-    _file: File,
-}
+/// One partition's lines, in memory.
+pub struct SpilledPartition(Vec<u8>);
 
 /// One line read back.
 pub struct SpilledLine<'a> {
@@ -117,11 +170,11 @@ pub struct SpilledLine<'a> {
     pub values: &'a [u8],
 }
 
-impl Spill {
-    /// The line written at `offset` (an offset `push` returned: anything else is a bug,
-    /// hence `None` rather than a panic).
+impl SpilledPartition {
+    /// The line written at `offset` (an offset `push` returned for this partition:
+    /// anything else is a bug, hence `None` rather than a panic).
     pub fn line(&self, offset: u64) -> Option<SpilledLine<'_>> {
-        let bytes = self.map.as_deref()?.get(usize::try_from(offset).ok()?..)?;
+        let bytes = self.0.get(usize::try_from(offset).ok()?..)?;
         let header = bytes.get(..HEADER_BYTES)?;
         let line = u64::from_le_bytes(header[1..9].try_into().ok()?);
         let length = u32::from_le_bytes(header[9..13].try_into().ok()?) as usize;
@@ -133,53 +186,48 @@ impl Spill {
     }
 }
 
-/// Maps the work file read-only.
-#[allow(unsafe_code)]
-fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: a mapping is undefined behaviour if the file changes under it. This one is
-    // an unnamed temporary file (no path leads to it) that only this import holds, and it
-    // is written completely before it is mapped and never after.
-    unsafe { memmap2::Mmap::map(file) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn lines_come_back_by_offset_in_any_order_across_buffer_flushes() {
+    fn lines_come_back_by_partition_and_offset_across_buffer_flushes() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut writer = SpillWriter::create(dir.path()).expect("spill");
+        // Three partitions.
+        let mut writer = SpillWriter::create(dir.path(), 3 * PARTITION_BYTES).expect("spill");
         let long = "x".repeat(BUFFER_BYTES / 3);
         let mut written = Vec::new();
-        for n in 0..10u64 {
-            let fields = [format!("81000000000{n}"), long.clone(), "é|z".to_owned()];
+        for n in 0..20u32 {
+            let fields = [format!("8100000000{n:02}"), long.clone(), "é|z".to_owned()];
             let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
             let kind = if n % 2 == 0 {
                 FileKind::PersonneActivite
             } else {
                 FileKind::DiplAutExerc
             };
-            let (offset, joined) = writer.push(kind, n + 2, &fields).expect("push");
+            let slot = n % 4;
+            let (offset, joined) = writer.push(slot, kind, u64::from(n) + 2, &fields).expect("push");
             assert_eq!(joined, fields.join("|").as_bytes());
-            written.push((offset, kind, n + 2, fields.join("|")));
+            written.push((slot, offset, kind, u64::from(n) + 2, fields.join("|")));
         }
         let spill = writer.finish().expect("finish");
-        for (offset, kind, line, values) in written.iter().rev() {
-            let read = spill.line(*offset).expect("line at its offset");
+        assert_eq!((spill.partition_of(0), spill.partition_of(3)), (0, 0));
+        for (slot, offset, kind, line, values) in written.iter().rev() {
+            let partition = spill.read(spill.partition_of(*slot)).expect("read");
+            let read = partition.line(*offset).expect("line at its offset");
             assert_eq!((read.kind, read.line), (Some(*kind), *line));
             assert_eq!(read.values, values.as_bytes());
         }
-        assert!(spill.line(u64::MAX).is_none());
+        assert!(spill.read(0).expect("read").line(u64::MAX).is_none());
     }
 
     #[test]
     fn an_empty_spill_has_no_lines() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let spill = SpillWriter::create(dir.path())
+        let spill = SpillWriter::create(dir.path(), 0)
             .expect("spill")
             .finish()
             .expect("finish");
-        assert!(spill.line(0).is_none());
+        assert!(spill.read(0).expect("read").line(0).is_none());
     }
 }

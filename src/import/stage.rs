@@ -37,7 +37,7 @@ pub struct StageReport {
     pub kept_rejects: Vec<RejectedLine>,
     pub hashes: StagedHashes,
     /// The directory lines read (not MSSanté), and where each is: its professional's slot
-    /// in `hashes` and its offset in the spill, in reading order.
+    /// in `hashes` and its offset in their partition of the spill, in reading order.
     pub spilled: Option<SpilledLines>,
     /// The first Personne_activite lines (national id, line), to train a compression
     /// dictionary on when the store has none.
@@ -80,7 +80,7 @@ pub async fn stage(
     progress: Progress,
 ) -> Result<StageReport, ImportError> {
     staging::clear(pool).await?;
-    let spill = SpillWriter::create(work_dir)?;
+    let spill = SpillWriter::create(work_dir, source.total_size())?;
     let mut conn = pool.acquire().await?;
     let mut copy = staging::copy_lines(&mut conn).await?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
@@ -204,14 +204,15 @@ impl RowSink for StageSink {
             }
             return Ok(());
         }
-        let (offset, joined) = match self.spill.push(self.kind, line, fields) {
+        let slot = self.report.hashes.slot(national_id);
+        let (offset, joined) = match self.spill.push(slot, self.kind, line, fields) {
             Ok(pushed) => pushed,
             Err(e) => {
                 self.spill_failure = Some(e);
                 return Err(ExtractError::Stopped("the import's work file failed".to_owned()));
             }
         };
-        let slot = self.report.hashes.add(self.kind, national_id, joined);
+        self.report.hashes.add(slot, self.kind, joined);
         self.lines.push((slot, offset));
         if self.kind == FileKind::PersonneActivite && self.report.samples.len() < codec::TRAINING_LINES {
             self.report

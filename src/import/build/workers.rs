@@ -137,36 +137,39 @@ fn group(input: Input, queues: &[SyncSender<Group>]) -> Result<(), ImportError> 
         .collect();
     drop(plan);
     lines.retain(|(slot, _)| planned[*slot as usize].is_some());
-    // By professional, and within one by offset, which is reading order.
-    lines.sort_unstable();
+    // By partition, then professional, then offset, which is reading order.
+    lines.sort_unstable_by_key(|&(slot, offset)| (spill.partition_of(slot), slot, offset));
     let missing = || ImportError::internal("a line of the work file is missing");
     let mut next_worker = 0;
-    for professional in lines.chunk_by(|a, b| a.0 == b.0) {
-        let slot = professional[0].0;
-        let ((change, hash), id) = planned[slot as usize]
-            .zip(hashes.professional(slot))
-            .ok_or_else(missing)?;
-        let mut group = Group {
-            national_id: id.id.unpack(),
-            lines: Lines::default(),
-            change,
-            hash,
-            first_line: 0,
-        };
-        for &(_, offset) in professional {
-            let line = spill.line(offset).ok_or_else(missing)?;
-            let Some(kind) = line.kind else { continue };
-            let values = String::from_utf8(line.values.to_vec())
-                .map_err(|_| ImportError::internal("spilled line is not UTF-8"))?;
-            if kind == FileKind::PersonneActivite && group.lines.personne_activite.is_empty() {
-                group.first_line = line.line as i64;
+    for partition in lines.chunk_by(|a, b| spill.partition_of(a.0) == spill.partition_of(b.0)) {
+        let read = spill.read(spill.partition_of(partition[0].0))?;
+        for professional in partition.chunk_by(|a, b| a.0 == b.0) {
+            let slot = professional[0].0;
+            let ((change, hash), id) = planned[slot as usize]
+                .zip(hashes.professional(slot))
+                .ok_or_else(missing)?;
+            let mut group = Group {
+                national_id: id.id.unpack(),
+                lines: Lines::default(),
+                change,
+                hash,
+                first_line: 0,
+            };
+            for &(_, offset) in professional {
+                let line = read.line(offset).ok_or_else(missing)?;
+                let Some(kind) = line.kind else { continue };
+                let values = String::from_utf8(line.values.to_vec())
+                    .map_err(|_| ImportError::internal("spilled line is not UTF-8"))?;
+                if kind == FileKind::PersonneActivite && group.lines.personne_activite.is_empty() {
+                    group.first_line = line.line as i64;
+                }
+                group.lines.push(kind, values);
             }
-            group.lines.push(kind, values);
+            queues[next_worker % queues.len()]
+                .send(group)
+                .map_err(|_| ImportError::internal("a build worker stopped"))?;
+            next_worker += 1;
         }
-        queues[next_worker % queues.len()]
-            .send(group)
-            .map_err(|_| ImportError::internal("a build worker stopped"))?;
-        next_worker += 1;
     }
     Ok(())
 }
