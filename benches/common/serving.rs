@@ -40,14 +40,34 @@ pub fn rss_mib_of(pid: u32) -> u64 {
 
 /// Open-loop load at a fixed rate; latencies from each request's send to its full answer.
 pub async fn fixed_rate(client: &reqwest::Client, urls: &[String], key: &str, seconds: u64) -> Vec<Duration> {
+    open_loop(client, urls, key, seconds, None).await
+}
+
+/// Open-loop load at a fixed rate over at most `connections` requests in flight (the
+/// issue's "16 connections"). A request is timed from when it is due, so one that waits
+/// for a free connection because the server fell behind counts that wait: a closed loop
+/// would hide it by sending less.
+pub async fn open_loop(
+    client: &reqwest::Client,
+    urls: &[String],
+    key: &str,
+    seconds: u64,
+    connections: Option<usize>,
+) -> Vec<Duration> {
     let total = RATE * seconds;
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
+        connections.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         tokio::time::sleep_until(started + Duration::from_nanos(i * 1_000_000_000 / RATE)).await;
         let (client, url, key) = (client.clone(), urls[i as usize % urls.len()].clone(), key.to_owned());
+        let slots = std::sync::Arc::clone(&slots);
         tasks.push(tokio::spawn(async move {
+            // From the wake-up, not the schedule: tokio's timer fires up to 1 ms late.
             let sent = Instant::now();
+            let _slot = slots.acquire_owned().await.expect("semaphore open");
             let response = client.get(url).bearer_auth(key).send().await.expect("request");
             // 410 once the day+1 generation removed the professional.
             assert!(
@@ -74,6 +94,12 @@ pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// The server's cumulative latency histogram of the claims route: (upper bound, count).
 pub async fn server_histogram(client: &reqwest::Client, base: &str) -> Vec<(f64, f64)> {
+    server_histogram_of(client, base, "/v1/claims/{id}").await
+}
+
+/// The server's cumulative latency histogram of `route` (its pattern): (upper bound, count).
+pub async fn server_histogram_of(client: &reqwest::Client, base: &str, route: &str) -> Vec<(f64, f64)> {
+    let prefix = format!("annuaire_http_request_duration_seconds_bucket{{route=\"{route}\"");
     let text = client
         .get(format!("{base}/metrics"))
         .send()
@@ -83,7 +109,7 @@ pub async fn server_histogram(client: &reqwest::Client, base: &str) -> Vec<(f64,
         .await
         .expect("text");
     text.lines()
-        .filter(|l| l.starts_with("annuaire_http_request_duration_seconds_bucket{route=\"/v1/claims/{id}\""))
+        .filter(|l| l.starts_with(&prefix))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
             let count: f64 = l.rsplit(' ').next()?.parse().ok()?;
