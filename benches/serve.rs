@@ -11,7 +11,9 @@
 //!   cluster (reported, no goal).
 //!
 //! `cargo bench --bench serve` (needs `wrk`: `apt-get install wrk`; same variables as the
-//! import benchmark).
+//! import benchmark). `ANNUAIRE_BENCH_NICE_IMPORT_BACKENDS=<nice>` also nices the imports'
+//! Postgres backends from outside while they run: the effect of the import change issue 10
+//! asks for on a local cluster, measured before the import does it itself.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -19,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use common::published::Published;
 use common::serving::{
-    RATE, Server, free_port, open_loop, percentile, rss_mib, server_histogram, server_histogram_of, server_p99,
+    BackendNicer, RATE, Server, backends, free_port, open_loop, percentile, rss_mib, server_histogram,
+    server_histogram_of, server_p99,
 };
 use common::{annuaire, generate, psql};
 
@@ -187,6 +190,13 @@ fn main() {
     let quiet_healthz_server = server_p99(&healthz_before, &healthz_after_quiet);
     let rss_loaded = rss_mib(&server.0);
 
+    let nice_backends: Option<i32> = std::env::var("ANNUAIRE_BENCH_NICE_IMPORT_BACKENDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let nicer = nice_backends.map(|nice| {
+        let server_backends = backends(&published.cluster, &published.database);
+        BackendNicer::start(&published.cluster, &published.database, server_backends, nice)
+    });
     let mut import = annuaire()
         .env("DATABASE_URL", url)
         .env("RUST_LOG", "warn")
@@ -197,6 +207,7 @@ fn main() {
         .expect("day 1 import");
     let (busy, import_seconds) = while_running(&mut import, &load, &claims_urls, &healthz_urls);
     let busy_server = server_p99(&after_quiet, &histogram());
+    let niced_day1 = nicer.map(|n| n.count());
     assert!(import.wait().expect("import").success(), "the day 1 import failed");
     let generation = runtime.block_on(async {
         let ready: serde_json::Value = client
@@ -226,10 +237,12 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("first import");
+    let nicer = nice_backends.map(|nice| BackendNicer::start(&published.cluster, &first_db, Vec::new(), nice));
     let before_first = histogram();
     let (first_load, first_seconds) = while_running(&mut first, &load, &claims_urls, &healthz_urls);
     let first_server = server_p99(&before_first, &histogram());
     let first_ok = first.wait().expect("first import").success();
+    let niced_first = nicer.map(|n| n.count());
     let _ = psql(&published.cluster, "postgres", &format!("DROP DATABASE IF EXISTS {first_db}")).status();
     drop(server);
 
@@ -270,6 +283,13 @@ fn main() {
         ratio(&first_load.claims, &quiet.claims, 0.99),
         ratio(&first_load.healthz, &quiet.healthz, 0.99)
     );
+    if let Some(nice) = nice_backends {
+        println!(
+            "imports' Postgres backends niced to {nice} from outside: {} during day+1, {} during the first import",
+            niced_day1.unwrap_or(0),
+            niced_first.unwrap_or(0)
+        );
+    }
     let loads = std::fs::read_to_string(&log).unwrap_or_default();
     for l in loads.lines().filter(|l| l.contains("claims snapshot loaded")) {
         println!("  server: {l}");

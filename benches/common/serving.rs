@@ -140,3 +140,69 @@ pub fn peak_rss_mib(child: &Child) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kib| kib / 1024)
 }
+
+/// The backends (pids) connected to `database` now, parallel workers included.
+pub fn backends(cluster: &annuaire::store::embedded::EmbeddedCluster, database: &str) -> Vec<u32> {
+    let query = format!("SELECT pid FROM pg_stat_activity WHERE datname = '{database}'");
+    let out = super::psql(cluster, "postgres", &query)
+        .args(["-A", "-t"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// What issue 10 asks of the import on a local cluster (its Postgres backends niced, like
+/// the importer itself), done from outside for a measurement of its effect: every half
+/// second, each backend of `database` but the `spared` ones (the server's) gets `nice`.
+/// Stops when dropped; `count` says how many backends it niced.
+pub struct BackendNicer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    niced: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<u32>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackendNicer {
+    pub fn start(
+        cluster: &annuaire::store::embedded::EmbeddedCluster,
+        database: &str,
+        spared: Vec<u32>,
+        nice: i32,
+    ) -> BackendNicer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let niced = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+        let (cluster, database) = (cluster.clone(), database.to_owned());
+        let (stopped, seen) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&niced));
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                for pid in backends(&cluster, &database) {
+                    if !spared.contains(&pid) && annuaire::priority::lower_process(pid, nice).is_ok() {
+                        seen.lock().expect("nicer's set").insert(pid);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        BackendNicer {
+            stop,
+            niced,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.niced.lock().map_or(0, |s| s.len())
+    }
+}
+
+impl Drop for BackendNicer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
