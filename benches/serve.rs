@@ -243,7 +243,12 @@ fn main() {
     let first_server = server_p99(&before_first, &histogram());
     let first_ok = first.wait().expect("first import").success();
     let niced_first = nicer.map(|n| n.count());
-    let _ = psql(&published.cluster, "postgres", &format!("DROP DATABASE IF EXISTS {first_db}")).status();
+    let _ = psql(
+        &published.cluster,
+        "postgres",
+        &format!("DROP DATABASE IF EXISTS {first_db}"),
+    )
+    .status();
     drop(server);
 
     println!();
@@ -257,12 +262,18 @@ fn main() {
         ids.len(),
         claims_rps / healthz_rps
     );
-    let (p50, p99) = (ratio(&quiet.claims, &quiet.healthz, 0.5), ratio(&quiet.claims, &quiet.healthz, 0.99));
+    let (p50, p99) = (
+        ratio(&quiet.claims, &quiet.healthz, 0.5),
+        ratio(&quiet.claims, &quiet.healthz, 0.99),
+    );
     println!(
         "fixed {RATE} req/s, {FIXED_RATE_CONNECTIONS} connections, {FIXED_RATE_SECONDS} s each (client side, loopback):"
     );
     println!("  {}; server p99 {quiet_server}", line("/v1/claims", &quiet.claims));
-    println!("  {}; server p99 {quiet_healthz_server}", line("/healthz  ", &quiet.healthz));
+    println!(
+        "  {}; server p99 {quiet_healthz_server}",
+        line("/healthz  ", &quiet.healthz)
+    );
     println!("  claims ÷ /healthz: p50 {p50:.2}×, p99 {p99:.2}×   (goal ≤ 1.2× each)");
     println!("fixed {RATE} req/s during the day+1 import ({import_seconds:.1} s), {SLICE_SECONDS} s slices:");
     println!("  {}; server p99 {busy_server}", line("/v1/claims", &busy.claims));
@@ -276,7 +287,10 @@ fn main() {
         "fixed {RATE} req/s during a first, full import into another database ({first_seconds:.1} s, {}):",
         if first_ok { "succeeded" } else { "FAILED" }
     );
-    println!("  {}; server p99 {first_server}", line("/v1/claims", &first_load.claims));
+    println!(
+        "  {}; server p99 {first_server}",
+        line("/v1/claims", &first_load.claims)
+    );
     println!("  {}", line("/healthz  ", &first_load.healthz));
     println!(
         "  claims p99 during ÷ without: {:.2}×   (reported); /healthz {:.2}×",

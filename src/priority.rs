@@ -144,7 +144,10 @@ mod tests {
 
     #[test]
     fn another_process_can_be_niced() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep starts");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep starts");
         let pid = child.id();
         let lowered = lower_process(pid, 12);
         // SAFETY: getpriority reads the scheduling value of our own child.

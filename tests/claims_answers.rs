@@ -104,7 +104,11 @@ async fn claims_answers_are_exactly_the_same() {
         );
         assert!(cached.bytes().await.unwrap().is_empty());
     }
-    for tag in ["\"d099d242fe766e1942e6582507255fa\"", "W/\"d099d242fe766e1942e6582507255fa2\"", ""] {
+    for tag in [
+        "\"d099d242fe766e1942e6582507255fa\"",
+        "W/\"d099d242fe766e1942e6582507255fa2\"",
+        "",
+    ] {
         let changed = get("/v1/claims/810003456125", Some(tag)).await.unwrap();
         assert_eq!(changed.status(), 200, "{tag:?} does not match");
     }

@@ -33,10 +33,7 @@ impl IfNoneMatch {
         self.0
             .as_ref()
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|tag| tag.trim() == etag.as_str() || tag.trim() == "*")
-            })
+            .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag.as_str() || tag.trim() == "*"))
     }
 }
 

@@ -175,8 +175,8 @@ impl Follower {
                 // Freeing the previous map (about 100 MB at national scale) is for a niced
                 // thread too, not for whichever worker drops the last reference.
                 drop(current);
-                let _ = crate::priority::on_niced_thread(HOUSEKEEPING_NICE, "annuaire-retire", move || drop(retired))
-                    .await;
+                let _ =
+                    crate::priority::on_niced_thread(HOUSEKEEPING_NICE, "annuaire-retire", move || drop(retired)).await;
             }
             Err(error) => tracing::warn!(%error, "cannot load the claims snapshot; will retry"),
         }
