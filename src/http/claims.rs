@@ -1,15 +1,41 @@
 //! `GET /v1/claims/{id}`: the claims document of `claims.md`, from the in-memory snapshot.
+//! The IdP waits on this answer while it issues a token, so its per-request work is kept to
+//! the lookup and the decompression: headers common to a generation are rendered once
+//! (`Snapshot::last_modified`), the ETag on the stack, and no request header is copied but
+//! `If-None-Match`.
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::Path;
 use crate::national_id::NationalId;
-use crate::snapshot::Answer;
+use crate::snapshot::{Answer, ETag};
+
+/// The request's `If-None-Match`, alone: axum's `HeaderMap` extractor would copy them all.
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IfNoneMatch(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
+impl IfNoneMatch {
+    /// Whether the client holds this version: one of its tags is `etag`, or it sent `*`.
+    fn matches(&self, etag: &ETag) -> bool {
+        self.0
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag.as_str() || tag.trim() == "*"))
+    }
+}
 
 /// Claims for a national id (`810001234565`), a bare RPPS (11 digits) or a bare ADELI (9).
 #[utoipa::path(
@@ -32,7 +58,7 @@ use crate::snapshot::Answer;
 pub async fn get_claims(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let id = NationalId::parse(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     if !state.status.loaded() {
@@ -41,26 +67,22 @@ pub async fn get_claims(
     let snapshot = state.snapshot.load();
     match snapshot.lookup(&id).map_err(ApiError::internal)? {
         Answer::Found { json, etag } => {
-            let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
-            let unchanged = headers
-                .get(header::IF_NONE_MATCH)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
-            let mut response = if unchanged {
-                Response::builder().status(StatusCode::NOT_MODIFIED).body(Body::empty())
+            let etag_value = HeaderValue::from_bytes(etag.as_bytes()).map_err(ApiError::internal)?;
+            let mut response = if if_none_match.matches(&etag) {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::NOT_MODIFIED;
+                response
             } else {
-                Response::builder()
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(json))
-            }
-            .map_err(ApiError::internal)?;
+                let mut response = Response::new(Body::from(json));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            };
             let response_headers = response.headers_mut();
             response_headers.insert(header::ETAG, etag_value);
-            if let Some(ts) = snapshot.extract_ts.or(snapshot.published_at) {
-                let http_date = ts.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-                if let Ok(value) = HeaderValue::from_str(&http_date) {
-                    response_headers.insert(header::LAST_MODIFIED, value);
-                }
+            if let Some(value) = &snapshot.last_modified {
+                response_headers.insert(header::LAST_MODIFIED, value.clone());
             }
             Ok(response)
         }

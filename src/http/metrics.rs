@@ -155,15 +155,15 @@ fn render_health(out: &mut String, state: &AppState) {
 
 /// Records every request under its route pattern (never the raw path: ids would make
 /// unbounded label values).
+/// The pattern is shared, not copied: the map's key is allocated once per route.
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let started = Instant::now();
     let response = next.run(request).await;
-    state
-        .metrics
-        .record(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    state.metrics.record(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     response
 }

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::keys::KeyRing;
-use crate::snapshot::{Snapshot, load_changes, load_full};
+use crate::snapshot::{HOUSEKEEPING_NICE, Snapshot, load_changes, load_full};
 use crate::store::RunId;
 use crate::store::runs;
 
@@ -144,7 +144,7 @@ impl Follower {
             self.published.send_if_modified(|seen| replace(seen, Some(published)));
             return;
         }
-        let current = self.snapshot.load();
+        let current = self.snapshot.load_full();
         if self.status.loaded() && published == current.generation {
             return;
         }
@@ -169,9 +169,14 @@ impl Follower {
                     "claims snapshot loaded"
                 );
                 let generation = next.generation;
-                self.snapshot.store(Arc::new(next));
+                let retired = self.snapshot.swap(Arc::new(next));
                 self.status.loaded.store(generation.is_some(), Ordering::Relaxed);
                 self.published.send_if_modified(|seen| replace(seen, Some(generation)));
+                // Freeing the previous map (about 100 MB at national scale) is for a niced
+                // thread too, not for whichever worker drops the last reference.
+                drop(current);
+                let _ =
+                    crate::priority::on_niced_thread(HOUSEKEEPING_NICE, "annuaire-retire", move || drop(retired)).await;
             }
             Err(error) => tracing::warn!(%error, "cannot load the claims snapshot; will retry"),
         }

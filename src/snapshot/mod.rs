@@ -9,9 +9,10 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use chrono::{DateTime, Utc};
 
-pub use load::{LoadError, load_changes, load_full};
+pub use load::{HOUSEKEEPING_NICE, LoadError, load_changes, load_full};
 
 use crate::national_id::{NationalId, PackedId};
 use crate::store::RunId;
@@ -33,6 +34,11 @@ struct Entry {
 
 const NO_DICTIONARY: u32 = u32::MAX;
 
+/// The map of a snapshot. Its keys come from the published directory, never from a
+/// caller (a lookup only probes), so a flooding attack has nothing to insert: a fast hash
+/// (foldhash, seeded per process) instead of SipHash, which cost more than the probe.
+type Entries = HashMap<PackedId, Entry, foldhash::fast::RandomState>;
+
 /// One published generation, ready to answer.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -40,7 +46,10 @@ pub struct Snapshot {
     pub generation: Option<RunId>,
     pub extract_ts: Option<DateTime<Utc>>,
     pub published_at: Option<DateTime<Utc>>,
-    entries: HashMap<PackedId, Entry>,
+    /// `Last-Modified` of every claims answer of this generation (the extract's timestamp,
+    /// else the publication's), rendered once here instead of once per request.
+    pub last_modified: Option<HeaderValue>,
+    entries: Entries,
     /// Compressed documents, in large shared segments: a new generation appends a segment
     /// for what changed and shares the others with the previous snapshot.
     segments: Vec<Arc<Vec<u8>>>,
@@ -52,9 +61,43 @@ pub struct Snapshot {
 /// The answer to a claims lookup.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    Found { json: Vec<u8>, etag: String },
+    Found { json: Vec<u8>, etag: ETag },
     Removed { removed_at: DateTime<Utc> },
     NotFound,
+}
+
+/// A document's ETag, `"` + its content hash in 32 lower-case hex digits + `"`: rendered on
+/// the stack, as the answer's header needs it, without a formatter or an allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ETag([u8; 34]);
+
+impl ETag {
+    fn of(content_hash: u128) -> ETag {
+        let mut tag = [b'"'; 34];
+        // Cannot fail: 16 bytes always encode into 32.
+        let _ = hex::encode_to_slice(content_hash.to_be_bytes(), &mut tag[1..33]);
+        ETag(tag)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Quotes and hex digits: always ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for ETag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The HTTP date of `Last-Modified` (RFC 9110 §5.6.7).
+pub fn http_date(ts: DateTime<Utc>) -> Option<HeaderValue> {
+    HeaderValue::from_str(&ts.format("%a, %d %b %Y %H:%M:%S GMT").to_string()).ok()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +142,25 @@ impl Snapshot {
             .map_err(|e| CorruptDocument(id.to_string(), e))?;
         Ok(Answer::Found {
             json,
-            etag: format!("\"{:032x}\"", entry.etag),
+            etag: ETag::of(entry.etag),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_are_the_quoted_hex_of_the_content_hash() {
+        for hash in [0u128, 1, 0x6ee9_c25f_8ca9_acef_95a1_7c02_c0c2_6a37, u128::MAX] {
+            assert_eq!(ETag::of(hash).as_str(), format!("\"{hash:032x}\""));
+        }
+    }
+
+    #[test]
+    fn last_modified_is_an_http_date() {
+        let ts = DateTime::from_timestamp(1_795_593_600, 0).unwrap();
+        assert_eq!(http_date(ts).unwrap(), "Wed, 25 Nov 2026 08:00:00 GMT");
     }
 }
