@@ -19,6 +19,7 @@ fn find(index: &SearchIndex, q: &str, filters: &[(&str, &str)]) -> Vec<String> {
             .collect(),
         page: 1,
         per_page: 20,
+        facets: false,
     };
     index
         .search(&request)
@@ -98,6 +99,7 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
             filters: vec![],
             page: 1,
             per_page: 100,
+            facets: true,
         })
         .unwrap();
     assert_eq!(all.total, 17);
@@ -115,6 +117,7 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
             filters: vec![],
             page: 2,
             per_page: 10,
+            facets: true,
         })
         .unwrap();
     assert_eq!((page2.total, page2.results.len()), (17, 7));

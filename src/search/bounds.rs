@@ -182,6 +182,7 @@ mod tests {
             filters: Vec::new(),
             page,
             per_page,
+            facets: true,
         }
     }
 

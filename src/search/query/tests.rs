@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::search::document::SearchValues;
+use crate::search::filters::FACETS;
 
 /// One professional: national id, name, profession, département; `extra` words in text.
 fn professional(id: &str, name: &str, profession: &str, departement: &str, extra: &str) -> SearchValues {
@@ -34,6 +35,7 @@ fn request(q: &str, filters: &[(&str, &str)], page: usize, per_page: usize) -> S
             .collect(),
         page,
         per_page,
+        facets: true,
     }
 }
 
