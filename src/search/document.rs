@@ -186,7 +186,10 @@ mod tests {
     fn name_keys_sort_as_names() {
         let mut names = ["DUPONT Jean", "Dupont Alain", "DUPOND Zoé", "Du Pont Jean", "ÉLIE Ana"];
         names.sort_by_key(|n| name_key(n));
-        assert_eq!(names, ["Du Pont Jean", "DUPOND Zoé", "Dupont Alain", "DUPONT Jean", "ÉLIE Ana"]);
+        assert_eq!(
+            names,
+            ["Du Pont Jean", "DUPOND Zoé", "Dupont Alain", "DUPONT Jean", "ÉLIE Ana"]
+        );
     }
 
     #[test]

@@ -2,9 +2,7 @@
 //! the names of the filters and facets a search takes. A change here bumps
 //! `SCHEMA_VERSION`, so that an index of another version is rebuilt.
 
-use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
-};
+use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
 
 /// Bumped when the schema changes: an index of another version is rebuilt.

@@ -112,7 +112,13 @@ fn all_words_exact_then_prefixes_then_typos_then_other_words_ties_by_name() {
     let found = index.search(&request("dup jea", &[], 1, 20)).unwrap();
     assert_eq!(
         ids(&found),
-        ["810000000013", "810000000011", "810000000012", "810000000014", "810000000015"]
+        [
+            "810000000013",
+            "810000000011",
+            "810000000012",
+            "810000000014",
+            "810000000015"
+        ]
     );
     // Without facets: the same hits and total, no counts.
     let mut typeahead = request("dup jea", &[], 1, 20);
