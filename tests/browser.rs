@@ -74,6 +74,9 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
     // Search as you type, forgiving the accent.
     browser.type_into("#q", "lefevre").await;
     browser.wait_until("the match", "const li = document.querySelector('#results li'); return li !== null && li.dataset.id === '810003456125' && document.querySelectorAll('#results li').length === 1").await;
+    // Typeahead answers come without facets; once the query settles the facets count its
+    // one result (profession 10).
+    browser.wait_until("the settled facets", "const counts = [...document.querySelectorAll('#facets a[data-facet=\"profession\"]')].map((a) => a.dataset.value + ':' + a.lastChild.textContent); return !document.getElementById('facets').classList.contains('stale') && counts.join() === '10:1'").await;
     browser.click("#results li").await;
     browser
         .wait_until(

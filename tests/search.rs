@@ -19,6 +19,7 @@ fn find(index: &SearchIndex, q: &str, filters: &[(&str, &str)]) -> Vec<String> {
             .collect(),
         page: 1,
         per_page: 20,
+        facets: false,
     };
     index
         .search(&request)
@@ -44,6 +45,8 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
         "helene lefevre",
         "lefevr",
         "hel",
+        "lefe hel",
+        "hel lefe",
     ] {
         assert_eq!(
             find(&index, q, &[]).first().map(String::as_str),
@@ -60,6 +63,11 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
         find(&index, "pierre dup", &[]).first().map(String::as_str),
         Some("810009621581"),
         "typeahead"
+    );
+    assert_eq!(
+        find(&index, "dup pie", &[]).first().map(String::as_str),
+        Some("810009621581"),
+        "every word a prefix"
     );
     assert_eq!(find(&index, "810003456125", &[]), vec!["810003456125"], "national id");
     assert_eq!(
@@ -98,6 +106,7 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
             filters: vec![],
             page: 1,
             per_page: 100,
+            facets: true,
         })
         .unwrap();
     assert_eq!(all.total, 17);
@@ -115,6 +124,7 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
             filters: vec![],
             page: 2,
             per_page: 10,
+            facets: true,
         })
         .unwrap();
     assert_eq!((page2.total, page2.results.len()), (17, 7));
@@ -176,6 +186,14 @@ async fn search_api_and_full_record() {
         .unwrap();
     assert_eq!(found["results"][0]["national_id"], "810009621581");
     assert!(found["facets"]["profession"].is_array());
+    let typeahead: serde_json::Value = server
+        .get("/v1/professionals?q=dupont&per_page=5&facets=false", &search_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(typeahead["results"], found["results"], "the same hits");
+    assert_eq!(typeahead["facets"], serde_json::json!({}), "no facet counts");
     let filtered: serde_json::Value = server
         .get("/v1/professionals?departement=2A", &search_key)
         .await

@@ -54,12 +54,14 @@ fn request() -> impl Strategy<Value = SearchRequest> {
         proptest::collection::vec((filter_name(), text()), 0..4),
         paging(),
         paging(),
+        any::<bool>(),
     )
-        .prop_map(|(q, filters, page, per_page)| SearchRequest {
+        .prop_map(|(q, filters, page, per_page, facets)| SearchRequest {
             q,
             filters,
             page,
             per_page,
+            facets,
         })
 }
 
@@ -124,7 +126,7 @@ fn percent_encoded(value: &str) -> String {
 fn query_string() -> impl Strategy<Value = String> {
     let name = prop_oneof![
         6 => proptest::sample::select(
-            [&FILTERS[..], &["q", "page", "per_page", "structure"]].concat()
+            [&FILTERS[..], &["q", "page", "per_page", "facets", "structure"]].concat()
         )
         .prop_map(str::to_owned),
         1 => "[a-z_]{1,10}",

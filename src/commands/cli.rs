@@ -325,6 +325,7 @@ impl From<SearchArgs> for SearchRequest {
             // Checked, not clamped, as the API does: out of range is an error.
             page: args.page,
             per_page: args.per_page,
+            facets: true,
         }
     }
 }

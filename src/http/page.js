@@ -2,6 +2,9 @@
 const $ = (id) => document.getElementById(id);
 let key = sessionStorage.getItem("annuaire-key") || "";
 let timer = null;
+let settleTimer = null;
+// Answers may come back out of order: only the latest search asked is shown.
+let latest = 0;
 
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { Authorization: "Bearer " + key } });
@@ -36,8 +39,8 @@ async function signIn(event) {
   }
 }
 
-function query() {
-  const params = new URLSearchParams({ q: $("q").value, per_page: "25" });
+function query(facets) {
+  const params = new URLSearchParams({ q: $("q").value, per_page: "25", facets: String(facets) });
   for (const f of ["profession", "departement", "savoir_faire", "removed"]) {
     const value = $("f-" + f).value.trim();
     if (value) params.set(f, value);
@@ -45,8 +48,12 @@ function query() {
   return params;
 }
 
-async function search() {
-  const result = await api("/v1/professionals?" + query());
+// While one types, results only (facet counts cost most on a broad query); the facets
+// follow once the query settles, or at once when asked (`facets` true).
+async function search(facets = true) {
+  const asked = ++latest;
+  const result = await api("/v1/professionals?" + query(facets));
+  if (asked !== latest) return;
   $("total").textContent = result.total + " professionnel(s)";
   const list = $("results");
   list.replaceChildren();
@@ -58,12 +65,14 @@ async function search() {
     li.addEventListener("click", () => openRecord(hit.national_id));
     list.append(li);
   }
-  const facets = $("facets");
-  facets.replaceChildren();
+  const block = $("facets");
+  block.classList.toggle("stale", !facets);
+  if (!facets) return;
+  block.replaceChildren();
   for (const [name, values] of Object.entries(result.facets)) {
-    const block = document.createElement("div");
-    block.className = "facet";
-    block.append(text("h3", name.replace("_", " ")));
+    const facet = document.createElement("div");
+    facet.className = "facet";
+    facet.append(text("h3", name.replace("_", " ")));
     for (const v of values) {
       const a = document.createElement("a");
       a.href = "#";
@@ -71,15 +80,17 @@ async function search() {
       a.dataset.value = v.value;
       a.append(text("span", v.value), text("span", String(v.count)));
       a.addEventListener("click", (e) => { e.preventDefault(); const input = $("f-" + name); if (input) { input.value = v.value; search(); } });
-      block.append(a);
+      facet.append(a);
     }
-    facets.append(block);
+    block.append(facet);
   }
 }
 
 function schedule() {
   clearTimeout(timer);
-  timer = setTimeout(() => search().catch(console.error), 120);
+  clearTimeout(settleTimer);
+  timer = setTimeout(() => search(false).catch(console.error), 120);
+  settleTimer = setTimeout(() => search(true).catch(console.error), 500);
 }
 
 async function openRecord(id) {

@@ -28,6 +28,7 @@ use crate::store::professionals;
         ("departement" = Option<String>, Query), ("commune" = Option<String>, Query), ("code_postal" = Option<String>, Query),
         ("mode" = Option<String>, Query), ("secteur" = Option<String>, Query), ("structure" = Option<String>, Query),
         ("removed" = Option<bool>, Query, description = "true or false"), ("page" = Option<usize>, Query, description = "From 1; page × per_page at most 10,000"), ("per_page" = Option<usize>, Query, description = "1 to 100 (default 20)"),
+        ("facets" = Option<bool>, Query, description = "false to skip the facet counts (typeahead); default true"),
     ),
     responses(
         (status = 200, description = "`{\"total\", \"results\": [...], \"facets\": {...}}`"),
@@ -84,6 +85,7 @@ fn request(params: &Params) -> Result<SearchRequest, ApiError> {
         filters,
         page: params.parse("page", number)?.unwrap_or(1),
         per_page: params.parse("per_page", number)?.unwrap_or(20),
+        facets: params.boolean("facets")?.unwrap_or(true),
     })
 }
 

@@ -23,8 +23,10 @@ pub struct SearchLimits {
     pub max_per_page: usize,
     /// `page × per_page`: deeper pages cost memory in proportion; narrow the search instead.
     pub max_window: usize,
-    /// Searches running at once. One per core: search is CPU-bound and more would only
-    /// take cores from the claims path without answering sooner.
+    /// Searches running at once: one per core, and at least `MIN_CONCURRENCY`. Search is
+    /// CPU-bound, but a typeahead search is short and a few clients typing at once would
+    /// otherwise wait in line behind each other; the search threads are niced, so the
+    /// claims path keeps the cores it wants either way.
     pub concurrency: usize,
     /// How long a search waits for a free slot before it is refused (503, retry).
     pub queue_wait: Duration,
@@ -35,6 +37,10 @@ pub struct SearchLimits {
     pub nice: i32,
 }
 
+/// The fewest searches that run at once, whatever the cores: four clients typing never
+/// queue behind each other.
+pub const MIN_CONCURRENCY: usize = 4;
+
 impl Default for SearchLimits {
     fn default() -> SearchLimits {
         SearchLimits {
@@ -43,7 +49,7 @@ impl Default for SearchLimits {
             max_filter_chars: 100,
             max_per_page: 100,
             max_window: 10_000,
-            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            concurrency: std::thread::available_parallelism().map_or(MIN_CONCURRENCY, |n| n.get().max(MIN_CONCURRENCY)),
             queue_wait: Duration::from_secs(1),
             time_limit: Duration::from_secs(2),
             nice: 10,
@@ -182,12 +188,15 @@ mod tests {
             filters: Vec::new(),
             page,
             per_page,
+            facets: true,
         }
     }
 
     #[test]
     fn bounds_name_the_parameter_and_are_not_clamped() {
         let limits = SearchLimits::default();
+        // Four clients typing never wait in line, whatever the cores.
+        assert!(limits.concurrency >= MIN_CONCURRENCY);
         assert_eq!(request("dupont", 1, 20).validate(&limits), Ok(()));
         assert_eq!(request("", 100, 100).validate(&limits), Ok(()));
         assert_eq!(

@@ -16,6 +16,8 @@ pub struct SearchValues {
     /// Exercice names (accent- and case-insensitive through the analyzer).
     pub names: Vec<String>,
     pub display_name: String,
+    /// Family name then given name: the order of ties.
+    pub sort_name: String,
     /// Everything else worth a word: professions, savoir-faire, structures, addresses.
     pub text: Vec<String>,
     pub professions: BTreeSet<String>,
@@ -49,6 +51,7 @@ pub fn values(claims: &ClaimsDocument, details: &Details, mailboxes: &[String], 
         display_name: format!("{} {}", claims.given_name, claims.family_name)
             .trim()
             .to_owned(),
+        sort_name: format!("{} {}", claims.family_name, claims.given_name),
         removed,
         ..SearchValues::default()
     };
@@ -126,9 +129,68 @@ pub fn values(claims: &ClaimsDocument, details: &Details, mailboxes: &[String], 
     v
 }
 
+/// Typed prefixes longer than this are matched through the dictionary (a bounded range of
+/// terms) rather than as one n-gram: nearly every name word is shorter, and each extra
+/// length costs a term per word in every document.
+pub const MAX_PREFIX_CHARS: usize = 12;
+
+/// Every prefix (1 to `MAX_PREFIX_CHARS` characters) of every word of the names, folded as
+/// the index folds words; each once.
+pub fn name_prefixes(names: &[String]) -> BTreeSet<String> {
+    let mut prefixes = BTreeSet::new();
+    for name in names {
+        for word in super::query::query_words(name) {
+            for (start, c) in word.char_indices().take(MAX_PREFIX_CHARS) {
+                prefixes.insert(word[..start + c.len_utf8()].to_owned());
+            }
+        }
+    }
+    prefixes
+}
+
+/// Characters the sort key holds: 13 in base 27 fit in 64 bits.
+const KEY_CHARS: usize = 13;
+
+/// The folded name packed in a u64 that sorts as the name does (letters a–z, anything
+/// else as a space), its first 13 characters: ties of a search are ordered by it.
+pub fn name_key(sort_name: &str) -> u64 {
+    let folded = super::query::query_words(sort_name).join(" ");
+    let mut key: u64 = 0;
+    let mut chars = folded.bytes();
+    for _ in 0..KEY_CHARS {
+        let digit = match chars.next() {
+            Some(b @ b'a'..=b'z') => u64::from(b - b'a' + 1),
+            _ => 0,
+        };
+        key = key * 27 + digit;
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_prefixes_are_folded_edge_ngrams_of_every_word() {
+        let prefixes = name_prefixes(&["Hélène LEFÈVRE".to_owned()]);
+        for expected in ["h", "hel", "helene", "l", "lefe", "lefevre"] {
+            assert!(prefixes.contains(expected), "{expected}: {prefixes:?}");
+        }
+        assert!(!prefixes.contains("elene"), "prefixes only");
+        let long = name_prefixes(&["abcdefghijklmnopqrstuvwxyz".to_owned()]);
+        assert_eq!(long.len(), MAX_PREFIX_CHARS);
+    }
+
+    #[test]
+    fn name_keys_sort_as_names() {
+        let mut names = ["DUPONT Jean", "Dupont Alain", "DUPOND Zoé", "Du Pont Jean", "ÉLIE Ana"];
+        names.sort_by_key(|n| name_key(n));
+        assert_eq!(
+            names,
+            ["Du Pont Jean", "DUPOND Zoé", "Dupont Alain", "DUPONT Jean", "ÉLIE Ana"]
+        );
+    }
 
     #[test]
     fn departement_from_commune_codes() {

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
 
-use super::document::SearchValues;
-use super::filters::{DEPARTEMENT, PROFESSION, SAVOIR_FAIRE, SECTEUR};
+use super::document::{self, SearchValues};
 use super::query::HARD_WINDOW;
 use super::schema::{ANALYZER, Fields, SCHEMA_VERSION, analyzer, schema};
 use crate::store::RunId;
@@ -26,6 +25,9 @@ pub enum IndexError {
 /// server's memory beside the snapshot while a full build runs; a smaller budget only means
 /// more, smaller segments to merge.
 const WRITER_HEAP_BYTES: usize = 50_000_000;
+/// A full build ends merged into at most this many segments (a search visits each one, and
+/// how many the background merges leave varies run to run).
+const BUILT_SEGMENTS: usize = 1;
 
 /// An open index, its reader, and (once something is written) its writer.
 pub struct SearchIndex {
@@ -132,9 +134,30 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Ends a full build: waits for the writer's merges, then merges what they left into
+    /// `BUILT_SEGMENTS`, so that searches visit one segment whatever the timing of the
+    /// background merges. The merge keeps the commit's payload (schema and generation).
+    pub fn finish_build(&self) -> Result<(), IndexError> {
+        let poisoned = || IndexError::Directory(self.path.display().to_string(), "writer poisoned".into());
+        let mut guard = self.writer.lock().map_err(|_| poisoned())?;
+        if let Some(writer) = guard.take() {
+            writer.wait_merging_threads()?;
+        }
+        let segments = self.index.searchable_segment_ids()?;
+        if segments.len() > BUILT_SEGMENTS {
+            let mut writer: tantivy::IndexWriter = self.index.writer(WRITER_HEAP_BYTES)?;
+            // `wait` gives the merged segment's meta (none if every document was deleted).
+            writer.merge(&segments).wait()?;
+            writer.wait_merging_threads()?;
+        }
+        drop(guard);
+        self.reader.reload()?;
+        Ok(())
+    }
+
     fn document(&self, v: &SearchValues) -> TantivyDocument {
         let f = &self.fields;
-        let mut document = doc!(
+        let mut built = doc!(
             f.national_id => v.national_id.clone(),
             f.display_name => v.display_name.clone(),
             f.removed => if v.removed { "true" } else { "false" },
@@ -151,25 +174,19 @@ impl SearchIndex {
             (f.secteur, &v.secteurs),
         ] {
             for value in values {
-                document.add_text(field, value);
+                built.add_text(field, value);
             }
         }
         for name in &v.names {
-            document.add_text(f.names, name);
+            built.add_text(f.names, name);
         }
+        for prefix in document::name_prefixes(&v.names) {
+            built.add_text(f.name_prefixes, prefix);
+        }
+        built.add_u64(f.name_key, document::name_key(&v.sort_name));
         for text in &v.text {
-            document.add_text(f.text, text);
+            built.add_text(f.text, text);
         }
-        for (facet, values) in [
-            (PROFESSION, &v.professions),
-            (DEPARTEMENT, &v.departements),
-            (SAVOIR_FAIRE, &v.savoir_faire),
-            (SECTEUR, &v.secteurs),
-        ] {
-            for value in values {
-                document.add_facet(f.facets, tantivy::schema::Facet::from_path([facet, value.as_str()]));
-            }
-        }
-        document
+        built
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod bounds;
 pub mod document;
+mod facets;
 pub mod filters;
 pub mod index;
 pub mod query;
@@ -186,6 +187,9 @@ async fn fill(
                 }
                 // One commit at the end: searches see the whole change or none of it.
                 target.commit(generation)?;
+                if since.is_none() {
+                    target.finish_build()?;
+                }
                 Ok(())
             })();
             let _ = done.send(result);

@@ -2,11 +2,13 @@
 //! the names of the filters and facets a search takes. A change here bumps
 //! `SCHEMA_VERSION`, so that an index of another version is rebuilt.
 
-use tantivy::schema::{FacetOptions, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
 
 /// Bumped when the schema changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: name prefixes as edge n-grams, facets as fast columns, the name sort key, no
+/// positions or frequencies (ranking is by match kind, not BM25).
+pub const SCHEMA_VERSION: u32 = 2;
 /// The name the analyzer is registered under in every index.
 pub(super) const ANALYZER: &str = "folded";
 
@@ -16,7 +18,12 @@ pub struct Fields {
     pub national_id: Field,
     pub identifiers: Field,
     pub names: Field,
+    /// Every prefix of every name word, up to `MAX_PREFIX_CHARS`: a typed prefix is one
+    /// term lookup, not an automaton over the dictionary.
+    pub name_prefixes: Field,
     pub display_name: Field,
+    /// The folded name, family first, packed in a u64 (`document::name_key`): ties by name.
+    pub name_key: Field,
     pub text: Field,
     pub profession: Field,
     pub categorie: Field,
@@ -27,35 +34,42 @@ pub struct Fields {
     pub mode: Field,
     pub secteur: Field,
     pub removed: Field,
-    pub facets: Field,
 }
+
+/// The name field of the sort key, for the collector that reads it.
+pub(super) const NAME_KEY: &str = "name_key";
 
 use super::filters::{CATEGORIE, CODE_POSTAL, COMMUNE, DEPARTEMENT, MODE, PROFESSION, REMOVED, SAVOIR_FAIRE, SECTEUR};
 pub use super::filters::{FACETS, FILTERS};
 
 pub(super) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
+    // Documents only: the score is the kind of match (exact, prefix, typo), so neither
+    // term frequencies nor positions are read; leaving them out makes the build and the
+    // merges lighter.
     let folded = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(ANALYZER)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            .set_index_option(IndexRecordOption::Basic),
     );
     let fields = Fields {
         national_id: builder.add_text_field("national_id", STRING | STORED),
         identifiers: builder.add_text_field("identifiers", STRING),
         names: builder.add_text_field("names", folded.clone()),
+        name_prefixes: builder.add_text_field("name_prefixes", STRING),
         display_name: builder.add_text_field("display_name", STORED),
+        name_key: builder.add_u64_field(NAME_KEY, FAST),
         text: builder.add_text_field("text", folded),
-        profession: builder.add_text_field(PROFESSION, STRING | STORED),
+        // Facets are counted from fast columns (`facets.rs`).
+        profession: builder.add_text_field(PROFESSION, STRING | STORED | FAST),
         categorie: builder.add_text_field(CATEGORIE, STRING),
-        savoir_faire: builder.add_text_field(SAVOIR_FAIRE, STRING),
-        departement: builder.add_text_field(DEPARTEMENT, STRING | STORED),
+        savoir_faire: builder.add_text_field(SAVOIR_FAIRE, STRING | FAST),
+        departement: builder.add_text_field(DEPARTEMENT, STRING | STORED | FAST),
         commune: builder.add_text_field(COMMUNE, STRING),
         code_postal: builder.add_text_field(CODE_POSTAL, STRING),
         mode: builder.add_text_field(MODE, STRING),
-        secteur: builder.add_text_field(SECTEUR, STRING),
+        secteur: builder.add_text_field(SECTEUR, STRING | FAST),
         removed: builder.add_text_field(REMOVED, STRING | STORED),
-        facets: builder.add_facet_field("facets", FacetOptions::default()),
     };
     (builder.build(), fields)
 }

@@ -1,18 +1,24 @@
 //! Searching the index: what a user typed becomes a forgiving query (identifiers exactly,
-//! names with typos, the last word as a prefix), filters restrict it, and one page of hits
-//! comes back with the facet counts of the whole result. Never fails on what was typed.
+//! every name word exactly, as a prefix or with a typo), filters restrict it, and one page
+//! of hits comes back, ranked by the kind of match, with the facet counts of the whole
+//! result when asked. Never fails on what was typed.
 
-use std::collections::HashMap;
+use std::ops::Bound;
 
-use tantivy::collector::{Count, FacetCollector, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, InvertedIndexRangeQuery, Occur,
+    Query, TermQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::tokenizer::TokenStream;
-use tantivy::{TantivyDocument, Term};
+use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
-use super::filters::FACETS;
+use super::document::MAX_PREFIX_CHARS;
+use super::facets::{self, FacetCounter};
 use super::index::{IndexError, SearchIndex};
-use super::schema::analyzer;
+use super::schema::{NAME_KEY, analyzer};
 
 /// Words longer than this are matched exactly and as a prefix, never with typos: the typo
 /// automaton grows with the word, and no name is this long.
@@ -20,6 +26,28 @@ const MAX_FUZZY_CHARS: usize = 24;
 /// The deepest result any search may reach, whatever its caller checked: the collector
 /// holds `offset + limit` hits in memory.
 pub(super) const HARD_WINDOW: usize = 100_000;
+/// A prefix matched through the dictionary (other words than names, and name prefixes
+/// longer than the indexed n-grams) reads at most this many terms: a short prefix of a
+/// common word costs a bounded union, not the whole dictionary's postings.
+const PREFIX_TERMS: u64 = 64;
+/// Other words than names are matched as prefixes from this length on: shorter ones would
+/// match most of the directory for little use.
+const MIN_TEXT_PREFIX_CHARS: usize = 3;
+
+/// The score of each kind of match; a hit's score is the sum over the query's words of its
+/// best match, so hits rank by how many words matched in names, then by fewest typos, then
+/// by fewest prefixes (all words exact first): per word, 10,000 for a name, 100 unless a
+/// typo, 1 if exact. With at most 32 words each level's sum stays under the next level's
+/// unit (32 × 101 < 10,000, 32 × 1 < 100) and every sum is an integer an f32 holds exactly.
+/// An identifier outranks every word match (32 × 10,101 < 1,000,000).
+mod score {
+    pub const IDENTIFIER: f32 = 1_000_000.0;
+    pub const NAME_EXACT: f32 = 10_101.0;
+    pub const NAME_PREFIX: f32 = 10_100.0;
+    pub const NAME_TYPO: f32 = 10_000.0;
+    pub const TEXT_EXACT: f32 = 101.0;
+    pub const TEXT_PREFIX: f32 = 100.0;
+}
 
 /// Words of the query as the index sees them (lower case, without accents).
 pub(super) fn query_words(query: &str) -> Vec<String> {
@@ -32,32 +60,62 @@ pub(super) fn query_words(query: &str) -> Vec<String> {
     words
 }
 
+fn constant(query: Box<dyn Query>, score: f32) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(query, score))
+}
+
+fn term(field: Field, text: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, text),
+        IndexRecordOption::Basic,
+    ))
+}
+
+/// Terms of `field` that start with `prefix`, at most `PREFIX_TERMS` of them (in order).
+fn prefix_range(field: Field, prefix: &str) -> Box<dyn Query> {
+    // No term that starts with the prefix sorts after it followed by the last character.
+    let mut query = InvertedIndexRangeQuery::new(
+        Bound::Included(Term::from_field_text(field, prefix)),
+        Bound::Excluded(Term::from_field_text(field, &format!("{prefix}{}", char::MAX))),
+    );
+    query.limit(PREFIX_TERMS);
+    Box::new(query)
+}
+
+/// Hits ranked by score, ties by name (then by document).
+type Ranked = Vec<((f32, Option<u64>), DocAddress)>;
+
 impl SearchIndex {
     /// Runs a search; never fails on what the user typed.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, IndexError> {
         let query = self.query(request);
         let searcher = self.reader.searcher();
-        let mut facets = FacetCollector::for_field("facets");
-        for facet in FACETS {
-            facets.add_facet(tantivy::schema::Facet::from_path([facet]));
-        }
         // Callers check `SearchRequest::validate`; this holds even for one that did not.
         let per_page = request.per_page.clamp(1, 100);
         let offset = request.page.saturating_sub(1).saturating_mul(per_page);
         if offset.saturating_add(per_page) > HARD_WINDOW {
             return Err(IndexError::Window);
         }
-        let top = TopDocs::with_limit(per_page).and_offset(offset).order_by_score();
-        let (hits, total, facet_counts) = searcher.search(&query, &(top, Count, facets))?;
+        let top = TopDocs::with_limit(per_page).and_offset(offset).order_by((
+            (SortBySimilarityScore, Order::Desc),
+            (SortByStaticFastValue::<u64>::for_field(NAME_KEY), Order::Asc),
+        ));
+        let (hits, total, facet_counts): (Ranked, usize, _) = if request.facets {
+            let (hits, total, counts) = searcher.search(&query, &(top, Count, FacetCounter))?;
+            (hits, total, facets::ranked(counts))
+        } else {
+            let (hits, total) = searcher.search(&query, &(top, Count))?;
+            (hits, total, Default::default())
+        };
         let mut results = Vec::with_capacity(hits.len());
-        for (score, address) in hits {
+        for ((score, _), address) in hits {
             let document: TantivyDocument = searcher.doc(address)?;
             results.push(self.hit(&document, score));
         }
         Ok(SearchResponse {
             total,
             results,
-            facets: counted(&facet_counts),
+            facets: facet_counts,
         })
     }
 
@@ -70,13 +128,8 @@ impl SearchIndex {
         }
         for (name, value) in &request.filters {
             if let Some(field) = self.fields.filter(name) {
-                clauses.push((
-                    Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(field, value),
-                        IndexRecordOption::Basic,
-                    )),
-                ));
+                // Filters restrict, they do not rank.
+                clauses.push((Occur::Must, constant(term(field, value), 0.0)));
             }
         }
         if clauses.is_empty() {
@@ -112,96 +165,70 @@ impl SearchIndex {
         }
     }
 
-    /// Identifiers exactly (first), then names and the rest, each word matching exactly,
-    /// in names with typos (one edit up to 6 letters, two beyond), and the last word as a
-    /// prefix (typeahead).
+    /// An exact identifier, or every word, each matching at best in names exactly, as a
+    /// prefix (typeahead, any word: `lefe hel`) or with typos (one edit up to 6 letters,
+    /// two beyond), else in the other words exactly or as a prefix.
     fn text_query(&self, text: &str) -> Box<dyn Query> {
         let f = self.fields;
-        let mut identifier_terms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut candidates = vec![text.to_owned(), text.to_lowercase()];
         if let Ok(id) = crate::national_id::NationalId::parse(text) {
             candidates.push(id.to_string());
         }
+        candidates.dedup();
         for candidate in candidates {
-            let term = TermQuery::new(
-                Term::from_field_text(f.identifiers, &candidate),
-                IndexRecordOption::Basic,
-            );
-            identifier_terms.push((Occur::Should, Box::new(BoostQuery::new(Box::new(term), 100.0))));
+            alternatives.push((
+                Occur::Should,
+                constant(term(f.identifiers, &candidate), score::IDENTIFIER),
+            ));
         }
-        let words = query_words(text);
-        let mut word_clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (i, word) in words.iter().enumerate() {
-            let last = i + 1 == words.len();
-            // Typos are forgiven in names, where people make them; digits are identifiers,
-            // codes or postcodes, matched exactly (a fuzzy automaton on them costs much and
-            // finds nothing useful).
-            let distance = match word.chars().count() {
-                _ if word.chars().any(|c| c.is_ascii_digit()) => 0,
-                0..=3 => 0,
-                n if n > MAX_FUZZY_CHARS => 0,
-                4..=6 => 1,
-                _ => 2,
-            };
-            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            for (field, boost) in [(f.names, 3.0), (f.text, 1.0)] {
-                let term = Term::from_field_text(field, word);
-                alternatives.push((
-                    Occur::Should,
-                    Box::new(BoostQuery::new(
-                        Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)),
-                        boost * 2.0,
-                    )),
-                ));
-                if distance > 0 && field == f.names {
-                    alternatives.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(
-                            Box::new(FuzzyTermQuery::new(term.clone(), distance, true)),
-                            boost,
-                        )),
-                    ));
-                }
-                if last && word.chars().count() >= 2 {
-                    alternatives.push((
-                        Occur::Should,
-                        Box::new(BoostQuery::new(
-                            Box::new(FuzzyTermQuery::new_prefix(term, 0, true)),
-                            boost,
-                        )),
-                    ));
-                }
-            }
-            word_clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
-        }
-        if !word_clauses.is_empty() {
-            identifier_terms.push((Occur::Should, Box::new(BooleanQuery::new(word_clauses))));
-        }
-        Box::new(BooleanQuery::new(identifier_terms))
-    }
-}
-
-/// The 20 most frequent values of each facet over the whole result, ties by value.
-fn counted(facet_counts: &tantivy::collector::FacetCounts) -> HashMap<String, Vec<FacetCount>> {
-    let mut counted = HashMap::new();
-    for facet in FACETS {
-        let root = tantivy::schema::Facet::from_path([facet]);
-        let mut values: Vec<FacetCount> = facet_counts
-            .get(root.clone())
-            .map(|(value, count)| FacetCount {
-                value: value.to_path().last().map(|s| s.to_string()).unwrap_or_default(),
-                count,
-            })
+        let words: Vec<(Occur, Box<dyn Query>)> = query_words(text)
+            .iter()
+            .map(|word| (Occur::Must, self.word_query(word)))
             .collect();
-        values.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-        values.truncate(20);
-        counted.insert(facet.to_owned(), values);
+        if !words.is_empty() {
+            alternatives.push((Occur::Should, Box::new(BooleanQuery::new(words))));
+        }
+        Box::new(BooleanQuery::new(alternatives))
     }
-    counted
+
+    /// One word's ways to match, scored by the best one (`score`).
+    fn word_query(&self, word: &str) -> Box<dyn Query> {
+        let f = self.fields;
+        let chars = word.chars().count();
+        // Typos are forgiven in names, where people make them; digits are identifiers,
+        // codes or postcodes, matched exactly (a fuzzy automaton on them costs much and
+        // finds nothing useful).
+        let distance = match chars {
+            _ if word.chars().any(|c| c.is_ascii_digit()) => 0,
+            0..=3 => 0,
+            n if n > MAX_FUZZY_CHARS => 0,
+            4..=6 => 1,
+            _ => 2,
+        };
+        let name_prefix = if chars <= MAX_PREFIX_CHARS {
+            term(f.name_prefixes, word)
+        } else {
+            prefix_range(f.names, word)
+        };
+        let mut ways = vec![
+            constant(term(f.names, word), score::NAME_EXACT),
+            constant(name_prefix, score::NAME_PREFIX),
+            constant(term(f.text, word), score::TEXT_EXACT),
+        ];
+        if distance > 0 {
+            let typo = FuzzyTermQuery::new(Term::from_field_text(f.names, word), distance, true);
+            ways.push(constant(Box::new(typo), score::NAME_TYPO));
+        }
+        if chars >= MIN_TEXT_PREFIX_CHARS {
+            ways.push(constant(prefix_range(f.text, word), score::TEXT_PREFIX));
+        }
+        Box::new(DisjunctionMaxQuery::new(ways))
+    }
 }
 
 /// A search as the API and the command line take it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub struct SearchRequest {
     #[serde(default)]
     pub q: String,
@@ -212,6 +239,26 @@ pub struct SearchRequest {
     pub page: usize,
     #[serde(default = "default_per_page")]
     pub per_page: usize,
+    /// Whether to count the facets of the whole result: a typeahead skips them, and asks
+    /// once the query settles.
+    #[serde(default = "with_facets")]
+    pub facets: bool,
+}
+
+fn with_facets() -> bool {
+    true
+}
+
+impl Default for SearchRequest {
+    fn default() -> SearchRequest {
+        SearchRequest {
+            q: String::new(),
+            filters: Vec::new(),
+            page: first_page(),
+            per_page: default_per_page(),
+            facets: with_facets(),
+        }
+    }
 }
 
 fn first_page() -> usize {
@@ -221,6 +268,8 @@ fn first_page() -> usize {
 fn default_per_page() -> usize {
     20
 }
+
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Hit {
@@ -242,6 +291,7 @@ pub struct FacetCount {
 pub struct SearchResponse {
     pub total: usize,
     pub results: Vec<Hit>,
+    /// Empty when the request asked for no facets.
     pub facets: HashMap<String, Vec<FacetCount>>,
 }
 

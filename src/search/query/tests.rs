@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::search::document::SearchValues;
+use crate::search::filters::FACETS;
 
 /// One professional: national id, name, profession, département; `extra` words in text.
 fn professional(id: &str, name: &str, profession: &str, departement: &str, extra: &str) -> SearchValues {
@@ -10,6 +11,9 @@ fn professional(id: &str, name: &str, profession: &str, departement: &str, extra
         identifiers: [id.to_owned(), id[1..].to_owned()].into(),
         names: vec![name.to_owned()],
         display_name: name.to_owned(),
+        sort_name: name
+            .split_once(' ')
+            .map_or(name.to_owned(), |(given, family)| format!("{family} {given}")),
         text: vec![extra.to_owned()],
         professions: [profession.to_owned()].into(),
         departements: [departement.to_owned()].into(),
@@ -34,6 +38,7 @@ fn request(q: &str, filters: &[(&str, &str)], page: usize, per_page: usize) -> S
             .collect(),
         page,
         per_page,
+        facets: true,
     }
 }
 
@@ -66,6 +71,71 @@ fn names_forgive_accents_case_and_typos_exact_first() {
     // The last word is a prefix (typeahead).
     let found = index.search(&request("lef", &[], 1, 20)).unwrap();
     assert_eq!(ids(&found), ["810000000001"]);
+}
+
+#[test]
+fn every_word_is_a_prefix_in_any_order() {
+    let (_dir, index) = small_index();
+    for q in ["lefe hel", "hel lefe", "LEFÈ", "h l", "helene lefev"] {
+        let found = index.search(&request(q, &[], 1, 20)).unwrap();
+        assert_eq!(ids(&found), ["810000000001"], "{q}");
+    }
+}
+
+/// Jean DUPONT and the weaker matches of `dupont jean` and `dup jea`.
+fn duponts() -> (tempfile::TempDir, SearchIndex) {
+    index_of(&[
+        professional("810000000011", "Jean Dupont", "10", "69", ""),
+        professional("810000000012", "Jeanne Dupont", "10", "69", ""),
+        professional("810000000013", "Jean Dupond", "10", "69", ""),
+        professional("810000000014", "Jean Dupontel", "10", "69", ""),
+        professional("810000000015", "Paul Durand", "10", "69", "rue Jean Dupont"),
+        professional("810000000016", "Alain Dupont", "10", "69", ""),
+    ])
+}
+
+#[test]
+fn all_words_exact_then_prefixes_then_typos_then_other_words_ties_by_name() {
+    let (_dir, index) = duponts();
+    let found = index.search(&request("dupont jean", &[], 1, 20)).unwrap();
+    assert_eq!(
+        ids(&found),
+        [
+            "810000000011", // both words exact
+            "810000000012", // a prefix (Jeanne), DUPONT Jeanne before
+            "810000000014", // a prefix (Dupontel), DUPONTEL Jean: ties by name
+            "810000000013", // a typo (Dupond)
+            "810000000015", // both words, but not in the name
+        ]
+    );
+    // Every word a prefix: the names tie, so they come by name; the address comes last.
+    let found = index.search(&request("dup jea", &[], 1, 20)).unwrap();
+    assert_eq!(
+        ids(&found),
+        [
+            "810000000013",
+            "810000000011",
+            "810000000012",
+            "810000000014",
+            "810000000015"
+        ]
+    );
+    // Without facets: the same hits and total, no counts.
+    let mut typeahead = request("dup jea", &[], 1, 20);
+    typeahead.facets = false;
+    let quick = index.search(&typeahead).unwrap();
+    assert_eq!((ids(&quick), quick.total), (ids(&found), found.total));
+    assert!(quick.facets.is_empty() && !found.facets.is_empty());
+}
+
+#[test]
+fn an_identifier_outranks_every_word_match() {
+    let mut documents = vec![professional("810000000021", "Marc Petit", "10", "69", "")];
+    // Another professional whose address holds the first one's id as a word.
+    documents.push(professional("810000000022", "Anne Petit", "10", "69", "810000000021"));
+    let (_dir, index) = index_of(&documents);
+    let found = index.search(&request("810000000021", &[], 1, 20)).unwrap();
+    assert_eq!(ids(&found), ["810000000021", "810000000022"]);
 }
 
 #[test]
