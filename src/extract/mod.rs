@@ -3,6 +3,7 @@
 
 pub mod bounded;
 pub mod columns;
+pub mod read_ahead;
 pub mod reader;
 pub mod source;
 

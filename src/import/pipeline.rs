@@ -67,10 +67,20 @@ pub(super) async fn run(
         Err(skipped) => return Ok(skipped),
     };
     checkpoint(options)?;
-    let staged = read_and_stage(pool, run_id, &opened, options, facts).await?;
+    // The published hashes the diff compares with load while the extract is read: the
+    // import lock keeps the published generation as it is until this run ends.
+    let has_directory = facts.has_directory;
+    let (staged, published) = tokio::join!(read_and_stage(pool, run_id, &opened, options, facts), async {
+        if has_directory {
+            Some(build::load_published(pool).await)
+        } else {
+            None
+        }
+    });
+    let staged = staged?;
     checkpoint(options)?;
-    let judged = if facts.has_directory {
-        let diffed = diff_and_gate(pool, run_id, &staged.hashes, facts).await?;
+    let judged = if let Some(published) = published {
+        let diffed = diff_and_gate(pool, run_id, &staged.hashes, published?, facts).await?;
         build(pool, run_id, &opened, diffed, staged, facts, options).await?
     } else {
         Judged::default()
@@ -182,11 +192,11 @@ async fn diff_and_gate(
     pool: &PgPool,
     run_id: RunId,
     hashes: &diff::StagedHashes,
+    published: build::Published,
     facts: &mut RunFacts,
 ) -> Result<Diffed, ImportError> {
     let started = Instant::now();
     facts.base_run_id = runs::current_generation(pool).await?;
-    let published = build::load_published(pool).await?;
     let plan = diff::plan(hashes, published.hashes, published.counts);
     publication::record_removals(&mut *pool.acquire().await?, run_id, &plan.removed).await?;
     let counts = plan.counts;

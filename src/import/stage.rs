@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::ImportError;
 use super::diff::StagedHashes;
 use super::spill::{Spill, SpillError, SpillWriter};
+use crate::extract::read_ahead::read_ahead;
 use crate::extract::reader::{self, Reject, RowSink};
 use crate::extract::{ExtractError, FileKind, HeaderMap, Source};
 use crate::progress::Progress;
@@ -133,7 +134,9 @@ fn read_all(
         sink.file_name = file.name.clone();
         let read = source.with_reader(file, |r| {
             let mut counted = progress.counting(r);
-            reader::read_file(file.kind, &file.name, &mut counted, max_line_bytes, &mut sink)
+            read_ahead(&mut counted, |r| {
+                reader::read_file(file.kind, &file.name, r, max_line_bytes, &mut sink)
+            })
         });
         if let Some(failure) = sink.spill_failure.take() {
             return Err(failure.into());
