@@ -144,46 +144,83 @@ impl Spill {
         partition_of(slot, self.partitions.len())
     }
 
-    /// Reads one partition whole (about `PARTITION_BYTES`).
-    pub fn read(&self, partition: usize) -> Result<SpilledPartition, SpillError> {
-        let error = |source| SpillError {
+    fn error(&self, source: std::io::Error) -> SpillError {
+        SpillError {
             dir: self.dir.clone(),
             source,
-        };
+        }
+    }
+
+    /// Opens a partition to read `wanted` of its lines: read whole (about
+    /// `PARTITION_BYTES`) when they are many, line by line when they are few (a daily
+    /// import builds about one professional in fifty).
+    pub fn open(&self, partition: usize, wanted: usize) -> Result<PartitionReader<'_>, SpillError> {
         let Some((file, length)) = self.partitions.get(partition) else {
-            return Ok(SpilledPartition(Vec::new()));
+            return Ok(PartitionReader::Whole(Vec::new()));
         };
-        let length = usize::try_from(*length).map_err(|_| error(std::io::Error::other("partition too large")))?;
+        // Reading a line alone costs two system calls; reading the partition whole, a
+        // copy of every byte: the break-even is about a line per few kilobytes.
+        if (wanted as u64).saturating_mul(SPARSE_BYTES_PER_LINE) < *length {
+            return Ok(PartitionReader::Sparse(self, file));
+        }
+        let length = usize::try_from(*length).map_err(|_| self.error(std::io::Error::other("partition too large")))?;
         let mut bytes = vec![0; length];
-        file.read_exact_at(&mut bytes, 0).map_err(error)?;
-        Ok(SpilledPartition(bytes))
+        file.read_exact_at(&mut bytes, 0).map_err(|e| self.error(e))?;
+        Ok(PartitionReader::Whole(bytes))
     }
 }
 
-/// One partition's lines, in memory.
-pub struct SpilledPartition(Vec<u8>);
+/// Below one wanted line per this many bytes of a partition, its lines are read alone.
+const SPARSE_BYTES_PER_LINE: u64 = 16 << 10;
+
+/// One partition, open for reading lines by offset.
+pub enum PartitionReader<'s> {
+    Whole(Vec<u8>),
+    Sparse(&'s Spill, &'s File),
+}
 
 /// One line read back.
-pub struct SpilledLine<'a> {
+pub struct SpilledLine {
     pub kind: Option<FileKind>,
     pub line: u64,
-    pub values: &'a [u8],
+    pub values: Vec<u8>,
 }
 
-impl SpilledPartition {
-    /// The line written at `offset` (an offset `push` returned for this partition:
-    /// anything else is a bug, hence `None` rather than a panic).
-    pub fn line(&self, offset: u64) -> Option<SpilledLine<'_>> {
-        let bytes = self.0.get(usize::try_from(offset).ok()?..)?;
-        let header = bytes.get(..HEADER_BYTES)?;
-        let line = u64::from_le_bytes(header[1..9].try_into().ok()?);
-        let length = u32::from_le_bytes(header[9..13].try_into().ok()?) as usize;
-        Some(SpilledLine {
-            kind: FileKind::from_code(i16::from(header[0])),
-            line,
-            values: bytes.get(HEADER_BYTES..HEADER_BYTES + length)?,
-        })
+impl PartitionReader<'_> {
+    /// The line written at `offset`, an offset `push` returned for this partition; `None`
+    /// for any other offset (a bug), rather than a panic.
+    pub fn line(&self, offset: u64) -> Result<Option<SpilledLine>, SpillError> {
+        match self {
+            PartitionReader::Whole(bytes) => {
+                Ok(usize::try_from(offset)
+                    .ok()
+                    .and_then(|at| bytes.get(at..))
+                    .and_then(|bytes| {
+                        let (kind, line, length) = header(bytes.get(..HEADER_BYTES)?)?;
+                        let values = bytes.get(HEADER_BYTES..HEADER_BYTES + length)?.to_vec();
+                        Some(SpilledLine { kind, line, values })
+                    }))
+            }
+            PartitionReader::Sparse(spill, file) => {
+                let mut head = [0; HEADER_BYTES];
+                file.read_exact_at(&mut head, offset).map_err(|e| spill.error(e))?;
+                let Some((kind, line, length)) = header(&head) else {
+                    return Ok(None);
+                };
+                let mut values = vec![0; length];
+                file.read_exact_at(&mut values, offset + HEADER_BYTES as u64)
+                    .map_err(|e| spill.error(e))?;
+                Ok(Some(SpilledLine { kind, line, values }))
+            }
+        }
     }
+}
+
+/// File kind, line number and length of the values, from a line's header.
+fn header(bytes: &[u8]) -> Option<(Option<FileKind>, u64, usize)> {
+    let line = u64::from_le_bytes(bytes.get(1..9)?.try_into().ok()?);
+    let length = u32::from_le_bytes(bytes.get(9..13)?.try_into().ok()?) as usize;
+    Some((FileKind::from_code(i16::from(*bytes.first()?)), line, length))
 }
 
 #[cfg(test)]
@@ -212,13 +249,22 @@ mod tests {
         }
         let spill = writer.finish().expect("finish");
         assert_eq!((spill.partition_of(0), spill.partition_of(3)), (0, 0));
-        for (slot, offset, kind, line, values) in written.iter().rev() {
-            let partition = spill.read(spill.partition_of(*slot)).expect("read");
-            let read = partition.line(*offset).expect("line at its offset");
-            assert_eq!((read.kind, read.line), (Some(*kind), *line));
-            assert_eq!(read.values, values.as_bytes());
+        // Read whole (many lines wanted) and line by line (one wanted): the same lines.
+        for wanted in [usize::MAX, 1] {
+            for (slot, offset, kind, line, values) in written.iter().rev() {
+                let partition = spill.open(spill.partition_of(*slot), wanted).expect("open");
+                let read = partition.line(*offset).expect("read").expect("line at its offset");
+                assert_eq!((read.kind, read.line), (Some(*kind), *line));
+                assert_eq!(read.values, values.as_bytes());
+            }
         }
-        assert!(spill.read(0).expect("read").line(u64::MAX).is_none());
+        // An offset no line was written at: nothing in a partition read whole, an error
+        // past the end of the file read line by line.
+        let whole = spill.open(0, usize::MAX).expect("open");
+        assert!(whole.line(u64::MAX).expect("no error").is_none());
+        let sparse = spill.open(0, 1).expect("open");
+        assert!(matches!(sparse, PartitionReader::Sparse(..)));
+        assert!(sparse.line(u64::MAX >> 1).is_err());
     }
 
     #[test]
@@ -228,6 +274,9 @@ mod tests {
             .expect("spill")
             .finish()
             .expect("finish");
-        assert!(spill.read(0).expect("read").line(0).is_none());
+        for wanted in [1, usize::MAX] {
+            let partition = spill.open(0, wanted).expect("open");
+            assert!(partition.line(0).expect("no error").is_none());
+        }
     }
 }

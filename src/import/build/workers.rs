@@ -142,7 +142,7 @@ fn group(input: Input, queues: &[SyncSender<Group>]) -> Result<(), ImportError> 
     let missing = || ImportError::internal("a line of the work file is missing");
     let mut next_worker = 0;
     for partition in lines.chunk_by(|a, b| spill.partition_of(a.0) == spill.partition_of(b.0)) {
-        let read = spill.read(spill.partition_of(partition[0].0))?;
+        let read = spill.open(spill.partition_of(partition[0].0), partition.len())?;
         for professional in partition.chunk_by(|a, b| a.0 == b.0) {
             let slot = professional[0].0;
             let ((change, hash), id) = planned[slot as usize]
@@ -156,10 +156,10 @@ fn group(input: Input, queues: &[SyncSender<Group>]) -> Result<(), ImportError> 
                 first_line: 0,
             };
             for &(_, offset) in professional {
-                let line = read.line(offset).ok_or_else(missing)?;
+                let line = read.line(offset)?.ok_or_else(missing)?;
                 let Some(kind) = line.kind else { continue };
-                let values = String::from_utf8(line.values.to_vec())
-                    .map_err(|_| ImportError::internal("spilled line is not UTF-8"))?;
+                let values =
+                    String::from_utf8(line.values).map_err(|_| ImportError::internal("spilled line is not UTF-8"))?;
                 if kind == FileKind::PersonneActivite && group.lines.personne_activite.is_empty() {
                     group.first_line = line.line as i64;
                 }
