@@ -90,6 +90,22 @@ async fn first_import_publishes_every_professional_with_the_exact_claims() {
         (Some(17), Some(17), Some(0), Some(0))
     );
     assert_eq!(run.rejected, 0);
+    // The first import loads its records and publishes its professionals without indexes
+    // and builds them after: all are back, as the migrations define them.
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE tablename IN ('professional', 'professional_record') ORDER BY indexname",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        vec![
+            "CREATE UNIQUE INDEX professional_pk ON public.professional USING btree (national_id)",
+            "CREATE UNIQUE INDEX professional_record_pk ON public.professional_record USING btree (national_id, run_id)",
+            "CREATE INDEX professional_record_run_ix ON public.professional_record USING btree (run_id)",
+        ]
+    );
     // 9 lines, one duplicated: 8 distinct addresses.
     assert_eq!(run.mailboxes, Some(8));
     assert_eq!(

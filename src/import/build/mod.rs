@@ -94,8 +94,11 @@ pub async fn build(
     if input.plan.build.is_empty() {
         return Ok(Built::default());
     }
-    let mut conn = pool.acquire().await?;
-    let mut copy_in = records::copy_records(&mut conn).await?;
+    // One transaction: the first import loads without indexes and builds them after (see
+    // `records::drop_indexes_if_empty`); a failure leaves nothing behind.
+    let mut tx = pool.begin().await?;
+    let bulk = records::drop_indexes_if_empty(&mut tx).await?;
+    let mut copy_in = records::copy_records(&mut tx).await?;
     let (rec_tx, mut rec_rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let builder =
         tokio::task::spawn_blocking(move || workers::build_records(run_id, input, dictionary, &file_name, rec_tx));
@@ -112,6 +115,10 @@ pub async fn build(
     match (written, built) {
         (Ok(()), Ok(built)) => {
             copy_in.finish().await?;
+            if bulk {
+                records::restore_indexes(&mut tx).await?;
+            }
+            tx.commit().await?;
             Ok(built)
         }
         (Err(e), _) => {
