@@ -46,12 +46,17 @@ struct Extract {
 }
 
 fn run(n: u64, seed: u64, day: u32) -> Extract {
+    run_ordered(n, seed, day, Order::Grouped)
+}
+
+fn run_ordered(n: u64, seed: u64, day: u32, order: Order) -> Extract {
     let dir = tempfile::tempdir().unwrap();
     let opts = GenOptions {
         professionals: n,
         seed,
         day,
         out_dir: dir.path().to_owned(),
+        order,
     };
     let summary = generate(&opts, &|_| {}).unwrap();
     let bytes = std::fs::read(&summary.zip_path).unwrap();
