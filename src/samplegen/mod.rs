@@ -4,6 +4,7 @@
 //! writer; nothing is held in memory beyond one professional at a time.
 
 mod codes;
+mod diplomas;
 mod format;
 mod geo;
 mod names;
@@ -14,6 +15,8 @@ mod rng;
 mod structures;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod line_tests;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
