@@ -52,7 +52,12 @@ async fn published(pool: &PgPool) -> Vec<(String, bool, String, serde_json::Valu
             .await
             .unwrap()
             .unwrap_or_else(|| panic!("{id}: no record"));
-        out.push((id, record.removed_at.is_some(), record.claims.get().to_owned(), record.details));
+        out.push((
+            id,
+            record.removed_at.is_some(),
+            record.claims.get().to_owned(),
+            record.details,
+        ));
     }
     out
 }
@@ -79,7 +84,10 @@ async fn grouped_and_shuffled_extracts_publish_the_same_directory() {
         let s = import(&shuffled_db.pool, &shuffled, &lenient()).await;
         assert_eq!(counts(&g), counts(&s), "day {day}: {g:?} / {s:?}");
         if day == 1 {
-            assert!(g.changed.unwrap() > 0 && g.removed.unwrap() > 0, "day 1 changed nothing: {g:?}");
+            assert!(
+                g.changed.unwrap() > 0 && g.removed.unwrap() > 0,
+                "day 1 changed nothing: {g:?}"
+            );
         }
         let (a, b) = (published(&grouped_db.pool).await, published(&shuffled_db.pool).await);
         assert!(a.len() as u64 >= PROFESSIONALS, "day {day}: {} published", a.len());

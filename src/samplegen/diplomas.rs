@@ -89,7 +89,10 @@ fn qualifications(rng: &mut Rng, ex: &Exercice, out: &mut Vec<Diploma>) {
         let (kind, diploma) = match ty {
             "CAPA" => (codes::DIPLOMA_TYPE_CAPA, (code.to_owned(), label.to_owned())),
             "S" => (codes::DIPLOMA_TYPE_DES, (format!("D{code}"), format!("DES {label}"))),
-            "SH" => (codes::DIPLOMA_TYPE_SPE, (format!("DE{code}"), format!("Diplôme d'Etat {label}"))),
+            "SH" => (
+                codes::DIPLOMA_TYPE_SPE,
+                (format!("DE{code}"), format!("Diplôme d'Etat {label}")),
+            ),
             _ if rng.chance(600_000) => (codes::DIPLOMA_TYPE_DIU, (format!("DIU{code}"), format!("DIU {label}"))),
             _ => continue,
         };

@@ -131,7 +131,10 @@ fn every_line_looks_like_a_real_one() {
     let n = lines_of.len() as f64;
     let share = |f: &dyn Fn(u32) -> bool| lines_of.values().filter(|&&c| f(c)).count() as f64 / n;
     let (one, two, more) = (share(&|c| c == 1), share(&|c| c == 2), share(&|c| c >= 3));
-    assert!((0.55..0.75).contains(&one), "{one} with one line ({two} two, {more} more)");
+    assert!(
+        (0.55..0.75).contains(&one),
+        "{one} with one line ({two} two, {more} more)"
+    );
     assert!((0.22..0.38).contains(&two), "{two} with two lines");
     assert!((0.03..0.10).contains(&more), "{more} with three or more");
 
@@ -147,7 +150,10 @@ fn every_line_looks_like_a_real_one() {
         *savoir_faire.entry(f[2]).or_default() += 1;
     }
     // Médecins hold a specialty and often a capacité or compétence besides.
-    assert!(savoir_faire.values().any(|&c| c >= 3), "nobody holds three savoir-faire");
+    assert!(
+        savoir_faire.values().any(|&c| c >= 3),
+        "nobody holds three savoir-faire"
+    );
     let mut diplomas: HashMap<&str, u32> = HashMap::new();
     for line in body(&x, DIP) {
         let f = fields(line);
@@ -221,7 +227,10 @@ fn shuffled_order_has_the_same_lines_not_grouped() {
     // Grouped: professionals come in the same order in every file.
     let rank: HashMap<&str, usize> = first_seen[0].iter().enumerate().map(|(k, id)| (*id, k)).collect();
     for order in &first_seen[1..] {
-        assert!(order.windows(2).all(|w| rank[w[0]] < rank[w[1]]), "professional order differs");
+        assert!(
+            order.windows(2).all(|w| rank[w[0]] < rank[w[1]]),
+            "professional order differs"
+        );
     }
 }
 

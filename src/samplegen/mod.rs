@@ -7,6 +7,8 @@ mod codes;
 mod diplomas;
 mod format;
 mod geo;
+#[cfg(test)]
+mod line_tests;
 mod names;
 mod order;
 mod population;
@@ -15,8 +17,6 @@ mod rng;
 mod structures;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod line_tests;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -27,11 +27,16 @@ use chrono_tz::Europe::Paris;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-pub use order::Order;
 use order::LineSink;
+pub use order::Order;
 use population::Population;
 use professional::Ctx;
 use structures::Pools;
+
+/// Version of the generated data: bumped whenever the same options give other bytes, so
+/// that caches of generated extracts (the benchmarks') are regenerated. 2: issue 10's
+/// national weights (more activities, savoir-faire and diplomas) and 1.5 % daily changes.
+pub const DATA_VERSION: u32 = 2;
 
 /// What to generate: `professionals` alive on day 0, drawn from `seed`, as published
 /// `day` days after the base date (2026-11-25 09:00 Paris), lines in `order`.

@@ -191,7 +191,10 @@ mod tests {
         for l in body.lines() {
             let f: Vec<usize> = l.split('|').skip(2).take(2).map(|v| v.parse().unwrap()).collect();
             let previous = last_of.insert(f[0], f[1]);
-            assert!(previous.is_none_or(|p| p < f[1]), "{l}: a professional's lines out of order");
+            assert!(
+                previous.is_none_or(|p| p < f[1]),
+                "{l}: a professional's lines out of order"
+            );
             seen.push(f[1]);
         }
         seen.sort_unstable();

@@ -216,7 +216,10 @@ fn sizes_and_mix_look_national() {
         ("SavoirFaire", sf.len(), s.savoir_faire_lines, 67e6, 0.4e6),
     ] {
         let (b, l) = (national(bytes as f64), national(lines as f64));
-        assert!(b >= min_bytes && l >= min_lines, "{name}: {b} bytes, {l} lines nationally");
+        assert!(
+            b >= min_bytes && l >= min_lines,
+            "{name}: {b} bytes, {l} lines nationally"
+        );
     }
     let mut by_prof: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut quirks = HashMap::<&str, u64>::new();
