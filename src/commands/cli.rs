@@ -257,8 +257,9 @@ pub struct GenSampleArgs {
 pub enum GenOrder {
     /// A professional's lines are consecutive, professionals in the same order in every file.
     Grouped,
-    /// Each file's lines in a deterministic pseudo-random order, so no file is grouped by
-    /// professional (written through a temporary file beside the zip).
+    /// Each file's lines interleaved in a deterministic pseudo-random order, so no file is
+    /// grouped by professional; a professional's own lines keep their relative order (written
+    /// through a temporary file beside the zip).
     Shuffled,
 }
 
