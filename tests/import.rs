@@ -543,6 +543,7 @@ async fn generated_extracts_train_and_reuse_a_compression_dictionary() {
                 seed: 3,
                 day,
                 out_dir: out,
+                order: annuaire::samplegen::Order::Grouped,
             },
             &|_| {},
         )

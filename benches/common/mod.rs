@@ -59,9 +59,37 @@ pub fn annuaire() -> Command {
     Command::new(env!("CARGO_BIN_EXE_annuaire"))
 }
 
+/// Line order of a generated extract (`gen-sample --order`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Grouped,
+    Shuffled,
+}
+
+impl Order {
+    pub const ALL: [Order; 2] = [Order::Grouped, Order::Shuffled];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::Grouped => "grouped",
+            Order::Shuffled => "shuffled",
+        }
+    }
+}
+
+/// The grouped extract of `day` (cached under `dir`).
 pub fn generate(dir: &Path, professionals: u64, day: u32) -> PathBuf {
-    let marker = dir.join(format!("day{day}-{professionals}.done"));
-    let out = dir.join(format!("day{day}-{professionals}"));
+    generate_ordered(dir, professionals, day, Order::Grouped)
+}
+
+/// The extract of `day` in `order`, generated once and cached under `dir`. The order and the
+/// generator's data version are in the directory and marker names, so extracts of different
+/// orders never mix and a cache written by an older (lighter) generator is not reused.
+pub fn generate_ordered(dir: &Path, professionals: u64, day: u32, order: Order) -> PathBuf {
+    let version = annuaire::samplegen::DATA_VERSION;
+    let name = format!("day{day}-{professionals}-{}-v{version}", order.as_str());
+    let marker = dir.join(format!("{name}.done"));
+    let out = dir.join(&name);
     if !marker.exists() {
         std::fs::create_dir_all(&out).expect("output dir");
         let m = measure(
@@ -72,13 +100,19 @@ pub fn generate(dir: &Path, professionals: u64, day: u32) -> PathBuf {
                     &professionals.to_string(),
                     "--seed",
                     "1",
+                    "--order",
+                    order.as_str(),
                 ])
                 .arg("--day")
                 .arg(day.to_string())
                 .arg("--out")
                 .arg(&out),
         );
-        println!("generated day {day} in {:.1} s", m.wall.as_secs_f64());
+        println!(
+            "generated day {day} ({}) in {:.1} s",
+            order.as_str(),
+            m.wall.as_secs_f64()
+        );
         std::fs::write(&marker, "").expect("marker");
     }
     std::fs::read_dir(&out)

@@ -246,6 +246,21 @@ pub struct GenSampleArgs {
     /// Directory to write the zip into.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
+    /// Order of the lines in each file (the same lines either way).
+    #[arg(long, value_enum, default_value_t = GenOrder::Grouped)]
+    pub order: GenOrder,
+}
+
+/// `gen-sample --order`: the real files' order is unknown, so both are generated.
+#[cfg(feature = "gen")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenOrder {
+    /// A professional's lines are consecutive, professionals in the same order in every file.
+    Grouped,
+    /// Each file's lines interleaved in a deterministic pseudo-random order, so no file is
+    /// grouped by professional; a professional's own lines keep their relative order (written
+    /// through a temporary file beside the zip).
+    Shuffled,
 }
 
 #[derive(Subcommand)]
@@ -338,6 +353,10 @@ impl From<GenSampleArgs> for crate::samplegen::GenOptions {
             seed: args.seed,
             day: args.day,
             out_dir: args.out,
+            order: match args.order {
+                GenOrder::Grouped => crate::samplegen::Order::Grouped,
+                GenOrder::Shuffled => crate::samplegen::Order::Shuffled,
+            },
         }
     }
 }

@@ -30,9 +30,10 @@ pub fn run(options: &GenOptions) -> anyhow::Result<Outcome> {
         bar.finish_and_clear();
     }
     println!(
-        "{}: {} professionals, {} activity lines, {} savoir-faire lines, {} diploma lines, {} MB uncompressed",
+        "{}: {} professionals ({} order), {} activity lines, {} savoir-faire lines, {} diploma lines, {} MB uncompressed",
         summary.zip_path.display(),
         summary.professionals,
+        options.order.as_str(),
         summary.activity_lines,
         summary.savoir_faire_lines,
         summary.diploma_lines,

@@ -57,20 +57,31 @@ const SF_OP: Code = ("OP", "Orientation particulière");
 const SF_SH: Code = ("SH", "Spécialité hors ordinale");
 const SF_DEC: Code = ("DEC", "Droit d'exercice complémentaire");
 
-/// Extra (non-specialty) savoir-faire of médecins, each drawn independently.
-static MEDECIN_EXTRA: [(u64, Code, Code); 12] = [
+/// Extra (non-specialty) savoir-faire of médecins, each drawn independently: on average
+/// about one per médecin besides the specialty (capacités, compétences, orientations),
+/// which is what makes SavoirFaire about 0.6 M lines nationally.
+static MEDECIN_EXTRA: [(u64, Code, Code); 21] = [
     (91_000, SF_CAPA, ("CAPA06", "Capacité de gérontologie")),
     (78_000, SF_CAPA, ("CAPA05", "Capacité de médecine d'urgence")),
     (39_000, SF_CAPA, ("CAPA10", "Capacité de médecine et biologie du sport")),
     (32_000, SF_CAPA, ("CAPA07", "Capacité d'addictologie clinique")),
+    (55_000, SF_CAPA, ("CAPA03", "Capacité d'allergologie")),
+    (45_000, SF_CAPA, ("CAPA12", "Capacité de médecine tropicale")),
     (78_000, SF_C, ("C044", "Échographie")),
     (52_000, SF_C, ("C012", "Médecine palliative")),
     (39_000, SF_C, ("C037", "Angiologie")),
+    (70_000, SF_C, ("C025", "Médecine du sport")),
+    (60_000, SF_C, ("C031", "Nutrition")),
+    (50_000, SF_C, ("C018", "Addictologie")),
+    (45_000, SF_C, ("C041", "Psychothérapie")),
     (26_000, SF_CEX, ("CEX02", "Allergologie")),
     (65_000, SF_DNQ, ("DN01", "Acupuncture")),
     (46_000, SF_DNQ, ("DN02", "Homéopathie")),
     (32_000, SF_DNQ, ("DN04", "Ostéopathie")),
+    (65_000, SF_DNQ, ("DN05", "Mésothérapie")),
+    (55_000, SF_DNQ, ("DN07", "Médecine manuelle - ostéopathie")),
     (20_000, SF_OP, ("OP12", "Orientation médecine thermale")),
+    (40_000, SF_OP, ("OP03", "Orientation médecine légale")),
 ];
 
 /// Médecins' ordinal specialties: (weight, code, label). The label of the matching DES
@@ -108,22 +119,37 @@ pub(crate) static MEDECIN_SPECIALTIES: [(u32, Code); 30] = [
     (9, ("SM19", "Gynécologie médicale")),
 ];
 
-static DENTISTE_SF: [(u64, Code, Code); 3] = [
+static DENTISTE_SF: [(u64, Code, Code); 4] = [
     (80_000, SF_S, ("SCD01", "Orthopédie dento-faciale")),
     (25_000, SF_S, ("SCD02", "Chirurgie orale")),
     (15_000, SF_S, ("SCD03", "Médecine bucco-dentaire")),
+    (60_000, SF_DNQ, ("DN41", "Implantologie orale")),
 ];
-static PHARMACIEN_SF: [(u64, Code, Code); 3] = [
+static PHARMACIEN_SF: [(u64, Code, Code); 4] = [
     (160_000, SF_FQ, ("FQ01", "Pharmacien biologiste")),
     (60_000, SF_SH, ("SH21", "Pharmacie hospitalière")),
     (30_000, SF_DEC, ("DEC02", "Radiopharmacie")),
+    (50_000, SF_DEC, ("DEC03", "Pharmacie industrielle")),
 ];
-static INFIRMIER_SF: [(u64, Code, Code); 2] = [
-    (12_000, SF_SH, ("SH60", "Infirmier en pratique avancée")),
-    (8_000, SF_SH, ("SH61", "Infirmier anesthésiste")),
+/// Nurses' specialisations (puéricultrice, bloc, anesthésie, pratique avancée): about one
+/// nurse in eight holds one.
+static INFIRMIER_SF: [(u64, Code, Code); 4] = [
+    (15_000, SF_SH, ("SH60", "Infirmier en pratique avancée")),
+    (35_000, SF_SH, ("SH61", "Infirmier anesthésiste")),
+    (55_000, SF_SH, ("SH62", "Infirmier puériculteur")),
+    (30_000, SF_SH, ("SH63", "Infirmier de bloc opératoire")),
 ];
-static KINE_SF: [(u64, Code, Code); 1] = [(50_000, SF_OP, ("OP70", "Kinésithérapie du sport"))];
-static SAGE_FEMME_SF: [(u64, Code, Code); 1] = [(40_000, SF_OP, ("OP50", "Échographie obstétricale"))];
+static KINE_SF: [(u64, Code, Code); 4] = [
+    (50_000, SF_OP, ("OP70", "Kinésithérapie du sport")),
+    (150_000, SF_OP, ("OP71", "Kinésithérapie respiratoire")),
+    (100_000, SF_OP, ("OP72", "Rééducation périnéale")),
+    (80_000, SF_DNQ, ("DN71", "Ostéopathie")),
+];
+static SAGE_FEMME_SF: [(u64, Code, Code); 3] = [
+    (40_000, SF_OP, ("OP50", "Échographie obstétricale")),
+    (300_000, SF_OP, ("OP51", "Rééducation périnéale")),
+    (100_000, SF_DNQ, ("DN51", "Acupuncture obstétricale")),
+];
 static NONE_SF: [(u64, Code, Code); 0] = [];
 
 professions! {
@@ -152,6 +178,9 @@ professions! {
 pub(crate) const DIPLOMA_TYPE_DE: Code = ("DE", "Diplôme d'Etat français");
 pub(crate) const DIPLOMA_TYPE_DES: Code = ("DES", "Diplôme d'études spécialisées");
 pub(crate) const DIPLOMA_TYPE_DU: Code = ("DU", "Diplôme universitaire");
+pub(crate) const DIPLOMA_TYPE_DIU: Code = ("DIU", "Diplôme inter-universitaire");
+pub(crate) const DIPLOMA_TYPE_CAPA: Code = ("CAPA", "Capacité de médecine");
+pub(crate) const DIPLOMA_TYPE_SPE: Code = ("DESPE", "Diplôme d'Etat de spécialisation");
 pub(crate) const DIPLOMA_TYPE_UE: Code = ("DIE", "Diplôme de l'Union Européenne");
 pub(crate) const AUTH_TYPE: Code = ("AE", "Autorisation d'exercice");
 pub(crate) const AUTH_TYPE_TEMP: Code = ("AT", "Autorisation temporaire");

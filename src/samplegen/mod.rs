@@ -4,9 +4,13 @@
 //! writer; nothing is held in memory beyond one professional at a time.
 
 mod codes;
+mod diplomas;
 mod format;
 mod geo;
+#[cfg(test)]
+mod line_tests;
 mod names;
+mod order;
 mod population;
 mod professional;
 mod rng;
@@ -23,18 +27,26 @@ use chrono_tz::Europe::Paris;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
+use order::LineSink;
+pub use order::Order;
 use population::Population;
 use professional::Ctx;
 use structures::Pools;
 
+/// Version of the generated data: bumped whenever the same options give other bytes, so
+/// that caches of generated extracts (the benchmarks') are regenerated. 2: issue 10's
+/// national weights (more activities, savoir-faire and diplomas) and 1.5 % daily changes.
+pub const DATA_VERSION: u32 = 2;
+
 /// What to generate: `professionals` alive on day 0, drawn from `seed`, as published
-/// `day` days after the base date (2026-11-25 09:00 Paris).
+/// `day` days after the base date (2026-11-25 09:00 Paris), lines in `order`.
 #[derive(Clone, Debug)]
 pub struct GenOptions {
     pub professionals: u64,
     pub seed: u64,
     pub day: u32,
     pub out_dir: PathBuf,
+    pub order: Order,
 }
 
 /// What was written. `professionals` is the number present on `day`.
@@ -71,6 +83,11 @@ enum Entry {
 
 impl Entry {
     const ALL: [Entry; 3] = [Entry::Activite, Entry::SavoirFaire, Entry::Diplome];
+
+    /// Distinguishes the files' shuffles, so that they are not the same permutation.
+    fn number(self) -> u64 {
+        self as u64
+    }
 
     fn prefix(self) -> &'static str {
         match self {
@@ -123,8 +140,8 @@ pub fn generate(opts: &GenOptions, progress: &dyn Fn(u64)) -> Result<GenSummary,
     fs::create_dir_all(&opts.out_dir).map_err(|e| io_err(&opts.out_dir, e))?;
     let zip_path = opts.out_dir.join(format!("PS_LibreAcces_{ts}.zip"));
     let tmp_path = opts.out_dir.join(format!(".PS_LibreAcces_{ts}.zip.partial"));
-    tracing::info!(professionals = opts.professionals, seed = opts.seed, day = opts.day, path = %zip_path.display(), "generating sample extract");
-    let result = write_zip(&ctx, &tmp_path, &ts, mtime, progress);
+    tracing::info!(professionals = opts.professionals, seed = opts.seed, day = opts.day, order = opts.order.as_str(), path = %zip_path.display(), "generating sample extract");
+    let result = write_zip(&ctx, opts, &tmp_path, &ts, mtime, progress);
     let mut summary = match result {
         Ok(s) => s,
         Err(e) => {
@@ -148,6 +165,7 @@ fn io_err(path: &Path, source: io::Error) -> GenError {
 
 fn write_zip(
     ctx: &Ctx,
+    opts: &GenOptions,
     path: &Path,
     ts: &str,
     mtime: zip::DateTime,
@@ -159,8 +177,8 @@ fn write_zip(
     };
     let file = File::create(path).map_err(|e| io_err(path, e))?;
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-    // ~470 bytes of text per professional in all; past 4 GiB an entry needs ZIP64.
-    let large = ctx.pop.end().saturating_mul(600) > 3_500_000_000;
+    // ~720 bytes of text per professional in all; past 4 GiB an entry needs ZIP64.
+    let large = ctx.pop.end().saturating_mul(900) > 3_500_000_000;
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .compression_level(Some(1))
@@ -181,7 +199,6 @@ fn write_zip(
     for entry in Entry::ALL {
         zip.start_file(format!("{}{ts}.txt", entry.prefix()), options)
             .map_err(zip_err)?;
-        let mut w = BufWriter::with_capacity(256 << 10, &mut zip);
         let io = |e| io_err(path, e);
         buf.clear();
         format::header(
@@ -192,6 +209,10 @@ fn write_zip(
             },
             &mut buf,
         );
+        summary.uncompressed_bytes += buf.len() as u64;
+        let w = BufWriter::with_capacity(256 << 10, &mut zip);
+        let mut w = LineSink::new(opts.order, w, &buf, &opts.out_dir).map_err(io)?;
+        buf.clear();
         let mut alive = 0u64;
         for i in 0..ctx.pop.end() {
             if !ctx.pop.alive(i) {
@@ -210,7 +231,7 @@ fn write_zip(
             }
             alive += 1;
             if buf.len() >= 64 << 10 {
-                w.write_all(buf.as_bytes()).map_err(io)?;
+                w.write_lines(&buf).map_err(io)?;
                 summary.uncompressed_bytes += buf.len() as u64;
                 buf.clear();
             }
@@ -218,9 +239,10 @@ fn write_zip(
                 progress((done_weighted + alive * entry.weight()) / 100);
             }
         }
-        w.write_all(buf.as_bytes()).map_err(io)?;
+        w.write_lines(&buf).map_err(io)?;
         summary.uncompressed_bytes += buf.len() as u64;
         buf.clear();
+        let mut w = w.finish(ctx.seed, entry.number()).map_err(io)?;
         w.flush().map_err(io)?;
         drop(w);
         summary.professionals = alive;

@@ -3,6 +3,7 @@
 //! rebuilt byte-identical on every day, and a changed one differs only by its mutations.
 
 use super::codes::{self, Code, Kind, Profession};
+use super::diplomas::{Diploma, diplomas};
 use super::names;
 use super::population::{IdType, Population};
 use super::rng::{Rng, key, tag};
@@ -44,12 +45,6 @@ pub(crate) struct Exercice {
     pub savoir_faire: Vec<(Code, Code)>,
     /// Empty for students and registered professionals without activity: one bare line.
     pub activities: Vec<Activity>,
-}
-
-pub(crate) struct Diploma {
-    pub kind: Option<Code>,
-    pub diploma: Option<(String, String)>,
-    pub auth: Option<(Code, Code)>,
 }
 
 pub(crate) struct Professional {
@@ -158,14 +153,17 @@ fn exercice(ctx: &Ctx, rng: &mut Rng, prof: &'static Profession, first: bool) ->
     if rng.chance(15_000) {
         return ex;
     }
+    // Chance of a second and of a third activity. Médecins often combine a cabinet with
+    // hospital sessions, nurses and therapists a salaried post with a libéral practice or
+    // replacements: about 1.4 activity lines a professional, 2.4 M lines nationally.
     let (extra_ppm, third_ppm) = match prof.kind {
-        Kind::Medecin => (520_000, 180_000),
-        Kind::Infirmier => (160_000, 15_000),
-        Kind::Pharmacien => (150_000, 10_000),
-        Kind::Dentiste => (250_000, 30_000),
-        Kind::SageFemme => (200_000, 20_000),
-        Kind::Liberal => (350_000, 60_000),
-        Kind::Salarie | Kind::Commerce => (100_000, 10_000),
+        Kind::Medecin => (580_000, 240_000),
+        Kind::Infirmier => (280_000, 50_000),
+        Kind::Pharmacien => (220_000, 25_000),
+        Kind::Dentiste => (300_000, 50_000),
+        Kind::SageFemme => (250_000, 40_000),
+        Kind::Liberal => (450_000, 100_000),
+        Kind::Salarie | Kind::Commerce => (180_000, 25_000),
     };
     let count = 1 + usize::from(rng.chance(extra_ppm)) + usize::from(rng.chance(third_ppm));
     for n in 0..count {
@@ -265,72 +263,6 @@ const DENTAL: Site = Site::Shared(Pool::Group(40), 0);
 const MSP: Site = Site::Shared(Pool::Msp, 0);
 const LABO: Site = Site::Shared(Pool::Labo, 0);
 const OFFICINE: Site = Site::Shared(Pool::Officine, 0);
-
-fn diplomas(rng: &mut Rng, ex: &Exercice) -> Vec<Diploma> {
-    let mut out = Vec::with_capacity(2);
-    if ex.categorie == codes::CAT_ETUDIANT {
-        return out;
-    }
-    let prof = ex.profession;
-    let regulated = !matches!(prof.kind, Kind::Salarie | Kind::Commerce);
-    if regulated && rng.chance(30_000) {
-        let country = rng.pick(&codes::UE_COUNTRIES);
-        let diploma = Some((
-            format!("UE{}", prof.code),
-            format!("Diplôme de {} ({country})", prof.label),
-        ));
-        let auth = Some((codes::AUTH_TYPE, (prof.code, prof.label)));
-        if rng.chance(500_000) {
-            out.push(Diploma {
-                kind: Some(codes::DIPLOMA_TYPE_UE),
-                diploma,
-                auth,
-            });
-        } else {
-            out.push(Diploma {
-                kind: Some(codes::DIPLOMA_TYPE_UE),
-                diploma,
-                auth: None,
-            });
-            out.push(Diploma {
-                kind: None,
-                diploma: None,
-                auth,
-            });
-        }
-    } else {
-        let (code, label) = prof.diploma;
-        out.push(Diploma {
-            kind: Some(codes::DIPLOMA_TYPE_DE),
-            diploma: Some((code.into(), label.into())),
-            auth: None,
-        });
-    }
-    if let (Kind::Medecin, Some(&(_, (code, label)))) = (prof.kind, ex.savoir_faire.first()) {
-        let des = (format!("D{code}"), format!("DES {label}"));
-        out.push(Diploma {
-            kind: Some(codes::DIPLOMA_TYPE_DES),
-            diploma: Some(des),
-            auth: None,
-        });
-    }
-    if regulated && rng.chance(80_000) {
-        let (code, label) = *rng.pick(&codes::DU_LIST);
-        out.push(Diploma {
-            kind: Some(codes::DIPLOMA_TYPE_DU),
-            diploma: Some((code.into(), label.into())),
-            auth: None,
-        });
-    }
-    if rng.chance(5_000) {
-        out.push(Diploma {
-            kind: None,
-            diploma: None,
-            auth: Some((codes::AUTH_TYPE_TEMP, (prof.code, prof.label))),
-        });
-    }
-    out
-}
 
 /// One change event: a new phone, a move, a new or dropped activity, a new savoir-faire.
 fn mutate(ctx: &Ctx, p: &mut Professional, rng: &mut Rng) {

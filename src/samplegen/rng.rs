@@ -31,6 +31,7 @@ pub(crate) mod tag {
     pub const ID_PERM: u64 = 6;
     pub const STRUCTURE: u64 = 7;
     pub const PHONE: u64 = 8;
+    pub const ORDER: u64 = 9;
 }
 
 /// SplitMix64 stream.

@@ -38,20 +38,25 @@ fn spec_header(spec: &str) -> String {
     spec.split(" | ").map(|l| format!("{l}|")).collect()
 }
 
-struct Extract {
-    summary: GenSummary,
+pub(super) struct Extract {
+    pub(super) summary: GenSummary,
     /// Entry name -> text.
-    files: HashMap<String, String>,
+    pub(super) files: HashMap<String, String>,
     bytes: Vec<u8>,
 }
 
 fn run(n: u64, seed: u64, day: u32) -> Extract {
+    run_ordered(n, seed, day, Order::Grouped)
+}
+
+pub(super) fn run_ordered(n: u64, seed: u64, day: u32, order: Order) -> Extract {
     let dir = tempfile::tempdir().unwrap();
     let opts = GenOptions {
         professionals: n,
         seed,
         day,
         out_dir: dir.path().to_owned(),
+        order,
     };
     let summary = generate(&opts, &|_| {}).unwrap();
     let bytes = std::fs::read(&summary.zip_path).unwrap();
@@ -66,7 +71,7 @@ fn run(n: u64, seed: u64, day: u32) -> Extract {
     Extract { summary, files, bytes }
 }
 
-fn entry<'a>(x: &'a Extract, prefix: &str) -> &'a str {
+pub(super) fn entry<'a>(x: &'a Extract, prefix: &str) -> &'a str {
     x.files
         .iter()
         .find(|(k, _)| k.starts_with(prefix))
@@ -199,9 +204,23 @@ fn sizes_and_mix_look_national() {
         s.savoir_faire_lines as f64 / n,
         s.diploma_lines as f64 / n,
     );
-    assert!((1.22..1.38).contains(&ra), "{ra} activity lines a professional");
-    assert!((0.19..0.28).contains(&rs), "{rs} savoir-faire lines a professional");
-    assert!((1.05..1.30).contains(&rd), "{rd} diploma lines a professional");
+    assert!((1.34..1.46).contains(&ra), "{ra} activity lines a professional");
+    assert!((0.32..0.42).contains(&rs), "{rs} savoir-faire lines a professional");
+    assert!((1.30..1.50).contains(&rd), "{rd} diploma lines a professional");
+    // Scaled to the national 1.7 M, each file is at least as heavy as the heavier of the
+    // spec's figures and issue 10's: a benchmark on lighter data measures nothing.
+    let national = |x: f64| x / n * 1_700_000.0;
+    for (name, bytes, lines, min_bytes, min_lines) in [
+        ("Personne_activite", act.len(), s.activity_lines, 845e6, 2.2e6),
+        ("Dipl_AutExerc", dip.len(), s.diploma_lines, 250e6, 2.0e6),
+        ("SavoirFaire", sf.len(), s.savoir_faire_lines, 67e6, 0.4e6),
+    ] {
+        let (b, l) = (national(bytes as f64), national(lines as f64));
+        assert!(
+            b >= min_bytes && l >= min_lines,
+            "{name}: {b} bytes, {l} lines nationally"
+        );
+    }
     let mut by_prof: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut quirks = HashMap::<&str, u64>::new();
     let mut prev = "";
@@ -247,7 +266,8 @@ fn sizes_and_mix_look_national() {
     assert!(two_professions.values().any(|&c| c >= 2), "nobody has two professions");
 }
 
-/// Per identifier type: (alive, removed, added, changed) from `d0` to `d1`.
+/// Per identifier type: (alive, removed, added, changed) from `d0` to `d1`. Changed as the
+/// importer sees it: any of the professional's lines in any of the three files differs.
 fn diff(n: u64, seed: u64, d0: u32, d1: u32) -> HashMap<IdType, [u64; 4]> {
     let ctx = |day| Ctx {
         seed,
@@ -256,8 +276,11 @@ fn diff(n: u64, seed: u64, d0: u32, d1: u32) -> HashMap<IdType, [u64; 4]> {
     };
     let (a, b) = (ctx(d0), ctx(d1));
     let lines = |c: &Ctx, i| {
+        let p = professional::build(c, i);
         let mut s = String::new();
-        format::activite_lines(seed, &professional::build(c, i), &mut s);
+        format::activite_lines(seed, &p, &mut s);
+        format::savoir_faire_lines(&p, &mut s);
+        format::diplome_lines(&p, &mut s);
         s
     };
     let mut out: HashMap<IdType, [u64; 4]> = HashMap::new();
@@ -282,7 +305,8 @@ fn day_to_day_changes_stay_under_the_import_gate() {
         assert!(pct(*changed) < 5.0, "{ty:?} changed {} %", pct(*changed));
         if *ty == IdType::Rpps {
             assert!((0.15..0.5).contains(&pct(*removed)), "removed {} %", pct(*removed));
-            assert!((0.4..1.6).contains(&pct(*changed)), "changed {} %", pct(*changed));
+            // Issue 10: a day+1 changes 1–2 % of professionals.
+            assert!((1.0..2.0).contains(&pct(*changed)), "changed {} %", pct(*changed));
             assert!((0.3..0.5).contains(&pct(*added)), "added {} %", pct(*added));
         } else {
             assert_eq!(*added, 0, "no new ADELI");
