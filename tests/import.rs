@@ -707,3 +707,40 @@ async fn an_unwritable_work_directory_fails_the_run_naming_it_and_publishes_noth
     assert!(message.contains(&blocker.path().display().to_string()), "{message}");
     assert_eq!(published_run(&db.pool).await, Some(first.id));
 }
+
+/// The nice value of a local process, from `/proc/<pid>/stat` (the 19th field, counted
+/// after the command name, which may hold spaces).
+fn nice_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("backend's stat");
+    let after_name = &stat[stat.rfind(')').expect("command name") + 2..];
+    after_name.split(' ').nth(16).expect("nice field").parse().expect("a number")
+}
+
+#[tokio::test]
+async fn an_imports_sessions_plan_without_parallel_workers_and_its_local_backends_are_niced() {
+    let db = migrated_db().await;
+    let connect = db.pool.connect_options();
+    let local = connect.get_socket().is_some();
+    let pool = annuaire::store::batch::pool(&connect, 2, 13);
+    let mut conn = pool.acquire().await.expect("a batch connection");
+    let workers: String = sqlx::query_scalar("SHOW max_parallel_workers_per_gather")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("setting");
+    assert_eq!(workers, "0");
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pid");
+    if local {
+        assert_eq!(nice_of(pid), 13, "the import's backend {pid} runs niced");
+        // The serving pool's backends keep their priority.
+        let server_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&db.pool)
+            .await
+            .expect("pid");
+        assert_ne!(nice_of(server_pid), 13, "a backend of another pool");
+    }
+    drop(conn);
+    pool.close().await;
+}

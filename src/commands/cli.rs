@@ -38,7 +38,8 @@ pub struct DatabaseArgs {
     /// Extra CA bundle (PEM) for downloads: the publisher's IGC-Santé chain.
     #[arg(long, env = "ANNUAIRE_CA_BUNDLE", global = true)]
     pub ca_bundle: Option<PathBuf>,
-    /// CPU niceness of imports (0 to 19), from the command line or the scheduler: batch
+    /// CPU niceness of imports (0 to 19), from the command line or the scheduler, and of
+    /// their Postgres backends when the server is local (reached by its Unix socket): batch
     /// work yields to servers answering IdPs on the same machine.
     #[arg(long, env = "ANNUAIRE_IMPORT_NICE", global = true, default_value_t = 10)]
     pub nice: i32,

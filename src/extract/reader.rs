@@ -281,11 +281,21 @@ fn map_line<'r>(
         let found = if ends_with_separator { raw - 1 } else { raw };
         return Ok(Some(format!("expected {columns} fields, found {found}")));
     }
+    // One UTF-8 check of the whole line (its fields end to end) instead of one per field:
+    // a tenth of the reader's time at national scale. A field is then a slice of it, which
+    // `str::get` refuses when it would cut a character (a field that is not UTF-8 by itself
+    // though the line's bytes are, as in `\xC3|\xA9`). A line that fails is checked field
+    // by field, to name the column.
+    let whole = std::str::from_utf8(record.as_slice()).ok();
     for (canonical_index, position) in header.positions.iter().enumerate() {
         let value = match position {
             Some(i) => {
-                let raw = trim_field(record.get(*i).unwrap_or(b""));
-                std::str::from_utf8(raw).map_err(|_| ExtractError::InvalidUtf8 {
+                let range = record.range(*i).unwrap_or(0..0);
+                let field = match whole {
+                    Some(whole) => whole.get(range),
+                    None => std::str::from_utf8(&record.as_slice()[range]).ok(),
+                };
+                field.ok_or_else(|| ExtractError::InvalidUtf8 {
                     file: file.to_owned(),
                     line,
                     column: header.kind.columns()[canonical_index].to_owned(),
@@ -293,6 +303,7 @@ fn map_line<'r>(
             }
             None => "",
         };
+        // `trim` also takes the `\r` of a CRLF line's last field.
         fields.push(value.trim());
     }
     let id_column = header.kind.national_id_column();

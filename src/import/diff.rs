@@ -3,11 +3,9 @@
 //! ignores line order and needs no sort; only added and changed professionals are then
 //! built. Pure: hashes in, a plan out.
 
-use std::collections::HashMap;
-
 use super::gate::DiffCounts;
 use crate::extract::FileKind;
-use crate::national_id::PackedId;
+use crate::national_id::{IdMap, PackedId};
 
 /// Hash of one line (its canonical values joined by `|`), seeded with its file: the same
 /// values in another file are other data. XXH3: change detection of the publisher's own
@@ -33,8 +31,11 @@ pub struct Staged {
 /// slot, their place in order of first appearance: the lines read point at it.
 #[derive(Debug, Default)]
 pub struct StagedHashes {
-    slots: HashMap<PackedId, u32>,
+    slots: IdMap<u32>,
     professionals: Vec<Staged>,
+    /// The last professional given a slot: in an extract grouped by professional, most
+    /// lines belong to the one before them, and need no lookup.
+    last: Option<(PackedId, u32)>,
 }
 
 impl StagedHashes {
@@ -56,8 +57,14 @@ impl StagedHashes {
     /// The professional's slot, given on their first line.
     pub fn slot(&mut self, national_id: &str) -> u32 {
         let id = PackedId::of(national_id.as_bytes());
+        if let Some((last, slot)) = self.last
+            && last == id
+        {
+            return slot;
+        }
         let next = self.professionals.len() as u32;
         let slot = *self.slots.entry(id).or_insert(next);
+        self.last = Some((id, slot));
         if slot == next {
             self.professionals.push(Staged {
                 id,
@@ -102,7 +109,7 @@ impl Change {
 #[derive(Debug, Default)]
 pub struct Plan {
     /// Professionals to build, with their new content hash.
-    pub build: HashMap<PackedId, (Change, u128)>,
+    pub build: IdMap<(Change, u128)>,
     /// Every professional of the extract is to be built (an empty store): no need to
     /// select them.
     pub build_all: bool,
@@ -115,7 +122,7 @@ pub struct Plan {
 
 /// Compares the extract with the published hashes (`published` holds the published
 /// professionals' hashes and their counts per identifier type).
-pub fn plan(staged: &StagedHashes, mut published: HashMap<PackedId, u128>, published_counts: DiffCounts) -> Plan {
+pub fn plan(staged: &StagedHashes, mut published: IdMap<u128>, published_counts: DiffCounts) -> Plan {
     let mut plan = Plan {
         counts: published_counts,
         build_all: published.is_empty(),
@@ -210,7 +217,7 @@ mod tests {
             (PA, "0012600631", &["adeli"]),
             (SF, "810000000009", &["savoir-faire only"]),
         ]);
-        let mut published = HashMap::new();
+        let mut published = IdMap::default();
         published.insert(PackedId::of(b"810000000001"), hash_of(&s, "810000000001"));
         published.insert(PackedId::of(b"810000000002"), 42);
         published.insert(PackedId::of(b"810000000004"), 7);
@@ -245,7 +252,7 @@ mod tests {
         s.taint(PA, "810000000001");
         s.taint(PA, "810000000002");
         s.taint(PA, "810000000003");
-        let mut published = HashMap::new();
+        let mut published = IdMap::default();
         published.insert(PackedId::of(b"810000000001"), 1);
         published.insert(PackedId::of(b"810000000002"), 2);
         let mut counts = DiffCounts::default();

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio_util::sync::CancellationToken;
 
 use super::definition::{JobDefinition, JobKind};
@@ -18,13 +17,11 @@ use crate::import::{self, FailedImport, ImportError, ImportOptions};
 use crate::priority;
 use crate::store::job_runs::{self, JobRunFacts};
 pub use crate::store::job_runs::{JobRun, recent};
+use crate::store::batch;
 use crate::store::lock::AdvisoryLock;
 use crate::store::runs::{self, RunSummary};
 use crate::store::{JobRunStatus, RunStatus};
 
-/// Connections of an in-process import's own pool: the import lock, the two ends of the
-/// build's COPY, and one for the queries in between.
-const IMPORT_CONNECTIONS: u32 = 4;
 /// Webhooks are small POSTs: a receiver slower than this is treated as down.
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -246,10 +243,7 @@ async fn import_niced(
 ) -> Result<RunSummary, FailedImport> {
     let connect = pool.connect_options();
     let niced = priority::run_niced(nice, "annuaire-import", move || async move {
-        let pool = PgPoolOptions::new()
-            .max_connections(IMPORT_CONNECTIONS)
-            .acquire_timeout(std::time::Duration::from_secs(30))
-            .connect_lazy_with((*connect).clone());
+        let pool = batch::pool(&connect, batch::CONNECTIONS, nice);
         let result = import::import_tracked(&pool, &location, &options).await;
         pool.close().await;
         result

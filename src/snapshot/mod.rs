@@ -6,7 +6,6 @@
 mod load;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::HeaderValue;
@@ -14,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 pub use load::{HOUSEKEEPING_NICE, LoadError, load_changes, load_full};
 
-use crate::national_id::{NationalId, PackedId};
+use crate::national_id::{IdMap, NationalId};
 use crate::store::RunId;
 use crate::store::codec::Decompressors;
 
@@ -37,7 +36,7 @@ const NO_DICTIONARY: u32 = u32::MAX;
 /// The map of a snapshot. Its keys come from the published directory, never from a
 /// caller (a lookup only probes), so a flooding attack has nothing to insert: a fast hash
 /// (foldhash, seeded per process) instead of SipHash, which cost more than the probe.
-type Entries = HashMap<PackedId, Entry, foldhash::fast::RandomState>;
+type Entries = IdMap<Entry>;
 
 /// One published generation, ready to answer.
 #[derive(Debug, Default)]

@@ -3,6 +3,7 @@
 //! of each aggregate (runs, job runs, staging, records, the publication and its readers,
 //! mailboxes, keys). Queries are runtime-checked; each is exercised by the integration tests.
 
+pub mod batch;
 pub mod codec;
 pub mod copy;
 pub mod embedded;

@@ -144,6 +144,24 @@ fn a_header_longer_than_the_cap_or_with_a_nul_is_fatal() {
 }
 
 #[test]
+fn a_character_cut_by_a_separator_is_invalid_utf8_in_the_first_column_it_touches() {
+    // The line's bytes without separators read as valid UTF-8 (`\xC3\xA9` is é), but
+    // neither field does by itself.
+    let good = line(56, "810001234573", "LEF\u{1}");
+    let at = good.find("\u{1}|").expect("marker");
+    let mut bad = good.as_bytes()[..at].to_vec();
+    bad.extend([0xC3, b'|', 0xA9]);
+    bad.extend(&good.as_bytes()[at + 2..]);
+    let mut text = format!("{}\n", header(56)).into_bytes();
+    text.extend(bad);
+    text.push(b'\n');
+    match read(&text).unwrap_err() {
+        ExtractError::InvalidUtf8 { line, column, .. } => assert_eq!((line, column.as_str()), (2, "Nom d'exercice")),
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
 fn invalid_utf8_is_fatal_and_names_line_and_column() {
     let mut text = format!("{}\n{}\n", header(56), line(56, "810001234565", "A")).into_bytes();
     let bad = line(56, "810001234573", "LEF\u{1}VRE").replace('\u{1}', "\u{0}");

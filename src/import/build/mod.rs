@@ -6,7 +6,6 @@
 pub mod record;
 pub mod workers;
 
-use std::collections::HashMap;
 
 use bytes::Bytes;
 use sqlx::PgPool;
@@ -16,7 +15,7 @@ use super::ImportError;
 use super::diff::{Plan, StagedHashes};
 use super::gate::DiffCounts;
 use super::stage::SpilledLines;
-use crate::national_id::PackedId;
+use crate::national_id::{IdMap, PackedId};
 use crate::store::RunId;
 use crate::store::records::{self, RecordsError};
 use workers::{Built, Dictionary};
@@ -26,7 +25,7 @@ const CHANNEL_CHUNKS: usize = 8;
 /// The hashes of the published professionals (not removed), and how many of each type.
 #[derive(Default)]
 pub struct Published {
-    pub hashes: HashMap<PackedId, u128>,
+    pub hashes: IdMap<u128>,
     pub counts: DiffCounts,
     /// The latest compression dictionary (its run id and bytes), reused by every run.
     pub dictionary: Dictionary,
