@@ -713,7 +713,12 @@ async fn an_unwritable_work_directory_fails_the_run_naming_it_and_publishes_noth
 fn nice_of(pid: i32) -> i32 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("backend's stat");
     let after_name = &stat[stat.rfind(')').expect("command name") + 2..];
-    after_name.split(' ').nth(16).expect("nice field").parse().expect("a number")
+    after_name
+        .split(' ')
+        .nth(16)
+        .expect("nice field")
+        .parse()
+        .expect("a number")
 }
 
 #[tokio::test]

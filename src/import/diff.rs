@@ -39,24 +39,21 @@ pub struct StagedHashes {
 }
 
 impl StagedHashes {
-    /// Adds a directory line (not MSSanté) to the hash of the professional in `slot`.
-    pub fn add(&mut self, slot: u32, kind: FileKind, joined_line: &[u8]) {
+    /// Adds a directory line's hash (`line_hash`; not MSSanté) to the professional in `slot`.
+    pub fn add_hash(&mut self, slot: u32, kind: FileKind, line_hash: u128) {
         let entry = &mut self.professionals[slot as usize];
-        entry.hash = entry.hash.wrapping_add(line_hash(kind, joined_line));
+        entry.hash = entry.hash.wrapping_add(line_hash);
         entry.has_activity_line |= kind == FileKind::PersonneActivite;
     }
 
-    /// One of this professional's lines was rejected.
-    pub fn taint(&mut self, kind: FileKind, national_id: &str) {
-        if kind != FileKind::MsSante {
-            let slot = self.slot(national_id);
-            self.professionals[slot as usize].tainted = true;
-        }
+    /// One of this professional's directory lines was rejected.
+    pub fn taint(&mut self, id: PackedId) {
+        let slot = self.slot(id);
+        self.professionals[slot as usize].tainted = true;
     }
 
     /// The professional's slot, given on their first line.
-    pub fn slot(&mut self, national_id: &str) -> u32 {
-        let id = PackedId::of(national_id.as_bytes());
+    pub fn slot(&mut self, id: PackedId) -> u32 {
         if let Some((last, slot)) = self.last
             && last == id
         {
@@ -174,8 +171,8 @@ mod tests {
     fn staged(lines: &[(FileKind, &str, &[&str])]) -> StagedHashes {
         let mut hashes = StagedHashes::default();
         for (kind, id, fields) in lines {
-            let slot = hashes.slot(id);
-            hashes.add(slot, *kind, fields.join("|").as_bytes());
+            let slot = hashes.slot(PackedId::of(id.as_bytes()));
+            hashes.add_hash(slot, *kind, line_hash(*kind, fields.join("|").as_bytes()));
         }
         hashes
     }
@@ -249,9 +246,9 @@ mod tests {
     #[test]
     fn a_professional_with_a_rejected_line_is_kept_not_removed_nor_added() {
         let mut s = staged(&[(PA, "810000000001", &["other line"]), (PA, "810000000003", &["new"])]);
-        s.taint(PA, "810000000001");
-        s.taint(PA, "810000000002");
-        s.taint(PA, "810000000003");
+        s.taint(PackedId::of(b"810000000001"));
+        s.taint(PackedId::of(b"810000000002"));
+        s.taint(PackedId::of(b"810000000003"));
         let mut published = IdMap::default();
         published.insert(PackedId::of(b"810000000001"), 1);
         published.insert(PackedId::of(b"810000000002"), 2);

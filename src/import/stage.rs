@@ -14,11 +14,13 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::ImportError;
-use super::diff::StagedHashes;
+use super::diff::{StagedHashes, line_hash};
+use super::slots::SlotKeeper;
 use super::spill::{Spill, SpillError, SpillWriter};
 use crate::extract::read_ahead::read_ahead;
 use crate::extract::reader::{self, Reject, RowSink};
 use crate::extract::{ExtractError, FileKind, HeaderMap, Source};
+use crate::national_id::PackedId;
 use crate::progress::Progress;
 use crate::store::codec;
 use crate::store::copy::CopyEncoder;
@@ -122,7 +124,7 @@ fn read_all(
     let mut sink = StageSink {
         encoder: CopyEncoder::new(CHUNK_BYTES),
         spill,
-        lines: Vec::new(),
+        slots: SlotKeeper::start().map_err(|e| ImportError::internal(format!("cannot start the slot keeper: {e}")))?,
         spill_failure: None,
         tx,
         kind: FileKind::PersonneActivite,
@@ -161,17 +163,23 @@ fn read_all(
     let StageSink {
         encoder,
         spill,
-        lines,
+        slots,
         tx,
         mut report,
         ..
     } = sink;
     tx.blocking_send(encoder.finish()).map_err(|_| stopped())?;
+    let tally = slots.finish().map_err(ImportError::internal)?;
+    report.hashes = tally.hashes;
     report.spilled = Some(SpilledLines {
         spill: spill.finish()?,
-        lines,
+        lines: tally.lines,
     });
     Ok(report)
+}
+
+fn slots_stopped(e: super::slots::Stopped) -> ExtractError {
+    ExtractError::Stopped(e.to_string())
 }
 
 fn stopped() -> ExtractError {
@@ -183,7 +191,8 @@ struct StageSink {
     encoder: CopyEncoder,
     /// Directory lines.
     spill: SpillWriter,
-    lines: Vec<(u32, u64)>,
+    /// Where each line's hash and place go.
+    slots: SlotKeeper,
     /// Why the work file could not be written (the reader only knows it stopped).
     spill_failure: Option<SpillError>,
     tx: mpsc::Sender<Bytes>,
@@ -207,16 +216,16 @@ impl RowSink for StageSink {
             }
             return Ok(());
         }
-        let slot = self.report.hashes.slot(national_id);
-        let (offset, joined) = match self.spill.push(slot, self.kind, line, fields) {
+        let id = PackedId::of(national_id.as_bytes());
+        let (offset, joined) = match self.spill.push(id, self.kind, line, fields) {
             Ok(pushed) => pushed,
             Err(e) => {
                 self.spill_failure = Some(e);
                 return Err(ExtractError::Stopped("the import's work file failed".to_owned()));
             }
         };
-        self.report.hashes.add(slot, self.kind, joined);
-        self.lines.push((slot, offset));
+        let hash = line_hash(self.kind, joined);
+        self.slots.line(id, self.kind, hash, offset).map_err(slots_stopped)?;
         if self.kind == FileKind::PersonneActivite && self.report.samples.len() < codec::TRAINING_LINES {
             self.report
                 .samples
@@ -227,8 +236,10 @@ impl RowSink for StageSink {
 
     fn reject(&mut self, reject: Reject) -> Result<(), ExtractError> {
         tracing::debug!(file = %self.file_name, line = reject.line, reason = %reject.reason, "line rejected");
-        if let Some(id) = &reject.national_id {
-            self.report.hashes.taint(self.kind, id);
+        if let Some(id) = &reject.national_id
+            && self.kind != FileKind::MsSante
+        {
+            self.slots.taint(PackedId::of(id.as_bytes())).map_err(slots_stopped)?;
         }
         if self.report.kept_rejects.len() < KEPT_REJECTS {
             self.report.kept_rejects.push(RejectedLine {

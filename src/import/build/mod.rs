@@ -6,7 +6,6 @@
 pub mod record;
 pub mod workers;
 
-
 use bytes::Bytes;
 use sqlx::PgPool;
 use tokio::sync::mpsc;

@@ -127,25 +127,27 @@ fn group(input: Input, queues: &[SyncSender<Group>]) -> Result<(), ImportError> 
         hashes,
         spilled: SpilledLines { spill, mut lines },
     } = input;
-    // What to build, by slot: one lookup per professional rather than per line.
-    let planned: Vec<Option<(Change, u128)>> = (0..hashes.len())
+    // What to build, by slot, and where their lines are: one lookup per professional
+    // rather than per line.
+    let planned: Vec<Option<(Change, u128, u32)>> = (0..hashes.len())
         .map(|slot| {
-            hashes
-                .professional(slot as u32)
-                .and_then(|p| plan.build.get(&p.id).copied())
+            let professional = hashes.professional(slot as u32)?;
+            let (change, hash) = plan.build.get(&professional.id).copied()?;
+            Some((change, hash, spill.partition_of(professional.id) as u32))
         })
         .collect();
     drop(plan);
     lines.retain(|(slot, _)| planned[*slot as usize].is_some());
+    let partition_of = |slot: u32| planned[slot as usize].map_or(0, |(_, _, partition)| partition);
     // By partition, then professional, then offset, which is reading order.
-    lines.sort_unstable_by_key(|&(slot, offset)| (spill.partition_of(slot), slot, offset));
+    lines.sort_unstable_by_key(|&(slot, offset)| (partition_of(slot), slot, offset));
     let missing = || ImportError::internal("a line of the work file is missing");
     let mut next_worker = 0;
-    for partition in lines.chunk_by(|a, b| spill.partition_of(a.0) == spill.partition_of(b.0)) {
-        let read = spill.open(spill.partition_of(partition[0].0), partition.len())?;
+    for partition in lines.chunk_by(|a, b| partition_of(a.0) == partition_of(b.0)) {
+        let read = spill.open(partition_of(partition[0].0) as usize, partition.len())?;
         for professional in partition.chunk_by(|a, b| a.0 == b.0) {
             let slot = professional[0].0;
-            let ((change, hash), id) = planned[slot as usize]
+            let ((change, hash, _), id) = planned[slot as usize]
                 .zip(hashes.professional(slot))
                 .ok_or_else(missing)?;
             let mut group = Group {
