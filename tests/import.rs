@@ -176,6 +176,20 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
         .await
         .unwrap();
     assert_eq!(written, 2);
+    // Each professional keeps one record, the one published: the changed one's previous
+    // version is gone, the unchanged ones keep theirs.
+    let records: Vec<(String, i64)> =
+        sqlx::query_as("SELECT national_id, run_id FROM professional_record ORDER BY national_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    let published: Vec<(String, i64)> =
+        sqlx::query_as("SELECT national_id, record_run_id FROM professional ORDER BY national_id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(records, published);
+    assert!(records.contains(&("810015620395".to_owned(), run.id.0)), "the changed professional's new record");
 }
 
 #[tokio::test]
