@@ -11,9 +11,9 @@
 //!   cluster (reported, no goal).
 //!
 //! `cargo bench --bench serve` (needs `wrk`: `apt-get install wrk`; same variables as the
-//! import benchmark). `ANNUAIRE_BENCH_NICE_IMPORT_BACKENDS=<nice>` also nices the imports'
-//! Postgres backends from outside while they run: the effect of the import change issue 10
-//! asks for on a local cluster, measured before the import does it itself.
+//! import benchmark). The imports nice their own Postgres backends on this local cluster
+//! (`store/batch.rs`); `ANNUAIRE_BENCH_NICE_IMPORT_BACKENDS=<nice>` also nices, from
+//! outside, any other backend of the imports' databases while they run (autovacuum, say).
 
 use std::io::Write;
 use std::process::{Command, Stdio};

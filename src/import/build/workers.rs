@@ -3,7 +3,7 @@
 //! their records and encode them as `COPY` data. Workers write whole rows, so their chunks
 //! interleave freely.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -167,13 +167,27 @@ fn group(input: Input, queues: &[SyncSender<Group>]) -> Result<(), ImportError> 
                 }
                 group.lines.push(kind, values);
             }
-            queues[next_worker % queues.len()]
-                .send(group)
-                .map_err(|_| ImportError::internal("a build worker stopped"))?;
+            deal(queues, next_worker, group)?;
             next_worker += 1;
         }
     }
     Ok(())
+}
+
+/// Hands a professional to a worker: the first, from `turn` on, with room in its queue,
+/// or else waits on the one whose turn it is. Dealing strictly in turn made the gatherer
+/// wait on a worker that was behind while the other sat idle.
+fn deal(queues: &[SyncSender<Group>], turn: usize, group: Group) -> Result<(), ImportError> {
+    let stopped = || ImportError::internal("a build worker stopped");
+    let mut group = group;
+    for i in 0..queues.len() {
+        match queues[(turn + i) % queues.len()].try_send(group) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(back)) => group = back,
+            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
+    }
+    queues[turn % queues.len()].send(group).map_err(|_| stopped())
 }
 
 /// A worker: builds, compresses and encodes the records of the professionals it receives.
