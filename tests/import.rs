@@ -189,7 +189,10 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
             .await
             .unwrap();
     assert_eq!(records, published);
-    assert!(records.contains(&("810015620395".to_owned(), run.id.0)), "the changed professional's new record");
+    assert!(
+        records.contains(&("810015620395".to_owned(), run.id.0)),
+        "the changed professional's new record"
+    );
 }
 
 #[tokio::test]
