@@ -126,11 +126,50 @@ impl Serialize for Activity {
     }
 }
 
+/// Read straight into the 30 slots: the search index reads every published document
+/// back, and a map of 30 owned keys per activity (SipHash, rehashes, frees) was most of
+/// that. A missing name is empty, an unknown one ignored, a repeated one the last value.
 impl<'de> Deserialize<'de> for Activity {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut map = std::collections::HashMap::<String, String>::deserialize(deserializer)?;
-        let values = ACTIVITY_COLUMNS.map(|(name, _)| map.remove(name).unwrap_or_default());
-        Ok(Activity(values))
+        struct Slots;
+        impl<'de> serde::de::Visitor<'de> for Slots {
+            type Value = Activity;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an activity object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Activity, A::Error> {
+                let mut values: [String; 30] = Default::default();
+                while let Some(Column(slot)) = map.next_key()? {
+                    match slot {
+                        Some(i) => values[i] = map.next_value()?,
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Activity(values))
+            }
+        }
+        deserializer.deserialize_map(Slots)
+    }
+}
+
+/// A key of an activity object: its slot in `ACTIVITY_COLUMNS`, found without owning it.
+struct Column(Option<usize>);
+
+impl<'de> Deserialize<'de> for Column {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = Column;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a claim name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Column, E> {
+                Ok(Column(ACTIVITY_COLUMNS.iter().position(|(known, _)| *known == name)))
+            }
+        }
+        deserializer.deserialize_str(Name)
     }
 }
 
@@ -304,5 +343,15 @@ mod tests {
         assert_eq!(doc.secteur_activite, "");
         let back: ClaimsDocument = serde_json::from_str(&json).unwrap();
         assert_eq!(back, doc);
+    }
+
+    #[test]
+    fn an_activity_reads_back_by_name_whatever_the_order_escapes_or_strangers() {
+        let json = r#"{"codePostal":"69001","inconnu":{"x":[1]},"\u0063odeCommune":"6912\u0033","codePostal":"69002"}"#;
+        let activity: Activity = serde_json::from_str(json).unwrap();
+        assert_eq!(activity.get("codePostal"), "69002", "the last of a repeated name");
+        assert_eq!(activity.get("codeCommune"), "69123", "escaped name and value");
+        assert_eq!(activity.get("raisonSocialeSite"), "", "a missing name is empty");
+        assert!(serde_json::from_str::<Activity>(r#"["codePostal"]"#).is_err());
     }
 }
