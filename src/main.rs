@@ -96,11 +96,7 @@ async fn import(pool: &PgPool, args: &ImportArgs, database: &DatabaseArgs) -> an
     // Its own pool of niced backends (the process itself was niced before its runtime
     // started): on a machine that also serves claims, the import's Postgres work is the
     // competitor.
-    let batch = annuaire::store::batch::pool(
-        &pool.connect_options(),
-        annuaire::store::batch::CONNECTIONS,
-        database.nice,
-    );
+    let batch = annuaire::store::batch::pool(&pool.connect_options(), database.nice);
     let outcome = commands::imports::import(&batch, &args.source, &options, args.json).await;
     batch.close().await;
     outcome

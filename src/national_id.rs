@@ -92,9 +92,9 @@ impl PackedId {
 }
 
 /// A map keyed by packed national ids: the diff's and the snapshot's millions of entries.
-/// foldhash (seeded per process) instead of SipHash: the ids come from the publisher's
-/// checked files, not from an attacker choosing collisions, and at national scale the
-/// hash was a tenth of the reader's time.
+/// foldhash (seeded per process) instead of SipHash: the keys come from the publisher's
+/// checked files, never from a caller choosing collisions, and SipHash cost more than the
+/// probe itself.
 pub type IdMap<V> = std::collections::HashMap<PackedId, V, foldhash::fast::RandomState>;
 
 impl NationalId {

@@ -743,7 +743,7 @@ async fn an_imports_sessions_plan_without_parallel_workers_and_its_local_backend
     let db = migrated_db().await;
     let connect = db.pool.connect_options();
     let local = connect.get_socket().is_some();
-    let pool = annuaire::store::batch::pool(&connect, 2, 13);
+    let pool = annuaire::store::batch::pool(&connect, 13);
     let mut conn = pool.acquire().await.expect("a batch connection");
     let workers: String = sqlx::query_scalar("SHOW max_parallel_workers_per_gather")
         .fetch_one(&mut *conn)

@@ -150,11 +150,16 @@ impl SpillWriter {
         let full = std::mem::replace(&mut partition.buffer, empty);
         partition.written += full.len() as u64;
         let sent = self.writes.as_ref().map(|writes| writes.send((index, full)));
-        match sent {
-            Some(Ok(())) => Ok(()),
-            // The thread stopped: its error says why.
-            _ => self.stop_writer().map(|_| ()),
+        if let Some(Ok(())) = sent {
+            return Ok(());
         }
+        // The thread stopped (it only ends on its own by failing): its error says why, and
+        // the buffer just handed over is lost, so this is an error whatever the thread says.
+        let stopped = self.stop_writer().err();
+        Err(stopped.unwrap_or_else(|| SpillError {
+            dir: self.dir.clone(),
+            source: std::io::Error::other("the work file's writer stopped early"),
+        }))
     }
 
     /// Ends the writing thread once it has written what it was given; its files, or the

@@ -243,7 +243,7 @@ async fn import_niced(
 ) -> Result<RunSummary, FailedImport> {
     let connect = pool.connect_options();
     let niced = priority::run_niced(nice, "annuaire-import", move || async move {
-        let pool = batch::pool(&connect, batch::CONNECTIONS, nice);
+        let pool = batch::pool(&connect, nice);
         let result = import::import_tracked(&pool, &location, &options).await;
         pool.close().await;
         result

@@ -14,14 +14,14 @@ use sqlx::{Executor, PgConnection, PgPool};
 
 /// Connections of an import's own pool: the import lock, the COPY of the step under way,
 /// and the queries beside it (the published hashes load while the extract is read).
-pub const CONNECTIONS: u32 = 4;
+const CONNECTIONS: u32 = 4;
 
-/// A pool for one import: at most `connections`, each set up as above, its backend niced
+/// A pool for one import: `CONNECTIONS` sessions, each set up as above, its backend niced
 /// by `nice` (0 leaves it alone). Lazy: nothing connects until the import asks.
-pub fn pool(connect: &PgConnectOptions, connections: u32, nice: i32) -> PgPool {
+pub fn pool(connect: &PgConnectOptions, nice: i32) -> PgPool {
     let local = connect.get_socket().is_some();
     PgPoolOptions::new()
-        .max_connections(connections)
+        .max_connections(CONNECTIONS)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _| {
             Box::pin(async move {
