@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term, doc};
+use tantivy::indexer::NoMergePolicy;
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::document::{self, SearchValues};
 use super::query::HARD_WINDOW;
@@ -25,15 +26,18 @@ pub enum IndexError {
 /// server's memory beside the snapshot while a full build runs; a smaller budget only means
 /// more, smaller segments to merge.
 const WRITER_HEAP_BYTES: usize = 50_000_000;
-/// A full build ends merged into at most this many segments (a search visits each one, and
-/// how many the background merges leave varies run to run).
-const BUILT_SEGMENTS: usize = 1;
+/// A full build ends merged into this many segments, merged at the same time on as many
+/// threads: one per core of this kind of machine. One segment would be the cheapest to
+/// search, but its single merge thread was a third of the build's time with a core idle.
+const BUILT_SEGMENTS: usize = 2;
 
 /// An open index, its reader, and (once something is written) its writer.
 pub struct SearchIndex {
     index: Index,
     pub(super) reader: IndexReader,
     writer: std::sync::Mutex<Option<tantivy::IndexWriter>>,
+    /// Created empty for a full build: its writer merges nothing until `finish_build`.
+    building: bool,
     pub fields: Fields,
     pub path: PathBuf,
 }
@@ -49,7 +53,9 @@ impl SearchIndex {
         std::fs::create_dir_all(path).map_err(|e| IndexError::Directory(path.display().to_string(), e.to_string()))?;
         let (schema, _) = schema();
         let index = Index::create_in_dir(path, schema)?;
-        SearchIndex::wrap(index, path)
+        let mut search = SearchIndex::wrap(index, path)?;
+        search.building = true;
+        Ok(search)
     }
 
     /// Opens the index in `path` if it exists and has the current schema.
@@ -70,6 +76,7 @@ impl SearchIndex {
             index,
             reader,
             writer: std::sync::Mutex::new(None),
+            building: false,
             fields,
             path: path.to_owned(),
         })
@@ -101,7 +108,16 @@ impl SearchIndex {
             .map_err(|_| IndexError::Directory(self.path.display().to_string(), "writer poisoned".into()))?;
         let writer = match guard.as_mut() {
             Some(writer) => writer,
-            None => guard.insert(self.index.writer(WRITER_HEAP_BYTES)?),
+            None => {
+                let writer: tantivy::IndexWriter = self.index.writer(WRITER_HEAP_BYTES)?;
+                if self.building {
+                    // A full build merges once, at the end, every segment into one: merging
+                    // as it goes would rewrite each document a second and third time, on the
+                    // cores the indexing needs.
+                    writer.set_merge_policy(Box::new(NoMergePolicy));
+                }
+                guard.insert(writer)
+            }
         };
         work(writer)
     }
@@ -110,13 +126,13 @@ impl SearchIndex {
     /// holds for them. Visible at the next commit. A full build into a fresh index does not
     /// replace: each delete costs a query weight at commit (about 600 bytes), which at
     /// national scale is a gigabyte for nothing.
-    pub fn add(&self, documents: &[SearchValues], replace: bool) -> Result<(), IndexError> {
+    pub fn add(&self, documents: Vec<Prepared>, replace: bool) -> Result<(), IndexError> {
         self.with_writer(|writer| {
-            for values in documents {
+            for prepared in documents {
                 if replace {
-                    writer.delete_term(Term::from_field_text(self.fields.national_id, &values.national_id));
+                    writer.delete_term(prepared.id);
                 }
-                writer.add_document(self.document(values))?;
+                writer.add_document(prepared.document)?;
             }
             Ok(())
         })
@@ -134,34 +150,52 @@ impl SearchIndex {
         Ok(())
     }
 
-    /// Ends a full build: waits for the writer's merges, then merges what they left into
-    /// `BUILT_SEGMENTS`, so that searches visit one segment whatever the timing of the
-    /// background merges. The merge keeps the commit's payload (schema and generation).
+    /// Ends a full build: waits for the writer, then merges the segments it wrote into
+    /// `BUILT_SEGMENTS` of about as many documents each, concurrently, so that searches visit
+    /// that many segments whatever the writer left. The merges keep the commit's payload
+    /// (schema and generation).
     pub fn finish_build(&self) -> Result<(), IndexError> {
         let poisoned = || IndexError::Directory(self.path.display().to_string(), "writer poisoned".into());
         let mut guard = self.writer.lock().map_err(|_| poisoned())?;
         if let Some(writer) = guard.take() {
             writer.wait_merging_threads()?;
         }
-        let segments = self.index.searchable_segment_ids()?;
+        let segments = self.index.searchable_segment_metas()?;
         if segments.len() > BUILT_SEGMENTS {
-            let mut writer: tantivy::IndexWriter = self.index.writer(WRITER_HEAP_BYTES)?;
-            // `wait` gives the merged segment's meta (none if every document was deleted).
-            writer.merge(&segments).wait()?;
+            let started = std::time::Instant::now();
+            let writer: tantivy::IndexWriter = self.index.writer(WRITER_HEAP_BYTES)?;
+            writer.set_merge_policy(Box::new(NoMergePolicy));
+            let mut writer = writer;
+            let merges: Vec<_> = groups(&segments, BUILT_SEGMENTS)
+                .iter()
+                .filter(|group| group.len() > 1)
+                .map(|group| writer.merge(group))
+                .collect();
+            for merge in merges {
+                // `wait` gives the merged segment's meta (none if every document was deleted).
+                merge.wait()?;
+            }
             writer.wait_merging_threads()?;
+            tracing::info!(
+                segments = segments.len(),
+                into = BUILT_SEGMENTS,
+                seconds = started.elapsed().as_secs_f64(),
+                "search index segments merged"
+            );
         }
         drop(guard);
         self.reader.reload()?;
         Ok(())
     }
 
-    fn document(&self, v: &SearchValues) -> TantivyDocument {
+    /// One professional's document, built on the caller's thread (the writer's threads
+    /// only index it).
+    pub fn prepare(&self, v: &SearchValues) -> Prepared {
         let f = &self.fields;
-        let mut built = doc!(
-            f.national_id => v.national_id.clone(),
-            f.display_name => v.display_name.clone(),
-            f.removed => if v.removed { "true" } else { "false" },
-        );
+        let mut built = TantivyDocument::new();
+        built.add_text(f.national_id, &v.national_id);
+        built.add_text(f.display_name, &v.display_name);
+        built.add_text(f.removed, if v.removed { "true" } else { "false" });
         for (field, values) in [
             (f.identifiers, &v.identifiers),
             (f.profession, &v.professions),
@@ -180,13 +214,37 @@ impl SearchIndex {
         for name in &v.names {
             built.add_text(f.names, name);
         }
-        for prefix in document::name_prefixes(&v.names) {
-            built.add_text(f.name_prefixes, prefix);
-        }
+        document::name_prefixes(&v.names, |prefix| built.add_text(f.name_prefixes, prefix));
         built.add_u64(f.name_key, document::name_key(&v.sort_name));
         for text in &v.text {
             built.add_text(f.text, text);
         }
-        built
+        Prepared {
+            id: Term::from_field_text(f.national_id, &v.national_id),
+            document: built,
+        }
     }
+}
+
+/// A professional's document, ready for the writer, and the term a replacement deletes by.
+pub struct Prepared {
+    id: Term,
+    document: TantivyDocument,
+}
+
+/// The segments cut, in order, into at most `count` groups of about as many documents each.
+fn groups(segments: &[tantivy::SegmentMeta], count: usize) -> Vec<Vec<tantivy::index::SegmentId>> {
+    let total: u64 = segments.iter().map(|s| u64::from(s.num_docs())).sum();
+    let share = total.div_ceil(count.max(1) as u64).max(1);
+    let mut groups: Vec<Vec<tantivy::index::SegmentId>> = vec![Vec::new()];
+    let mut filled = 0;
+    for segment in segments {
+        if filled >= share && groups.len() < count {
+            groups.push(Vec::new());
+            filled = 0;
+        }
+        filled += u64::from(segment.num_docs());
+        groups.last_mut().expect("one group at least").push(segment.id());
+    }
+    groups
 }

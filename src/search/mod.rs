@@ -3,6 +3,7 @@
 //! another schema or too far behind; otherwise updated from each generation's changes.
 
 pub mod bounds;
+mod decode;
 pub mod document;
 mod facets;
 pub mod filters;
@@ -22,12 +23,8 @@ pub use bounds::{BoundError, Refused, SearchGuard, SearchLimits};
 pub use index::SearchIndex;
 pub use query::{SearchRequest, SearchResponse};
 
-use crate::claims::ClaimsDocument;
-use crate::details::Details;
 use crate::store::RunId;
-use crate::store::codec::Decompressors;
 use crate::store::published::{self, CurrentRecord, Extras};
-use document::SearchValues;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -73,69 +70,6 @@ async fn stream_records(
     Ok(())
 }
 
-/// The part of a record's details that is searched: the diplomas, as many as the
-/// activities, are skipped unread rather than parsed into strings for nothing.
-#[derive(serde::Deserialize)]
-struct Searched {
-    savoir_faire: Vec<crate::details::SavoirFaire>,
-    labels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
-}
-
-/// Turns stored records into search values: the dictionaries and their decompressors.
-struct RecordDecoder {
-    dictionaries: HashMap<RunId, Vec<u8>>,
-    decompressors: Decompressors,
-}
-
-impl RecordDecoder {
-    async fn load(pool: &PgPool) -> Result<RecordDecoder, SearchError> {
-        let dictionaries = published::dictionaries(pool, &[]).await?.into_iter().collect();
-        Ok(RecordDecoder {
-            dictionaries,
-            decompressors: Decompressors::default(),
-        })
-    }
-
-    fn values(&mut self, record: &CurrentRecord) -> Result<SearchValues, SearchError> {
-        let bad = |what: &str| SearchError::Record(what.to_owned());
-        let dictionary = match record.dictionary {
-            Some(id) => Some((
-                id,
-                self.dictionaries
-                    .get(&id)
-                    .ok_or_else(|| bad("unknown dictionary"))?
-                    .as_slice(),
-            )),
-            None => None,
-        };
-        let mut unpack = |data: &[u8]| {
-            self.decompressors
-                .decompress(data, dictionary)
-                .map_err(|e| bad(&e.to_string()))
-        };
-        let claims: ClaimsDocument =
-            serde_json::from_slice(&unpack(&record.claims_zst)?).map_err(|e| bad(&e.to_string()))?;
-        let details_zst = record.details_zst.as_ref().ok_or_else(|| bad("no details"))?;
-        let details: Searched = serde_json::from_slice(&unpack(details_zst)?).map_err(|e| bad(&e.to_string()))?;
-        let details = Details {
-            savoir_faire: details.savoir_faire,
-            diplomas: Vec::new(),
-            labels: details.labels,
-        };
-        let mailboxes: Vec<String> = record
-            .mailboxes
-            .as_ref()
-            .map(|m| String::from_utf8_lossy(m).split(' ').map(str::to_owned).collect())
-            .unwrap_or_default();
-        Ok(document::values(
-            &claims,
-            &details,
-            &mailboxes,
-            record.removed_at.is_some(),
-        ))
-    }
-}
-
 /// The published generation's run id.
 async fn published_generation(pool: &PgPool) -> Result<Option<RunId>, SearchError> {
     Ok(crate::store::runs::current_generation(pool).await?)
@@ -179,25 +113,47 @@ async fn fill(
     since: Option<RunId>,
     generation: RunId,
 ) -> Result<(), SearchError> {
-    let mut decoder = RecordDecoder::load(pool).await?;
-    let (tx, mut rx) = mpsc::channel::<Vec<CurrentRecord>>(2);
+    let dictionaries: HashMap<RunId, Vec<u8>> = published::dictionaries(pool, &[]).await?.into_iter().collect();
+    let (tx, rx) = mpsc::channel::<Vec<CurrentRecord>>(2 * decode::DECODERS);
     let target = Arc::clone(index);
     let (done, written) = tokio::sync::oneshot::channel();
-    // Its own niced thread: decoding, and the index writer opened here, which starts its
-    // indexing and merge threads from it, so that they inherit the low priority (a full
-    // build is a minute of CPU beside a claims path that answers in a millisecond).
+    // Its own niced thread, and the decoders it starts: they open the index writer, which
+    // starts its indexing and merge threads from them, so that every one inherits the low
+    // priority (a full build is a minute of CPU beside a claims path that answers in a
+    // millisecond).
     std::thread::Builder::new()
         .name("search-writer".to_owned())
         .spawn(move || {
             crate::priority::lower(WRITER_NICE);
+            let started = std::time::Instant::now();
+            let batches = std::sync::Mutex::new(rx);
             let result = (|| -> Result<(), SearchError> {
-                while let Some(records) = rx.blocking_recv() {
-                    let values = records
-                        .iter()
-                        .map(|record| decoder.values(record))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    target.add(&values, since.is_some())?;
-                }
+                std::thread::scope(|scope| {
+                    let decoders = (0..decode::DECODERS)
+                        .map(|n| {
+                            std::thread::Builder::new()
+                                .name(format!("search-decode-{n}"))
+                                .spawn_scoped(scope, || {
+                                    decode::decode(&batches, &dictionaries, &target, since.is_some())
+                                })
+                        })
+                        .collect::<Vec<_>>();
+                    // Every decoder is joined (the scope would anyway) before an error is told.
+                    let outcomes: Vec<Result<(), SearchError>> = decoders
+                        .into_iter()
+                        .map(|decoder| match decoder {
+                            Ok(handle) => handle
+                                .join()
+                                .unwrap_or_else(|_| Err(SearchError::Record("a search decoder panicked".to_owned()))),
+                            Err(e) => Err(SearchError::Record(format!("cannot start a search decoder: {e}"))),
+                        })
+                        .collect();
+                    outcomes.into_iter().collect::<Result<(), SearchError>>()
+                })?;
+                tracing::info!(
+                    seconds = started.elapsed().as_secs_f64(),
+                    "search index documents decoded and indexed"
+                );
                 // One commit at the end: searches see the whole change or none of it.
                 target.commit(generation)?;
                 if since.is_none() {

@@ -3,7 +3,7 @@
 //! `SCHEMA_VERSION`, so that an index of another version is rebuilt.
 
 use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream};
 
 /// Bumped when the schema changes: an index of another version is rebuilt.
 /// 2: name prefixes as edge n-grams, facets as fast columns, the name sort key, no
@@ -72,6 +72,21 @@ pub(super) fn schema() -> (Schema, Fields) {
         removed: builder.add_text_field(REMOVED, STRING | STORED),
     };
     (builder.build(), fields)
+}
+
+thread_local! {
+    /// One analyzer per thread: building one allocates, and documents fold many words.
+    static FOLDER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(analyzer());
+}
+
+/// Hands each word of `text`, as the index sees it (lower case, without accents), to `each`.
+pub(super) fn fold_words(text: &str, mut each: impl FnMut(&str)) {
+    FOLDER.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(text);
+        while stream.advance() {
+            each(&stream.token().text);
+        }
+    });
 }
 
 pub(super) fn analyzer() -> TextAnalyzer {

@@ -12,13 +12,12 @@ use tantivy::query::{
     Query, TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::tokenizer::TokenStream;
 use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
 use super::document::MAX_PREFIX_CHARS;
 use super::facets::{self, FacetCounter};
 use super::index::{IndexError, SearchIndex};
-use super::schema::{NAME_KEY, analyzer};
+use super::schema::{NAME_KEY, fold_words};
 
 /// Words longer than this are matched exactly and as a prefix, never with typos: the typo
 /// automaton grows with the word, and no name is this long.
@@ -51,12 +50,8 @@ mod score {
 
 /// Words of the query as the index sees them (lower case, without accents).
 pub(super) fn query_words(query: &str) -> Vec<String> {
-    let mut analyzer = analyzer();
-    let mut stream = analyzer.token_stream(query);
     let mut words = Vec::new();
-    while stream.advance() {
-        words.push(stream.token().text.clone());
-    }
+    fold_words(query, |word| words.push(word.to_owned()));
     words
 }
 

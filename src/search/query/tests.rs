@@ -1,22 +1,25 @@
 //! The query builder, paging and facets against a small index built in a tempdir.
 
+use std::borrow::Cow;
+
 use super::*;
 use crate::search::document::SearchValues;
 use crate::search::filters::FACETS;
 
 /// One professional: national id, name, profession, département; `extra` words in text.
-fn professional(id: &str, name: &str, profession: &str, departement: &str, extra: &str) -> SearchValues {
+fn professional(id: &str, name: &str, profession: &str, departement: &str, extra: &str) -> SearchValues<'static> {
+    let owned = |text: &str| Cow::Owned(text.to_owned());
     SearchValues {
-        national_id: id.to_owned(),
-        identifiers: [id.to_owned(), id[1..].to_owned()].into(),
+        national_id: owned(id),
+        identifiers: [owned(id), owned(&id[1..])].into(),
         names: vec![name.to_owned()],
         display_name: name.to_owned(),
         sort_name: name
             .split_once(' ')
             .map_or(name.to_owned(), |(given, family)| format!("{family} {given}")),
-        text: vec![extra.to_owned()],
-        professions: [profession.to_owned()].into(),
-        departements: [departement.to_owned()].into(),
+        text: vec![owned(extra)],
+        professions: [owned(profession)].into(),
+        departements: [owned(departement)].into(),
         ..SearchValues::default()
     }
 }
@@ -24,7 +27,9 @@ fn professional(id: &str, name: &str, profession: &str, departement: &str, extra
 fn index_of(documents: &[SearchValues]) -> (tempfile::TempDir, SearchIndex) {
     let dir = tempfile::tempdir().unwrap();
     let index = SearchIndex::create(&dir.path().join("index")).unwrap();
-    index.add(documents, false).unwrap();
+    index
+        .add(documents.iter().map(|values| index.prepare(values)).collect(), false)
+        .unwrap();
     index.commit(crate::store::RunId(1)).unwrap();
     (dir, index)
 }
@@ -204,7 +209,7 @@ fn facets_count_the_whole_result_most_frequent_first() {
         professional("810000000203", "Yves Moreau", "10", "69", ""),
         professional("810000000204", "Eve Petit", "40", "69", ""),
     ];
-    documents[2].secteurs = ["1".to_owned()].into();
+    documents[2].secteurs = [Cow::Borrowed("1")].into();
     let (_dir, index) = index_of(&documents);
     // One hit per page, facets over all three Moreau.
     let found = index.search(&request("moreau", &[], 1, 1)).unwrap();
