@@ -134,7 +134,9 @@ pub fn departement(commune: &str) -> Option<&str> {
     Some(&commune[..if overseas { 3 } else { 2 }])
 }
 
-/// Inserts `value` unless it is empty.
+/// Inserts `value` unless it is empty. A `&Cow`, not a `&str`: cloning it keeps a borrowed
+/// value borrowed, where a `&str` would have to be copied.
+#[allow(clippy::ptr_arg)]
 fn insert<'a>(set: &mut BTreeSet<Cow<'a, str>>, value: &Cow<'a, str>) {
     if !value.is_empty() {
         set.insert(value.clone());
