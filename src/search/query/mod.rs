@@ -18,6 +18,9 @@ use super::document::MAX_PREFIX_CHARS;
 use super::facets::{self, FacetCounter};
 use super::index::{IndexError, SearchIndex};
 use super::schema::{NAME_KEY, fold_words};
+use tiers::{COUNT_CAP, CappedCount, Ways};
+
+mod tiers;
 
 /// Words longer than this are matched exactly and as a prefix, never with typos: the typo
 /// automaton grows with the word, and no name is this long.
@@ -91,16 +94,26 @@ impl SearchIndex {
         if offset.saturating_add(per_page) > HARD_WINDOW {
             return Err(IndexError::Window);
         }
-        let top = TopDocs::with_limit(per_page).and_offset(offset).order_by((
-            (SortBySimilarityScore, Order::Desc),
-            (SortByStaticFastValue::<u64>::for_field(NAME_KEY), Order::Asc),
-        ));
-        let (hits, total, facet_counts): (Ranked, usize, _) = if request.facets {
-            let (hits, total, counts) = searcher.search(&query, &(top, Count, FacetCounter))?;
-            (hits, total, facets::ranked(counts))
+        let top = || {
+            TopDocs::with_limit(per_page).and_offset(offset).order_by((
+                (SortBySimilarityScore, Order::Desc),
+                (SortByStaticFastValue::<u64>::for_field(NAME_KEY), Order::Asc),
+            ))
+        };
+        let (hits, total, total_exact, facet_counts): (Ranked, usize, bool, _) = if request.facets {
+            let (hits, total, counts) = searcher.search(&query, &(top(), Count, FacetCounter))?;
+            (hits, total, true, facets::ranked(counts))
+        } else if let Some((hits, in_tier)) = self.tier_hits(&searcher, request, offset + per_page, top)? {
+            // The tier is part of the result: when it reaches the cap, so does the result.
+            let total = if in_tier >= COUNT_CAP {
+                COUNT_CAP
+            } else {
+                searcher.search(&query, &CappedCount(COUNT_CAP))?
+            };
+            (hits, total.min(COUNT_CAP), total < COUNT_CAP, Default::default())
         } else {
-            let (hits, total) = searcher.search(&query, &(top, Count))?;
-            (hits, total, Default::default())
+            let (hits, total) = searcher.search(&query, &(top(), Count))?;
+            (hits, total, true, Default::default())
         };
         let mut results = Vec::with_capacity(hits.len());
         for ((score, _), address) in hits {
@@ -109,6 +122,7 @@ impl SearchIndex {
         }
         Ok(SearchResponse {
             total,
+            total_exact,
             results,
             facets: facet_counts,
         })
@@ -116,11 +130,15 @@ impl SearchIndex {
 
     /// What the user typed (if anything) and every known filter, all required.
     fn query(&self, request: &SearchRequest) -> Box<dyn Query> {
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let text = request.q.trim();
-        if !text.is_empty() {
-            clauses.push((Occur::Must, self.text_query(text)));
-        }
+        let text = (!text.is_empty()).then(|| self.text_query(text));
+        self.filtered(request, text)
+    }
+
+    /// `text` (if any) and every known filter of the request, all required.
+    fn filtered(&self, request: &SearchRequest, text: Option<Box<dyn Query>>) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        clauses.extend(text.map(|text| (Occur::Must, text)));
         for (name, value) in &request.filters {
             if let Some(field) = self.fields.filter(name) {
                 // Filters restrict, they do not rank.
@@ -179,7 +197,7 @@ impl SearchIndex {
         }
         let words: Vec<(Occur, Box<dyn Query>)> = query_words(text)
             .iter()
-            .map(|word| (Occur::Must, self.word_query(word)))
+            .map(|word| (Occur::Must, self.word_query(word, Ways::Any)))
             .collect();
         if !words.is_empty() {
             alternatives.push((Occur::Should, Box::new(BooleanQuery::new(words))));
@@ -187,10 +205,15 @@ impl SearchIndex {
         Box::new(BooleanQuery::new(alternatives))
     }
 
-    /// One word's ways to match, scored by the best one (`score`).
-    fn word_query(&self, word: &str) -> Box<dyn Query> {
+    /// One word's ways to match (all of them, or only those in names: `Ways`), scored by
+    /// the best one (`score`).
+    fn word_query(&self, word: &str, ways: Ways) -> Box<dyn Query> {
         let f = self.fields;
         let chars = word.chars().count();
+        let exact = constant(term(f.names, word), score::NAME_EXACT);
+        if ways == Ways::ExactName {
+            return exact;
+        }
         // Typos are forgiven in names, where people make them; digits are identifiers,
         // codes or postcodes, matched exactly (a fuzzy automaton on them costs much and
         // finds nothing useful).
@@ -206,19 +229,18 @@ impl SearchIndex {
         } else {
             prefix_range(f.names, word)
         };
-        let mut ways = vec![
-            constant(term(f.names, word), score::NAME_EXACT),
-            constant(name_prefix, score::NAME_PREFIX),
-            constant(term(f.text, word), score::TEXT_EXACT),
-        ];
+        let mut alternatives = vec![exact, constant(name_prefix, score::NAME_PREFIX)];
         if distance > 0 {
             let typo = FuzzyTermQuery::new(Term::from_field_text(f.names, word), distance, true);
-            ways.push(constant(Box::new(typo), score::NAME_TYPO));
+            alternatives.push(constant(Box::new(typo), score::NAME_TYPO));
         }
-        if chars >= MIN_TEXT_PREFIX_CHARS {
-            ways.push(constant(prefix_range(f.text, word), score::TEXT_PREFIX));
+        if ways == Ways::Any {
+            alternatives.push(constant(term(f.text, word), score::TEXT_EXACT));
+            if chars >= MIN_TEXT_PREFIX_CHARS {
+                alternatives.push(constant(prefix_range(f.text, word), score::TEXT_PREFIX));
+            }
         }
-        Box::new(DisjunctionMaxQuery::new(ways))
+        Box::new(DisjunctionMaxQuery::new(alternatives))
     }
 }
 
@@ -284,7 +306,9 @@ pub struct FacetCount {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SearchResponse {
+    /// Every hit, or without facets at least `COUNT_CAP` when `total_exact` is false.
     pub total: usize,
+    pub total_exact: bool,
     pub results: Vec<Hit>,
     /// Empty when the request asked for no facets.
     pub facets: HashMap<String, Vec<FacetCount>>,

@@ -251,3 +251,89 @@ fn removed_professionals_are_found_and_filtered() {
     assert_eq!(found.results[0].departements, ["69"]);
     assert_eq!(found.results[0].name, "Léo Garnier");
 }
+
+/// A mixed directory: names that are also words of addresses, typos, shared prefixes.
+fn crowded() -> (tempfile::TempDir, SearchIndex) {
+    let given = ["Marie", "Claire", "Marie-Claire", "Jean", "Hélène", "Paul", "Mari"];
+    let family = [
+        "Paris", "Parisot", "Dupont", "Dupond", "Martin", "Lefèvre", "Bernard", "Pariss",
+    ];
+    let documents: Vec<SearchValues> = (0..400)
+        .map(|i| {
+            let name = format!("{} {}", given[i % given.len()], family[(i / 7) % family.len()]);
+            let extra = if i % 3 == 0 { "12 rue de Paris" } else { "place Martin" };
+            professional(
+                &format!("8100000{i:05}"),
+                &name,
+                ["10", "60"][i % 2],
+                ["69", "75"][i % 4 / 2],
+                extra,
+            )
+        })
+        .collect();
+    index_of(&documents)
+}
+
+#[test]
+fn a_typeahead_page_is_the_page_of_the_whole_ranking() {
+    let (_dir, index) = crowded();
+    let searcher = index.reader.searcher();
+    let mut tiers_used = 0;
+    for q in [
+        "paris",
+        "pari",
+        "marie claire",
+        "dup",
+        "lefe hel",
+        "martin",
+        "dupnot",
+        "rue",
+        "jean paris",
+    ] {
+        for filters in [&[][..], &[("departement", "69")][..]] {
+            for page in 1..=4 {
+                let mut typeahead = request(q, filters, page, 10);
+                typeahead.facets = false;
+                let whole = index.search(&request(q, filters, page, 10)).unwrap();
+                let fast = index.search(&typeahead).unwrap();
+                let ranked = |r: &SearchResponse| {
+                    r.results
+                        .iter()
+                        .map(|h| (h.national_id.clone(), h.score))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(ranked(&fast), ranked(&whole), "{q} {filters:?} page {page}");
+                assert_eq!((fast.total, fast.total_exact), (whole.total, true), "{q}");
+                let window = page * 10;
+                let top = || {
+                    TopDocs::with_limit(10).and_offset(window - 10).order_by((
+                        (SortBySimilarityScore, Order::Desc),
+                        (SortByStaticFastValue::<u64>::for_field(NAME_KEY), Order::Asc),
+                    ))
+                };
+                if index.tier_hits(&searcher, &typeahead, window, top).unwrap().is_some() {
+                    tiers_used += 1;
+                }
+            }
+        }
+    }
+    // Most pages come from a tier, and some (deep pages, words only in addresses) do not.
+    assert!(tiers_used > 20, "{tiers_used}");
+    assert!(tiers_used < 72, "{tiers_used}");
+}
+
+#[test]
+fn a_typeahead_counts_up_to_the_cap_and_says_so() {
+    let documents: Vec<SearchValues> = (0..COUNT_CAP + 50)
+        .map(|i| professional(&format!("81000{i:07}"), "Paul Paris", "10", "75", ""))
+        .collect();
+    let (_dir, index) = index_of(&documents);
+    let mut typeahead = request("paris", &[], 1, 20);
+    typeahead.facets = false;
+    let fast = index.search(&typeahead).unwrap();
+    assert_eq!((fast.total, fast.total_exact), (COUNT_CAP, false));
+    assert_eq!(fast.results.len(), 20);
+    let whole = index.search(&request("paris", &[], 1, 20)).unwrap();
+    assert_eq!((whole.total, whole.total_exact), (COUNT_CAP + 50, true));
+    assert_eq!(ids(&fast), ids(&whole));
+}
