@@ -2,13 +2,14 @@
 //! the names of the filters and facets a search takes. A change here bumps
 //! `SCHEMA_VERSION`, so that an index of another version is rebuilt.
 
-use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream};
 
 /// Bumped when the schema changes: an index of another version is rebuilt.
 /// 2: name prefixes as edge n-grams, facets as fast columns, the name sort key, no
 /// positions or frequencies (ranking is by match kind, not BM25).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: no field norms either.
+pub const SCHEMA_VERSION: u32 = 3;
 /// The name the analyzer is registered under in every index.
 pub(super) const ANALYZER: &str = "folded";
 
@@ -45,31 +46,37 @@ pub use super::filters::{FACETS, FILTERS};
 pub(super) fn schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
     // Documents only: the score is the kind of match (exact, prefix, typo), so neither
-    // term frequencies nor positions are read; leaving them out makes the build and the
-    // merges lighter.
-    let folded = TextOptions::default().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer(ANALYZER)
-            .set_index_option(IndexRecordOption::Basic),
-    );
+    // term frequencies, positions nor field lengths (norms) are read; leaving them out
+    // makes the build and the merges lighter.
+    let indexed = |tokenizer: &str| {
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(tokenizer)
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        )
+    };
+    let folded = indexed(ANALYZER);
+    // `STRING` without its norms: one term per value, as typed.
+    let keyword = indexed("raw");
     let fields = Fields {
-        national_id: builder.add_text_field("national_id", STRING | STORED),
-        identifiers: builder.add_text_field("identifiers", STRING),
+        national_id: builder.add_text_field("national_id", keyword.clone() | STORED),
+        identifiers: builder.add_text_field("identifiers", keyword.clone()),
         names: builder.add_text_field("names", folded.clone()),
-        name_prefixes: builder.add_text_field("name_prefixes", STRING),
+        name_prefixes: builder.add_text_field("name_prefixes", keyword.clone()),
         display_name: builder.add_text_field("display_name", STORED),
         name_key: builder.add_u64_field(NAME_KEY, FAST),
         text: builder.add_text_field("text", folded),
         // Facets are counted from fast columns (`facets.rs`).
-        profession: builder.add_text_field(PROFESSION, STRING | STORED | FAST),
-        categorie: builder.add_text_field(CATEGORIE, STRING),
-        savoir_faire: builder.add_text_field(SAVOIR_FAIRE, STRING | FAST),
-        departement: builder.add_text_field(DEPARTEMENT, STRING | STORED | FAST),
-        commune: builder.add_text_field(COMMUNE, STRING),
-        code_postal: builder.add_text_field(CODE_POSTAL, STRING),
-        mode: builder.add_text_field(MODE, STRING),
-        secteur: builder.add_text_field(SECTEUR, STRING | FAST),
-        removed: builder.add_text_field(REMOVED, STRING | STORED),
+        profession: builder.add_text_field(PROFESSION, keyword.clone() | STORED | FAST),
+        categorie: builder.add_text_field(CATEGORIE, keyword.clone()),
+        savoir_faire: builder.add_text_field(SAVOIR_FAIRE, keyword.clone() | FAST),
+        departement: builder.add_text_field(DEPARTEMENT, keyword.clone() | STORED | FAST),
+        commune: builder.add_text_field(COMMUNE, keyword.clone()),
+        code_postal: builder.add_text_field(CODE_POSTAL, keyword.clone()),
+        mode: builder.add_text_field(MODE, keyword.clone()),
+        secteur: builder.add_text_field(SECTEUR, keyword.clone() | FAST),
+        removed: builder.add_text_field(REMOVED, keyword.clone() | STORED),
     };
     (builder.build(), fields)
 }
