@@ -150,6 +150,8 @@ fn segment_count(index: &std::path::Path) -> usize {
 }
 
 fn main() {
+    // The build runs in this process: with the allocator settings of `annuaire serve`.
+    annuaire::allocator::release_freed_memory_at_once();
     let professionals = common::professionals();
     let dir = common::work_dir();
     println!(

@@ -2,6 +2,7 @@
 //! from its public extracts one generation at a time, serving sectoral claims to identity
 //! providers. See README.md for the whole picture and ARCHITECTURE.md for how the parts meet.
 
+pub mod allocator;
 pub mod claims;
 pub mod commands;
 pub mod details;

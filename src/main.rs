@@ -2,21 +2,6 @@
 
 use std::process::ExitCode;
 
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// Freed memory goes back to the system at once rather than 10 ms later (100 ms for its
-/// arenas): an import frees hundreds of MB in bursts, and with the delay its peak resident
-/// memory passed its 512 MiB budget (530 MiB against 430 MiB, day 0 of benches/import).
-#[allow(unsafe_code)] // a C option setter, called once before any other thread starts
-fn release_freed_memory_at_once() {
-    /// `mi_option_purge_delay` in mimalloc 3's `mi_option_e` (between `eager_commit_delay`,
-    /// 14, and `use_numa_nodes`, 16, which libmimalloc-sys names): it does not name it.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: sets a plain integer option of the allocator; no pointer is passed.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
-}
-
 use clap::Parser;
 use sqlx::PgPool;
 
@@ -31,7 +16,7 @@ use annuaire::store::embedded::EmbeddedCluster;
 use annuaire::store::{DatabaseSettings, EMBEDDED_DATABASE, Store};
 
 fn main() -> ExitCode {
-    release_freed_memory_at_once();
+    annuaire::allocator::release_freed_memory_at_once();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
