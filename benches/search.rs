@@ -23,6 +23,10 @@ use common::{annuaire, generate, measure};
 
 mod common;
 
+/// The build runs in this process: with the allocator of `annuaire serve`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CLIENTS: usize = 4;
 const SECONDS: u64 = 10;
 /// Requests per second per client: a person typing sends a few; four such clients at 25
@@ -150,7 +154,6 @@ fn segment_count(index: &std::path::Path) -> usize {
 }
 
 fn main() {
-    // The build runs in this process: with the allocator settings of `annuaire serve`.
     annuaire::allocator::release_freed_memory_at_once();
     let professionals = common::professionals();
     let dir = common::work_dir();

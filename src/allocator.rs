@@ -1,9 +1,8 @@
-//! The allocator of every binary built on this library (the command, its tests and
-//! benchmarks): mimalloc. The import and the search build allocate and free many small
-//! values on several threads, and glibc's malloc was a tenth of their CPU.
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//! The allocator's settings. `annuaire` (main.rs) and the benchmarks that run its work in
+//! their own process declare mimalloc as their global allocator: the import and the search
+//! build allocate and free many small values on several threads, and glibc's malloc was a
+//! tenth of their CPU. The library declares none, so that a test may count allocations
+//! with its own.
 
 /// Freed memory goes back to the system at once rather than 10 ms later (100 ms for its
 /// arenas): an import frees hundreds of MB in bursts, and with the delay its peak resident

@@ -15,6 +15,10 @@ use annuaire::import::ImportOptions;
 use annuaire::store::embedded::EmbeddedCluster;
 use annuaire::store::{DatabaseSettings, EMBEDDED_DATABASE, Store};
 
+/// The allocator (`annuaire::allocator` says why and how it is set).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     annuaire::allocator::release_freed_memory_at_once();
     let cli = Cli::parse();
