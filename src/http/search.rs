@@ -28,7 +28,7 @@ use crate::store::professionals;
         ("departement" = Option<String>, Query), ("commune" = Option<String>, Query), ("code_postal" = Option<String>, Query),
         ("mode" = Option<String>, Query), ("secteur" = Option<String>, Query), ("structure" = Option<String>, Query),
         ("removed" = Option<bool>, Query, description = "true or false"), ("page" = Option<usize>, Query, description = "From 1; page × per_page at most 10,000"), ("per_page" = Option<usize>, Query, description = "1 to 100 (default 20)"),
-        ("facets" = Option<bool>, Query, description = "false to skip the facet counts (typeahead), and count the hits up to 10,000 only (`total_exact` false beyond); default true"),
+        ("facets" = Option<bool>, Query, description = "false to skip the facet counts (typeahead); `total` may then be a lower bound (`total_exact` false); default true"),
     ),
     responses(
         (status = 200, description = "`{\"total\", \"total_exact\", \"results\": [...], \"facets\": {...}}`"),

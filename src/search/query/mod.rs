@@ -18,7 +18,7 @@ use super::document::MAX_PREFIX_CHARS;
 use super::facets::{self, FacetCounter};
 use super::index::{IndexError, SearchIndex};
 use super::schema::{NAME_KEY, fold_words};
-use tiers::{COUNT_CAP, CappedCount, Ways};
+use tiers::Ways;
 
 mod tiers;
 
@@ -104,13 +104,10 @@ impl SearchIndex {
             let (hits, total, counts) = searcher.search(&query, &(top(), Count, FacetCounter))?;
             (hits, total, true, facets::ranked(counts))
         } else if let Some((hits, in_tier)) = self.tier_hits(&searcher, request, offset + per_page, top)? {
-            // The tier is part of the result: when it reaches the cap, so does the result.
-            let total = if in_tier >= COUNT_CAP {
-                COUNT_CAP
-            } else {
-                searcher.search(&query, &CappedCount(COUNT_CAP))?
-            };
-            (hits, total.min(COUNT_CAP), total < COUNT_CAP, Default::default())
+            // The tier is part of the result: its count is a lower bound of the result's.
+            // Counting the whole result would read it all again, typo automata and prefix
+            // ranges included, for a number the page asks again once the query settles.
+            (hits, in_tier, false, Default::default())
         } else {
             let (hits, total) = searcher.search(&query, &(top(), Count))?;
             (hits, total, true, Default::default())
@@ -306,7 +303,7 @@ pub struct FacetCount {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SearchResponse {
-    /// Every hit, or without facets at least `COUNT_CAP` when `total_exact` is false.
+    /// How many hits; without facets, when `total_exact` is false, how many at least.
     pub total: usize,
     pub total_exact: bool,
     pub results: Vec<Hit>,
