@@ -72,6 +72,12 @@ impl SearchIndex {
         index.tokenizers().register(ANALYZER, analyzer());
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let (_, fields) = schema();
+        // The builders of the typo automata are made once per process, by the first search
+        // with a typo of each distance (10 ms and more): made here, before any search waits.
+        for distance in [1, 2] {
+            let typo = tantivy::query::FuzzyTermQuery::new(Term::from_field_text(fields.names, "warm"), distance, true);
+            typo.automaton()?;
+        }
         Ok(SearchIndex {
             index,
             reader,
