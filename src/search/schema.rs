@@ -9,7 +9,8 @@ use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, SimpleTokenizer, TextAn
 /// 2: name prefixes as edge n-grams, facets as fast columns, the name sort key, no
 /// positions or frequencies (ranking is by match kind, not BM25).
 /// 3: no field norms either.
-pub const SCHEMA_VERSION: u32 = 3;
+/// 4: the national id and its bare form no longer repeated among the identifiers.
+pub const SCHEMA_VERSION: u32 = 4;
 /// The name the analyzer is registered under in every index.
 pub(super) const ANALYZER: &str = "folded";
 

@@ -185,12 +185,11 @@ impl SearchIndex {
         if let Ok(id) = crate::national_id::NationalId::parse(text) {
             candidates.push(id.to_string());
         }
+        candidates.sort_unstable();
         candidates.dedup();
         for candidate in candidates {
-            alternatives.push((
-                Occur::Should,
-                constant(term(f.identifiers, &candidate), score::IDENTIFIER),
-            ));
+            let either = BooleanQuery::union(vec![term(f.national_id, &candidate), term(f.identifiers, &candidate)]);
+            alternatives.push((Occur::Should, constant(Box::new(either), score::IDENTIFIER)));
         }
         let words: Vec<(Occur, Box<dyn Query>)> = query_words(text)
             .iter()

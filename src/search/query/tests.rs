@@ -11,7 +11,6 @@ fn professional(id: &str, name: &str, profession: &str, departement: &str, extra
     let owned = |text: &str| Cow::Owned(text.to_owned());
     SearchValues {
         national_id: owned(id),
-        identifiers: [owned(id), owned(&id[1..])].into(),
         names: vec![name.to_owned()],
         display_name: name.to_owned(),
         sort_name: name
