@@ -15,8 +15,8 @@ pub struct SearchValues<'a> {
     /// Exact identifiers other than the national id (which has its own field, and is found
     /// from a bare RPPS or ADELI by the query): SIRET, SIREN, FINESS, structure ids, MSSanté
     /// addresses. Neither the national id nor its bare form is repeated here: two unique
-    /// terms per professional were a fifth of the index's terms, built and merged for
-    /// nothing.
+    /// terms per professional, built and merged for nothing, were a fifth of a national
+    /// build's CPU (52.5 against 42.9 core-seconds).
     pub identifiers: BTreeSet<Cow<'a, str>>,
     /// Exercice names (accent- and case-insensitive through the analyzer).
     pub names: Vec<String>,
