@@ -247,8 +247,9 @@ pub fn name_key(sort_name: &str) -> u64 {
             _ => 0,
         }));
     });
+    // Cut to, or padded with spaces to, the key's length.
     digits.resize(KEY_CHARS, 0);
-    digits.iter().take(KEY_CHARS).fold(0, |key, digit| key * 27 + digit)
+    digits.iter().fold(0, |key, digit| key * 27 + digit)
 }
 
 #[cfg(test)]

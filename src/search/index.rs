@@ -114,18 +114,20 @@ impl SearchIndex {
             .map_err(|_| IndexError::Directory(self.path.display().to_string(), "writer poisoned".into()))?;
         let writer = match guard.as_mut() {
             Some(writer) => writer,
-            None => {
-                let writer: tantivy::IndexWriter = self.index.writer(WRITER_HEAP_BYTES)?;
-                if self.building {
-                    // A full build merges once, at the end, every segment into one: merging
-                    // as it goes would rewrite each document a second and third time, on the
-                    // cores the indexing needs.
-                    writer.set_merge_policy(Box::new(NoMergePolicy));
-                }
-                guard.insert(writer)
-            }
+            // A full build merges once, at the end (`finish_build`): merging as it goes would
+            // rewrite each document a second and third time, on the cores the indexing needs.
+            None => guard.insert(self.open_writer(!self.building)?),
         };
         work(writer)
+    }
+
+    /// A writer of this index; unless `merging`, one that merges only when told to.
+    fn open_writer(&self, merging: bool) -> Result<tantivy::IndexWriter, IndexError> {
+        let writer = self.index.writer(WRITER_HEAP_BYTES)?;
+        if !merging {
+            writer.set_merge_policy(Box::new(NoMergePolicy));
+        }
+        Ok(writer)
     }
 
     /// Adds these professionals' documents; with `replace`, first deletes what the index
@@ -169,9 +171,7 @@ impl SearchIndex {
         let segments = self.index.searchable_segment_metas()?;
         if segments.len() > BUILT_SEGMENTS {
             let started = std::time::Instant::now();
-            let writer: tantivy::IndexWriter = self.index.writer(WRITER_HEAP_BYTES)?;
-            writer.set_merge_policy(Box::new(NoMergePolicy));
-            let mut writer = writer;
+            let mut writer = self.open_writer(false)?;
             let merges: Vec<_> = groups(&segments, BUILT_SEGMENTS)
                 .iter()
                 .filter(|group| group.len() > 1)
