@@ -108,6 +108,10 @@ async fn access_control() {
         "a guesser learns nothing from the answer"
     );
     assert_eq!(server.get(path, &search_key).await.status(), 403);
+    // The key is checked before anything else of the request: no key, no 400 either.
+    let malformed = server.client.get(server.url("/v1/claims/12345")).send().await.unwrap();
+    assert_eq!(malformed.status(), 401);
+    assert_eq!(malformed.headers()["content-type"], "application/problem+json");
     let hook = server
         .client
         .post(server.url("/v1/hooks/hydra/token"))

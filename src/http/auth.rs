@@ -1,8 +1,9 @@
 //! Access control: every `/v1` route needs `Authorization: Bearer <key>` with one of the
 //! route's scopes. 401 for a missing or unknown key, 403 for a key without the scope.
 
-use axum::extract::{Request, State};
-use axum::http::header;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -10,13 +11,32 @@ use super::AppState;
 use super::error::ApiError;
 use crate::keys::Scope;
 
+/// The check of every group of routes but the claims route, as a middleware.
 pub async fn require(
     State((state, scopes)): State<(AppState, &'static [Scope])>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
+    check(&state, request.headers(), scopes)?;
+    Ok(next.run(request).await)
+}
+
+/// The same check as an extractor, for the claims route alone: each `route_layer` costs
+/// every request a boxed service's clone and a boxed future, and the claims route answers
+/// the IdP at the rate of `/healthz`.
+pub struct ClaimsKey;
+
+impl FromRequestParts<AppState> for ClaimsKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        check(state, &parts.headers, &[Scope::Claims])?;
+        Ok(ClaimsKey)
+    }
+}
+
+fn check(state: &AppState, headers: &HeaderMap, scopes: &[Scope]) -> Result<(), ApiError> {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
@@ -27,7 +47,7 @@ pub async fn require(
         tracing::info!(client = %key.name, ?scopes, "request refused: scope missing");
         return Err(ApiError::forbidden());
     }
-    Ok(next.run(request).await)
+    Ok(())
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).

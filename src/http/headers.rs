@@ -33,11 +33,3 @@ pub fn secure(router: Router) -> Router {
         ))
     })
 }
-
-/// Sets `Cache-Control` on a group of routes, whatever the handler said.
-pub fn cache_control<S: Clone + Send + Sync + 'static>(router: Router<S>, value: &'static str) -> Router<S> {
-    router.route_layer(SetResponseHeaderLayer::overriding(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(value),
-    ))
-}

@@ -84,10 +84,13 @@ impl Decompressors {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => v.insert(zstd::bulk::Decompressor::with_dictionary(bytes)?),
         };
-        // The frame records its size: allocate exactly that, not the worst case.
-        let size = zstd::bulk::Decompressor::upper_bound(data)
-            .unwrap_or(MAX_DOCUMENT_BYTES)
-            .min(MAX_DOCUMENT_BYTES);
+        // The frame's header records its size: allocate exactly that, not the worst case.
+        // (`upper_bound` walks every block of the frame: measured, a third of the decompression.) A
+        // frame that claims more than the limit fails to decompress into it.
+        let size = zstd::zstd_safe::get_frame_content_size(data)
+            .ok()
+            .flatten()
+            .map_or(MAX_DOCUMENT_BYTES, |n| n.min(MAX_DOCUMENT_BYTES as u64) as usize);
         decompressor.decompress(data, size)
     }
 }
