@@ -75,7 +75,9 @@ async fn store_command(command: StoreCommand, store: &Store, database: &Database
         }
         StoreCommand::Import(args) => import(pool, &args, database).await,
         StoreCommand::Imports(command) => imports(pool, command).await,
-        StoreCommand::Claims { id } => commands::claims::show(pool, &id).await,
+        StoreCommand::Claims { id, at: None } => commands::claims::show(pool, &id).await,
+        StoreCommand::Claims { id, at: Some(at) } => commands::history::claims_at(pool, &id, at).await,
+        StoreCommand::History { id, json } => commands::history::show(pool, &id, json).await,
         StoreCommand::Serve(args) => serve(store, &args, database).await,
         StoreCommand::Search(args) => {
             let json = args.json;

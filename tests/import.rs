@@ -176,10 +176,10 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
         .await
         .unwrap();
     assert_eq!(written, 2);
-    // Each professional keeps one record, the one published: the changed one's previous
-    // version is gone, the unchanged ones keep theirs.
+    // Every version stays (the history): the published one of each professional, and the
+    // changed one's previous version beside its new one.
     let records: Vec<(String, i64)> =
-        sqlx::query_as("SELECT national_id, run_id FROM professional_record ORDER BY national_id")
+        sqlx::query_as("SELECT national_id, run_id FROM professional_record ORDER BY national_id, run_id")
             .fetch_all(&db.pool)
             .await
             .unwrap();
@@ -188,7 +188,17 @@ async fn day_two_diff_adds_changes_and_removes_and_ignores_reordering() {
             .fetch_all(&db.pool)
             .await
             .unwrap();
-    assert_eq!(records, published);
+    assert!(
+        published.iter().all(|p| records.contains(p)),
+        "every published record is kept"
+    );
+    let changed: Vec<i64> = records
+        .iter()
+        .filter(|(id, _)| id == "810015620395")
+        .map(|(_, run)| *run)
+        .collect();
+    assert_eq!(changed.len(), 2, "the changed professional's two versions: {changed:?}");
+    assert_eq!(records.len(), published.len() + 1, "one superseded version, no other");
     assert!(
         records.contains(&("810015620395".to_owned(), run.id.0)),
         "the changed professional's new record"

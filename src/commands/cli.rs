@@ -86,6 +86,21 @@ pub enum StoreCommand {
     Claims {
         /// e.g. 810001234565, 10001234565 (RPPS) or 012600631 (ADELI)
         id: String,
+        /// The document as it was served at this instant, byte for byte (for audits): an
+        /// RFC 3339 instant (2026-11-21T10:00:00Z) or a date (2026-11-21: the end of that
+        /// day, Paris time). Exit 4 if not published then, 5 if removed by then.
+        #[arg(long, value_parser = crate::commands::history::parse_instant)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// Every published version of a professional, oldest first: the run, the extract and
+    /// publication dates, added / changed / removed, and the claim fields that changed.
+    /// Exit 4 if never published, 6 if the id is malformed.
+    History {
+        /// National id, bare RPPS or bare ADELI.
+        id: String,
+        /// One JSON document instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -6,6 +6,7 @@ pub mod claims;
 pub mod cli;
 #[cfg(feature = "gen")]
 pub mod gen_sample;
+pub mod history;
 pub mod imports;
 pub mod jobs;
 pub mod keys;
@@ -19,9 +20,9 @@ pub enum Outcome {
     Failure = 1,
     /// An import held by the safety gate: nothing was published.
     Held = 3,
-    /// `claims`: this identifier was never seen.
+    /// `claims`, `history`: this identifier was never seen (with `--at`: not then).
     NotFound = 4,
-    /// `claims`: known, but absent from the published extract.
+    /// `claims`: known, but absent from the published extract (with `--at`: by then).
     Removed = 5,
     /// `claims`: not an RPPS, ADELI or national identifier.
     MalformedId = 6,

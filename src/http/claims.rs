@@ -16,6 +16,7 @@ use super::auth::ClaimsKey;
 use super::error::ApiError;
 use super::extract::Path;
 use super::headers::CLAIMS_CACHE;
+use super::history::{self, AsOf};
 use crate::national_id::NationalId;
 use crate::snapshot::{Answer, ETag};
 
@@ -45,7 +46,10 @@ impl IfNoneMatch {
     get,
     path = "/v1/claims/{id}",
     tag = "claims",
-    params(("id" = String, Path, description = "National id, bare RPPS or bare ADELI")),
+    params(
+        ("id" = String, Path, description = "National id, bare RPPS or bare ADELI"),
+        ("at" = Option<String>, Query, description = "An RFC 3339 instant: the document exactly as served then (read from Postgres, for audits; without it, the in-memory snapshot answers)"),
+    ),
     responses(
         (status = 200, description = "The claims document", content_type = "application/json"),
         (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
@@ -54,7 +58,7 @@ impl IfNoneMatch {
         (status = 403, description = "The key lacks the claims scope", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Never in the directory", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 410, description = "Removed from the directory; `removed_at` says when", body = super::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "No published generation loaded yet", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No published generation loaded yet (with `at`: past claims cannot be read right now)", body = super::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -63,9 +67,14 @@ pub async fn get_claims(
     key: Result<ClaimsKey, ApiError>,
     id: Result<Path<String>, ApiError>,
     if_none_match: IfNoneMatch,
+    at: Result<AsOf, ApiError>,
 ) -> Response {
     // The key is checked first: who has none learns nothing, not even a malformed path.
-    let answered = key.and(id).and_then(|Path(id)| answer(&state, &id, &if_none_match));
+    let answered = match key.and(id).and_then(|Path(id)| Ok((id, at?))) {
+        Ok((id, AsOf(None))) => answer(&state, &id, &if_none_match),
+        Ok((id, AsOf(Some(at)))) => history::claims_at(&state, &id, at).await,
+        Err(problem) => Err(problem),
+    };
     let mut response = match answered {
         Ok(response) => response,
         Err(problem) => problem.into_response(),

@@ -13,9 +13,21 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// For 410: when the professional left the published directory (RFC 3339).
+    /// For 410: when the professional left the published directory.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub removal: Option<Box<Removal>>,
+}
+
+/// The members of a 410 (boxed: most problems have none, and every handler's `Result`
+/// carries a `Problem`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Removal {
+    /// When the professional left the published directory (RFC 3339): the extract
+    /// timestamp of the generation that removed them.
+    pub removed_at: String,
+    /// On a read of the past (`?at=`): when that generation was published (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub removed_at: Option<String>,
+    pub removal_published_at: Option<String>,
 }
 
 #[derive(Debug)]
@@ -34,7 +46,7 @@ impl ApiError {
                 title: status.canonical_reason().unwrap_or("Error").to_owned(),
                 status: status.as_u16(),
                 detail: Some(detail.into()),
-                removed_at: None,
+                removal: None,
             },
             www_authenticate: false,
         }
@@ -70,8 +82,18 @@ impl ApiError {
                 removed_at.format("%Y-%m-%d")
             ),
         );
-        e.problem.removed_at = Some(removed_at.to_rfc3339());
+        e.problem.removal = Some(Box::new(Removal {
+            removed_at: removed_at.to_rfc3339(),
+            removal_published_at: None,
+        }));
         e
+    }
+
+    pub fn removal_published(mut self, published_at: chrono::DateTime<chrono::Utc>) -> ApiError {
+        if let Some(removal) = &mut self.problem.removal {
+            removal.removal_published_at = Some(published_at.to_rfc3339());
+        }
+        self
     }
 }
 

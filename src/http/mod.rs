@@ -8,6 +8,7 @@ mod claims;
 mod error;
 mod extract;
 mod headers;
+mod history;
 pub mod hooks;
 mod limits;
 pub mod listener;
@@ -34,7 +35,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-pub use error::{ApiError, Problem};
+pub use error::{ApiError, Problem, Removal};
 pub use hooks::{HookSettings, SubjectMapping, UnknownSubject};
 pub use listener::ConnectionLimits;
 
@@ -104,12 +105,13 @@ pub struct Shared {
     pub job_runs: TaskTracker,
     /// The bounds of every search and the slots its work runs in.
     pub search_guard: Arc<crate::search::SearchGuard>,
+    /// What `?at=` on the claims route reads with, apart from everything else.
+    pub past: history::PastReads,
 }
 
 impl AppState {
     pub fn new(pool: PgPool, config: &ServerConfig, search_enabled: bool, shutdown: CancellationToken) -> AppState {
         AppState(Arc::new(Shared {
-            pool,
             snapshot: Arc::new(ArcSwap::from_pointee(Snapshot::default())),
             keys: Arc::new(ArcSwap::from_pointee(KeyRing::default())),
             status: Arc::new(StoreStatus::default()),
@@ -124,6 +126,8 @@ impl AppState {
             tasks: Arc::default(),
             job_runs: TaskTracker::new(),
             search_guard: Arc::new(crate::search::SearchGuard::default()),
+            past: history::PastReads::beside(&pool),
+            pool,
         }))
     }
 }
@@ -144,6 +148,7 @@ pub fn router(state: AppState) -> Router {
     let search = Router::new()
         .route("/v1/professionals", get(search::search))
         .route("/v1/professionals/{id}", get(search::record))
+        .route("/v1/professionals/{id}/history", get(history::professional_history))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), &[Scope::Search, Scope::Admin][..]),
             auth::require,

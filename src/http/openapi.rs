@@ -19,8 +19,9 @@ use utoipa::{Modify, OpenApi};
         super::admin::approve_import,
         super::search::search,
         super::search::record,
+        super::history::professional_history,
     ),
-    components(schemas(super::error::Problem)),
+    components(schemas(super::error::Problem, super::error::Removal)),
     modifiers(&BearerKey)
 )]
 pub struct ApiDoc;

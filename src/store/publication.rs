@@ -135,22 +135,8 @@ async fn publish_directory(tx: &mut PgConnection, run_id: RunId, changed_at: Dat
     .bind(changed_at)
     .execute(&mut *tx)
     .await?;
-    // Superseded versions are unreachable once this commits. A first generation
-    // supersedes nothing (records of runs never published go with their runs' clean-up).
-    if !first {
-        // The new records' ids as one array, probed in the primary key: a plan that does
-        // not depend on statistics, which for a table just loaded are stale or missing (a
-        // join was planned as a hash over every stored record: a second at national scale
-        // for a day's 2 %, against 0.2 s).
-        sqlx::query(
-            "DELETE FROM professional_record old
-             WHERE old.national_id = ANY (ARRAY(SELECT national_id FROM professional_record WHERE run_id = $1))
-               AND old.run_id <> $1",
-        )
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-    }
+    // Superseded versions stay: they are the professionals' history (`store::history`),
+    // which readers of the present never see (they join `professional.record_run_id`).
     sqlx::query("UPDATE publication SET run_id = $1, published_at = now()")
         .bind(run_id)
         .execute(&mut *tx)

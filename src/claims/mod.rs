@@ -2,6 +2,9 @@
 //! once at import from the professional's Personne_activite rows in file order. Field names
 //! and their odd spellings follow Pro Santé Connect so that relying parties work unchanged.
 
+pub mod diff;
+pub mod history;
+
 use serde::{Deserialize, Serialize};
 
 use crate::extract::columns::pa;

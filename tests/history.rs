@@ -1,0 +1,265 @@
+//! The directory's past, against real Postgres and a real server with three published
+//! generations: claims at an instant (`?at=`, `claims --at`), byte for byte what the server
+//! served then; and each professional's history with its field diffs (API and CLI).
+//!
+//! Generation 1 is the sample; 2 (the sample's day 2) removes 810013908172 and changes the
+//! telephone of 810015620395; 3 (written here) brings 810013908172 back, changes that
+//! telephone again, and changes only a diploma of 810003456125.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use annuaire::http::HookSettings;
+use annuaire::import;
+use annuaire::keys::{self, Scope};
+use common::server::TestServer;
+use common::{cargo_bin, lenient, published_db, samples};
+
+const REMOVED: &str = "810013908172";
+const CHANGED: &str = "810015620395";
+const DIPLOMA_ONLY: &str = "810003456125";
+
+/// Day 3: day 2's files under a new timestamp, with REMOVED's lines of day 1 back, a new
+/// telephone for CHANGED, and one diploma label of DIPLOMA_ONLY reworded.
+fn write_day3(dir: &Path) {
+    let (day1, day2) = (samples().join("ps-libreacces"), samples().join("ps-libreacces-day2"));
+    for entry in std::fs::read_dir(&day2).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let mut text = std::fs::read_to_string(day2.join(&name)).unwrap();
+        let day1_text = std::fs::read_to_string(day1.join(name.replace("202611260900", "202611250900"))).unwrap();
+        for line in day1_text.lines().filter(|l| l.contains(REMOVED)) {
+            text.push_str(line);
+            text.push('\n');
+        }
+        let text = text.replace("0148589999", "0148581111").replace(
+            "DES Cardiologie et maladies vasculaires",
+            "DES de cardiologie et maladies vasculaires",
+        );
+        std::fs::write(dir.join(name.replace("202611260900", "202611270900")), text).unwrap();
+    }
+}
+
+async fn published_at(pool: &PgPool, run: i64) -> DateTime<Utc> {
+    sqlx::query_scalar("SELECT published_at FROM import_run WHERE id = $1 AND status = 'published'")
+        .bind(run)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// What the server serves now for each of our professionals: (id, status, body).
+async fn served(server: &TestServer, key: &str) -> Vec<(String, u16, Vec<u8>)> {
+    let mut answers = Vec::new();
+    for id in [REMOVED, CHANGED, DIPLOMA_ONLY] {
+        let response = server.get(&format!("/v1/claims/{id}"), key).await;
+        let status = response.status().as_u16();
+        answers.push((id.to_owned(), status, response.bytes().await.unwrap().to_vec()));
+    }
+    answers
+}
+
+fn at(instant: DateTime<Utc>) -> String {
+    // `+00:00` as `%2B00:00`; the server also takes the `Z` form.
+    instant.to_rfc3339().replace('+', "%2B")
+}
+
+fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cargo_bin())
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
+#[tokio::test]
+async fn claims_at_an_instant_and_history_across_three_generations() {
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
+    let (_, claims_key) = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap();
+    let (_, search_key) = keys::create(&pool, "admin", &[Scope::Search]).await.unwrap();
+    let server = TestServer::start(pool.clone(), HookSettings::default()).await;
+
+    let generation1 = served(&server, &claims_key).await;
+    let day2 = samples().join("ps-libreacces-day2");
+    import::import(&pool, day2.to_str().unwrap(), &lenient())
+        .await
+        .expect("day 2");
+    server
+        .wait_for_status("day 2 to be served", &format!("/v1/claims/{REMOVED}"), &claims_key, 410)
+        .await;
+    let generation2 = served(&server, &claims_key).await;
+    let day3 = tempfile::tempdir().unwrap();
+    write_day3(day3.path());
+    // Three changes among 16 professionals: past the lenient gate's 10 %.
+    let day3_options = import::ImportOptions {
+        gate: import::GateThresholds {
+            max_removed_pct: 50.0,
+            max_changed_pct: 50.0,
+        },
+        ..lenient()
+    };
+    let run3 = import::import(&pool, day3.path().to_str().unwrap(), &day3_options)
+        .await
+        .expect("day 3");
+    assert_eq!(run3.status, "published", "{:?}", run3.message);
+    server
+        .wait_for_body(
+            "day 3 to be served",
+            &format!("/v1/claims/{CHANGED}"),
+            &claims_key,
+            "0148581111",
+        )
+        .await;
+    let generation3 = served(&server, &claims_key).await;
+    let (p1, p2, p3) = (
+        published_at(&pool, 1).await,
+        published_at(&pool, 2).await,
+        published_at(&pool, 3).await,
+    );
+    let key = claims_key.clone();
+
+    // Before the first publication: nobody. At each publication and between two: exactly
+    // what the server served then, status and bytes.
+    let before = server
+        .get(
+            &format!("/v1/claims/{CHANGED}?at={}", at(p1 - chrono::Duration::seconds(1))),
+            &key,
+        )
+        .await;
+    assert_eq!(before.status(), 404);
+    assert_eq!(before.headers()["content-type"], "application/problem+json");
+    let between = |a: DateTime<Utc>, b: DateTime<Utc>| a + (b - a) / 2;
+    for (instant, then) in [
+        (p1, &generation1),
+        (between(p1, p2), &generation1),
+        (p2, &generation2),
+        (between(p2, p3), &generation2),
+        (p3, &generation3),
+        (p3 + chrono::Duration::days(30), &generation3),
+    ] {
+        for (id, status, body) in then {
+            let response = server.get(&format!("/v1/claims/{id}?at={}", at(instant)), &key).await;
+            if response.status().as_u16() != *status {
+                panic!(
+                    "{id} at {instant}: {} {}",
+                    response.status(),
+                    response.text().await.unwrap()
+                );
+            }
+            if *status == 200 {
+                assert_eq!(response.headers()["content-type"], "application/json");
+                assert_eq!(
+                    &response.bytes().await.unwrap().to_vec(),
+                    body,
+                    "{id} at {instant}: the bytes served then"
+                );
+            } else {
+                let problem: Value = response.json().await.unwrap();
+                assert_eq!(problem["removed_at"], "2026-11-26T08:00:00+00:00", "{problem}");
+                assert_eq!(problem["removal_published_at"], json!(p2.to_rfc3339()), "{problem}");
+            }
+        }
+    }
+    assert_eq!(generation2[0].1, 410, "the removal was served by generation 2");
+    assert_eq!(generation3[0].1, 200, "and the return by generation 3");
+    let malformed = server.get(&format!("/v1/claims/{CHANGED}?at=yesterday"), &key).await;
+    assert_eq!(malformed.status(), 400);
+    let problem: Value = malformed.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("RFC 3339"), "{problem}");
+
+    // History: API (search scope) and CLI.
+    let history: Value = server
+        .get(&format!("/v1/professionals/{CHANGED}/history"), &search_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let versions = history["versions"].as_array().unwrap();
+    let summary: Vec<(i64, &str, bool)> = versions
+        .iter()
+        .map(|v| {
+            (
+                v["run_id"].as_i64().unwrap(),
+                v["change"].as_str().unwrap(),
+                v["claims_changed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(1, "added", true), (2, "changed", true), (3, "changed", true)]
+    );
+    let telephone = |v: &Value| -> Vec<(String, Value, Value)> {
+        v["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["path"].as_str().unwrap().to_owned(),
+                    c["old"].clone(),
+                    c["new"].clone(),
+                )
+            })
+            .collect()
+    };
+    let old_phone = serde_json::from_slice::<Value>(&generation1[1].2).unwrap()["SubjectRefPro"]["exercices"][0]["activities"][0]["telephone"].clone();
+    assert_eq!(
+        telephone(&versions[1]),
+        vec![(
+            "/SubjectRefPro/exercices/0/activities/0/telephone".to_owned(),
+            old_phone,
+            json!("0148589999")
+        )]
+    );
+    assert_eq!(telephone(&versions[2])[0].2, json!("0148581111"));
+    let published = versions[1]["published_at"].as_str().unwrap().parse::<DateTime<Utc>>();
+    assert_eq!(published.unwrap(), p2);
+    assert_eq!(versions[1]["extract_ts"], "2026-11-26T08:00:00Z");
+
+    let removed = cli(&db.url, &["history", REMOVED, "--json"]);
+    assert_eq!(
+        removed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let removed: Value = serde_json::from_slice(&removed.stdout).unwrap();
+    let changes: Vec<&str> = removed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes, ["added", "removed", "added"]);
+
+    // A diploma alone: the record changed, the claims did not.
+    let diploma = cli(&db.url, &["history", DIPLOMA_ONLY]);
+    let text = String::from_utf8_lossy(&diploma.stdout);
+    assert_eq!(diploma.status.code(), Some(0));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("added") && lines[1].contains("record only: claims unchanged"),
+        "{text}"
+    );
+    assert_eq!(generation2[2].2, generation3[2].2, "the claims served did not change");
+
+    // `claims --at`: the bytes, and the exit statuses.
+    let out = cli(&db.url, &["claims", CHANGED, "--at", &between(p1, p2).to_rfc3339()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, [generation1[1].2.as_slice(), b"\n"].concat());
+    let out = cli(&db.url, &["claims", REMOVED, "--at", &between(p2, p3).to_rfc3339()]);
+    assert_eq!(out.status.code(), Some(5), "removed by then");
+    let out = cli(&db.url, &["claims", CHANGED, "--at", "2000-01-01"]);
+    assert_eq!(out.status.code(), Some(4), "not published then");
+    assert_eq!(cli(&db.url, &["history", "810000000000"]).status.code(), Some(4));
+    server.stop().await;
+}
