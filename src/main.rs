@@ -114,6 +114,13 @@ async fn imports(pool: &PgPool, command: ImportsCommand) -> anyhow::Result<Outco
         ImportsCommand::List { json, limit } => commands::imports::list(pool, limit, json).await,
         ImportsCommand::Show { run, json } => commands::imports::show(pool, run, json).await,
         ImportsCommand::Approve { run, json } => commands::imports::approve(pool, run, json).await,
+        ImportsCommand::Diff {
+            run,
+            kind,
+            page,
+            per_page,
+            json,
+        } => commands::imports::diff(pool, run, kind.as_deref(), page, per_page, json).await,
     }
 }
 

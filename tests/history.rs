@@ -263,3 +263,101 @@ async fn claims_at_an_instant_and_history_across_three_generations() {
     assert_eq!(cli(&db.url, &["history", "810000000000"]).status.code(), Some(4));
     server.stop().await;
 }
+
+/// A held run's diff, before approval: who it would remove and change, with the fields,
+/// counted as the run record counts them; through the API and the CLI.
+#[tokio::test]
+async fn a_held_runs_diff_names_who_it_removes_and_changes() {
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
+    let day2 = samples().join("ps-libreacces-day2");
+    let held = import::import(&pool, day2.to_str().unwrap(), &import::ImportOptions::default())
+        .await
+        .expect("day 2 runs");
+    assert_eq!(held.status, "held", "the default gate holds day 2");
+    let (_, admin_key) = keys::create(&pool, "admin", &[Scope::Admin]).await.unwrap();
+    let (_, search_key) = keys::create(&pool, "search", &[Scope::Search]).await.unwrap();
+    let server = TestServer::start(pool.clone(), HookSettings::default()).await;
+    let run = held.id.0;
+
+    let get = |query: String| {
+        let (server, key) = (&server, admin_key.clone());
+        async move {
+            let response = server.get(&format!("/v1/imports/{run}/diff{query}"), &key).await;
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, removed) = get(String::new()).await;
+    assert_eq!(status, 200, "{removed}");
+    assert_eq!(removed["status"], "held");
+    assert_eq!(removed["kind"], "removed", "removals first, by default");
+    assert_eq!(
+        removed["counts"],
+        json!({"added": held.added, "changed": held.changed, "removed": held.removed}),
+        "the run record's counts"
+    );
+    let item = &removed["items"][0];
+    assert_eq!(
+        (
+            item["national_id"].as_str(),
+            item["family_name"].as_str(),
+            item["given_name"].as_str()
+        ),
+        (Some(REMOVED), Some("MARCHAND"), Some("Olivier"))
+    );
+    assert_eq!(removed["total"], json!(held.removed));
+
+    let (_, changed) = get("?kind=changed&per_page=1".to_owned()).await;
+    assert_eq!(changed["total"], json!(held.changed));
+    assert_eq!(changed["items"].as_array().unwrap().len(), 1, "one per page");
+    let all_changed: Vec<Value> = {
+        let mut all = Vec::new();
+        for page in 1..=held.changed.unwrap() {
+            let (_, p) = get(format!("?kind=changed&per_page=1&page={page}")).await;
+            all.extend(p["items"].as_array().unwrap().iter().cloned());
+        }
+        all
+    };
+    let phone = all_changed
+        .iter()
+        .find(|i| i["national_id"] == CHANGED)
+        .expect("the changed professional is listed");
+    assert_eq!(phone["claims_changed"], true);
+    assert_eq!(
+        phone["changes"][0]["path"],
+        "/SubjectRefPro/exercices/0/activities/0/telephone"
+    );
+    assert_eq!(phone["changes"][0]["new"], "0148589999");
+    let (_, past_end) = get(format!("?kind=changed&page={}", held.changed.unwrap() + 1)).await;
+    assert_eq!(past_end["items"], json!([]));
+
+    for (query, status) in [("?kind=moved", 400), ("?per_page=501", 400), ("?page=0", 400)] {
+        assert_eq!(get(query.to_owned()).await.0, status, "{query}");
+    }
+    let nowhere = server.get("/v1/imports/999/diff", &admin_key).await;
+    assert_eq!(nowhere.status(), 404);
+    assert_eq!(
+        server
+            .get(&format!("/v1/imports/{run}/diff"), &search_key)
+            .await
+            .status(),
+        403,
+        "an admin route"
+    );
+
+    let out = cli(&db.url, &["imports", "diff", &run.to_string(), "--kind", "removed"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("{REMOVED}  MARCHAND Olivier")), "{text}");
+    let out = cli(&db.url, &["imports", "diff", &run.to_string(), "--json"]);
+    let pages: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kinds: Vec<&str> = pages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["removed", "changed", "added"]);
+    server.stop().await;
+}

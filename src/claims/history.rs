@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::diff::{FieldChange, diff};
 use crate::store::RunId;
-use crate::store::history::{Change, Version};
+use crate::store::history::{Change, DiffItem, Version};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEntry {
@@ -49,6 +49,32 @@ pub fn entries(versions: &[Version]) -> Vec<HistoryEntry> {
             }
         })
         .collect()
+}
+
+/// One professional of a run's diff, as people read it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiffEntry {
+    pub national_id: String,
+    pub family_name: String,
+    pub given_name: String,
+    /// Whether the claims document changes (a diploma or a savoir-faire alone does not).
+    pub claims_changed: bool,
+    /// The claim fields that change, against the document served before the run.
+    pub changes: Vec<FieldChange>,
+}
+
+pub fn diff_entry(item: &DiffItem) -> DiffEntry {
+    let (before, after) = (item.previous_json.as_deref(), item.claims_json.as_deref());
+    DiffEntry {
+        national_id: item.national_id.clone(),
+        family_name: item.family_name.clone(),
+        given_name: item.given_name.clone(),
+        claims_changed: before != after,
+        changes: match (before, after) {
+            (Some(before), Some(after)) if before != after => diff(&parse(before), &parse(after)),
+            _ => Vec::new(),
+        },
+    }
 }
 
 /// Stored documents are JSON written by the importer; one that is not reads as null

@@ -241,6 +241,22 @@ pub enum ImportsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Who a run (held or published) removes, changes and adds, with the claim fields that
+    /// change (old -> new): read it before approving a held run.
+    Diff {
+        run: i64,
+        /// removed, changed or added; all three when not given.
+        #[arg(long, value_parser = ["removed", "changed", "added"])]
+        kind: Option<String>,
+        /// Page of each kind, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+        /// Professionals per page and kind (1 to 500).
+        #[arg(long, default_value_t = crate::import::review::DEFAULT_PER_PAGE)]
+        per_page: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Publish a run held by the safety gate.
     Approve {
         run: i64,

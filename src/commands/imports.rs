@@ -1,13 +1,14 @@
-//! `annuaire import`, `annuaire imports list|show|approve`: running imports and reading
-//! their records.
+//! `annuaire import`, `annuaire imports list|show|diff|approve`: running imports and
+//! reading their records.
 
 use anyhow::Context;
 use sqlx::PgPool;
 
 use super::{Outcome, print_json};
+use crate::import::review;
 use crate::import::{self, FailedImport, ImportError, ImportOptions};
 use crate::store::runs::{self, RunSummary};
-use crate::store::{RunId, RunStatus};
+use crate::store::{Change, RunId, RunStatus};
 
 pub async fn import(pool: &PgPool, source: &str, options: &ImportOptions, json: bool) -> anyhow::Result<Outcome> {
     match import::import_tracked(pool, source, options).await {
@@ -119,5 +120,65 @@ pub async fn approve(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outco
         .await
         .with_context(|| format!("while approving run {id}"))?;
     report(&run, json)?;
+    Ok(Outcome::Success)
+}
+
+/// `annuaire imports diff`: each kind asked for (all three by default), a page of each.
+pub async fn diff(
+    pool: &PgPool,
+    id: i64,
+    kind: Option<&str>,
+    page: i64,
+    per_page: i64,
+    json: bool,
+) -> anyhow::Result<Outcome> {
+    let kinds = match kind {
+        Some(text) => vec![text.parse::<Change>()?],
+        None => review::KINDS.to_vec(),
+    };
+    let mut pages = Vec::new();
+    for kind in kinds {
+        pages.push(
+            review::run_diff(pool, RunId(id), kind, page, per_page)
+                .await
+                .with_context(|| format!("while reading the diff of run {id}"))?,
+        );
+    }
+    if json {
+        print_json(&pages)?;
+        return Ok(Outcome::Success);
+    }
+    if let Some(first) = pages.first() {
+        let c = &first.counts;
+        println!(
+            "run {} ({}): {} removed, {} changed, {} added",
+            first.run_id, first.status, c.removed, c.changed, c.added
+        );
+    }
+    for diff in &pages {
+        let shown = diff.items.len() as i64;
+        let from = (diff.page - 1) * diff.per_page;
+        println!(
+            "\n{} ({} in all{}):",
+            diff.kind,
+            diff.total,
+            match shown {
+                0 if diff.total > 0 => format!(", none on page {}", diff.page),
+                n if n < diff.total => format!(", {}-{} shown: --page for more", from + 1, from + n),
+                _ => String::new(),
+            }
+        );
+        for item in &diff.items {
+            let note = if diff.kind == Change::Changed && !item.claims_changed {
+                "  (record only: claims unchanged)"
+            } else {
+                ""
+            };
+            println!("  {}  {} {}{note}", item.national_id, item.family_name, item.given_name);
+            for field in &item.changes {
+                println!("      {}: {} -> {}", field.path, field.old, field.new);
+            }
+        }
+    }
     Ok(Outcome::Success)
 }

@@ -1,5 +1,5 @@
 //! Admin routes (scope `admin`): the jobs with their next fire times, running a job now,
-//! and the import runs.
+//! and the import runs with what each changes.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,8 +10,9 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{Params, Path};
+use crate::import::review::{self, ReviewError};
 use crate::jobs::{Trigger, runner};
-use crate::store::runs;
+use crate::store::{Change, RunId, runs};
 
 /// The jobs, their schedule and next fire time, and their latest runs.
 #[utoipa::path(get, path = "/v1/jobs", tag = "admin", responses((status = 200, description = "`{\"jobs\": [...], \"runs\": [...]}`")), security(("bearer" = [])))]
@@ -107,5 +108,52 @@ pub async fn approve_import(State(state): State<AppState>, Path(id): Path<String
             Err(ApiError::new(StatusCode::NOT_FOUND, format!("no import run {id}")))
         }
         Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Who a run adds, changes or removes, a page at a time, with the claim fields that change
+/// (`{path, old, new}`): what to read before approving a held run.
+#[utoipa::path(
+    get,
+    path = "/v1/imports/{id}/diff",
+    tag = "admin",
+    params(
+        ("id" = i64, Path, description = "Import run id (held or published)"),
+        ("kind" = Option<String>, Query, description = "removed (default), changed or added"),
+        ("page" = Option<i64>, Query, description = "From 1 (default 1)"),
+        ("per_page" = Option<i64>, Query, description = "1 to 500 (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "{run_id, status, counts: {added, changed, removed}, kind, page, per_page, total, items: [{national_id, family_name, given_name, claims_changed, changes: [{path, old, new}]}]}"),
+        (status = 400, description = "A bad kind, page or per_page", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such run, or a run without a diff (failed, discarded)", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn import_diff(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the run id must be an integer"))?;
+    let kind = match params.text("kind").filter(|k| !k.is_empty()) {
+        None => Change::Removed,
+        Some(text) => text
+            .parse()
+            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "kind must be removed, changed or added"))?,
+    };
+    let page = params.parse("page", "a whole number")?.unwrap_or(1);
+    let per_page = params
+        .parse("per_page", "a whole number")?
+        .unwrap_or(review::DEFAULT_PER_PAGE);
+    match review::run_diff(&state.pool, RunId(id), kind, page, per_page).await {
+        Ok(diff) => Ok(Json(diff).into_response()),
+        Err(e @ ReviewError::BadPage) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(e @ (ReviewError::NoSuchRun(_) | ReviewError::NoDiff(..))) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(ReviewError::Lookup(e)) => Err(ApiError::internal(e)),
     }
 }

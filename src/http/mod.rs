@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{name}/run", post(admin::run_job))
         .route("/v1/imports", get(admin::list_imports))
         .route("/v1/imports/{id}/approve", post(admin::approve_import))
+        .route("/v1/imports/{id}/diff", get(admin::import_diff))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), &[Scope::Admin][..]),
             auth::require,

@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::run_job,
         super::admin::list_imports,
         super::admin::approve_import,
+        super::admin::import_diff,
         super::search::search,
         super::search::record,
         super::history::professional_history,

@@ -9,6 +9,7 @@ pub mod freshness;
 pub mod gate;
 mod pipeline;
 pub mod publish;
+pub mod review;
 mod slots;
 mod spill;
 pub mod stage;

@@ -5,9 +5,9 @@
 //! discards every held one, so an older run can no longer be approved after it).
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgExecutor;
 
+pub use super::Change;
 use super::RunId;
 use super::codec;
 use super::professionals::LookupError;
@@ -16,14 +16,6 @@ use crate::national_id::NationalId;
 /// More versions than this for one professional (one a day for 27 years) is not history
 /// but a fault; the query stops there.
 pub const MAX_VERSIONS: i64 = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    Added,
-    Changed,
-    Removed,
-}
 
 /// One version: what a generation did to the professional.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,11 +57,8 @@ type EventRow = (
 
 fn version(id: &NationalId, row: EventRow) -> Result<Version, LookupError> {
     let (run_id, extract_ts, published_at, change, compressed, dictionary) = row;
-    let change = match change.as_str() {
-        "added" => Change::Added,
-        "changed" => Change::Changed,
-        _ => Change::Removed,
-    };
+    // The query's own texts, under the table's constraint.
+    let change = change.parse().unwrap_or(Change::Removed);
     let claims_json = compressed
         .map(|c| codec::decompress(&c, dictionary.as_deref()))
         .transpose()
@@ -107,4 +96,106 @@ pub async fn as_of(
         .fetch_optional(db)
         .await?;
     row.map(|row| version(id, row)).transpose()
+}
+
+/// One professional of a run's diff: their name, the claims document the run publishes
+/// (none for a removal) and the one served before it (none for a first addition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffItem {
+    pub national_id: String,
+    pub family_name: String,
+    pub given_name: String,
+    pub claims_json: Option<Vec<u8>>,
+    pub previous_json: Option<Vec<u8>>,
+}
+
+/// The version before run `$1` of a professional `x`: their last record in a published run.
+macro_rules! previous_of {
+    ($who:literal) => {
+        concat!(
+            "LEFT JOIN LATERAL (SELECT o.family_name, o.given_name, o.claims_zst, o.dictionary_run_id
+                               FROM professional_record o
+                               JOIN import_run orun ON orun.id = o.run_id AND orun.status = 'published'
+                               WHERE o.national_id = ",
+            $who,
+            " AND o.run_id < $1
+                               ORDER BY o.run_id DESC LIMIT 1) prev ON true
+             LEFT JOIN compression_dictionary pd ON pd.run_id = prev.dictionary_run_id "
+        )
+    };
+}
+
+type DiffRow = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// How many professionals run `run` adds, changes or removes (`kind`).
+pub async fn diff_count(db: impl PgExecutor<'_>, run: RunId, kind: Change) -> Result<i64, sqlx::Error> {
+    let statement = match kind {
+        Change::Removed => "SELECT count(*) FROM run_removal WHERE run_id = $1 AND $2 = 'removed'",
+        _ => "SELECT count(*) FROM professional_record WHERE run_id = $1 AND change = $2",
+    };
+    sqlx::query_scalar(statement)
+        .bind(run)
+        .bind(kind.as_str())
+        .fetch_one(db)
+        .await
+}
+
+/// A page of the professionals run `run` adds, changes or removes (`kind`), by national id.
+pub async fn diff_page(
+    db: impl PgExecutor<'_>,
+    run: RunId,
+    kind: Change,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<DiffItem>, LookupError> {
+    let statement = match kind {
+        Change::Removed => concat!(
+            "SELECT x.national_id, prev.family_name, prev.given_name, NULL::bytea, NULL::bytea,
+                    prev.claims_zst, pd.dictionary
+             FROM run_removal x ",
+            previous_of!("x.national_id"),
+            "WHERE x.run_id = $1 AND $2 = 'removed' ORDER BY x.national_id LIMIT $3 OFFSET $4"
+        ),
+        _ => concat!(
+            "SELECT r.national_id, r.family_name, r.given_name, r.claims_zst, d.dictionary,
+                    prev.claims_zst, pd.dictionary
+             FROM professional_record r
+             LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id ",
+            previous_of!("r.national_id"),
+            "WHERE r.run_id = $1 AND r.change = $2 ORDER BY r.national_id LIMIT $3 OFFSET $4"
+        ),
+    };
+    let rows: Vec<DiffRow> = sqlx::query_as(statement)
+        .bind(run)
+        .bind(kind.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(db)
+        .await?;
+    rows.into_iter()
+        .map(
+            |(national_id, family_name, given_name, claims, dictionary, previous, previous_dictionary)| {
+                let unpack = |data: Option<Vec<u8>>, dictionary: Option<Vec<u8>>| {
+                    data.map(|d| codec::decompress(&d, dictionary.as_deref()))
+                        .transpose()
+                        .map_err(|e| LookupError::Corrupt(national_id.clone(), e))
+                };
+                Ok(DiffItem {
+                    claims_json: unpack(claims, dictionary)?,
+                    previous_json: unpack(previous, previous_dictionary)?,
+                    family_name: family_name.unwrap_or_default(),
+                    given_name: given_name.unwrap_or_default(),
+                    national_id,
+                })
+            },
+        )
+        .collect()
 }

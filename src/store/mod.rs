@@ -20,7 +20,7 @@ pub mod runs;
 pub mod staging;
 pub mod status;
 
-pub use status::{JobRunStatus, RunId, RunStatus};
+pub use status::{Change, JobRunStatus, RunId, RunStatus};
 
 use std::path::PathBuf;
 use std::time::Duration;

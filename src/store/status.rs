@@ -153,6 +153,16 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// What a run did to a professional (`professional_record.change`, or a removal).
+    #[derive(Copy)]
+    Change, "change" {
+        Added = "added",
+        Changed = "changed",
+        Removed = "removed",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
