@@ -114,8 +114,48 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
     // Approve the held run from the imports view.
     browser.click("#nav-imports").await;
     browser.click(&format!("#approve-{}", held.id)).await;
-    // The first click only asks for a confirmation: nothing is published yet.
+    // The first click shows who the run removes and changes, and asks for a confirmation
+    // that names the counts: nothing is published yet.
     browser.find(&format!("#confirm-{}", held.id)).await;
+    let review = browser
+        .eval(&format!(
+            "const r = (k) => [...document.querySelectorAll('#diff-' + k + '-{id} > ul > li')].map((li) => li.dataset.id);
+             return {{ removed: r('removed'), changed: r('changed'),
+                      fields: [...document.querySelectorAll('#diff-changed-{id} li.change')].map((li) => li.textContent),
+                      confirm: document.getElementById('confirm-{id}').textContent }};",
+            id = held.id
+        ))
+        .await;
+    assert_eq!(review["removed"], serde_json::json!(["810013908172"]), "{review}");
+    assert!(
+        review["changed"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("810015620395")),
+        "{review}"
+    );
+    assert!(
+        review["fields"].as_array().unwrap().iter().any(|f| f
+            .as_str()
+            .unwrap()
+            .starts_with("/SubjectRefPro/exercices/0/activities/0/telephone : ")
+            && f.as_str().unwrap().ends_with("→ \"0148589999\"")),
+        "{review}"
+    );
+    let confirm = review["confirm"].as_str().unwrap();
+    let counts = format!(
+        "{} radié(s), {} modifié(s), {} ajouté(s)",
+        held.removed.unwrap(),
+        held.changed.unwrap(),
+        held.added.unwrap()
+    );
+    assert!(
+        confirm.contains(&counts),
+        "the confirmation names the counts: {confirm}"
+    );
+    browser
+        .screenshot(&std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("admin-page-review.png"))
+        .await;
     assert_ne!(
         annuaire::store::runs::current_generation(&pool).await.unwrap(),
         Some(held.id)

@@ -130,30 +130,93 @@ async function loadImports() {
       text("td", [run.added, run.changed, run.removed].map((n) => n ?? "–").join(" / ")), text("td", String(run.rejected)), text("td", run.message || ""));
     const cell = document.createElement("td");
     if (run.status === "held") {
-      // Approving publishes to every IdP: a second, explicit step confirms it.
-      const button = text("button", "Approuver", "primary");
+      // Approving publishes to every IdP: the button first shows who the run would remove
+      // and change, then a second, explicit step that names the counts confirms it.
+      const button = text("button", "Examiner et approuver", "primary");
       button.id = "approve-" + run.id;
-      const confirm = document.createElement("span");
-      confirm.className = "hidden";
-      confirm.id = "confirm-box-" + run.id;
-      const yes = text("button", "Publier le run " + run.id, "primary");
-      yes.id = "confirm-" + run.id;
-      const no = text("button", "Annuler");
-      no.id = "cancel-" + run.id;
-      confirm.append(text("span", "Publier ce run pour tous les IdP ? "), yes, " ", no);
-      button.addEventListener("click", () => { button.classList.add("hidden"); confirm.classList.remove("hidden"); });
-      no.addEventListener("click", () => { confirm.classList.add("hidden"); button.classList.remove("hidden"); });
-      yes.addEventListener("click", async () => {
-        yes.disabled = true;
-        try { await api("/v1/imports/" + run.id + "/approve", { method: "POST" }); } catch (e) { console.error(e); }
-        loadImports();
-      });
-      cell.append(button, confirm);
+      button.addEventListener("click", () => openReview(run, tr, button).catch(console.error));
+      cell.append(button);
     }
     tr.append(cell);
     tbody.append(tr);
   }
   show("imports");
+}
+
+const KINDS = { removed: "Radiés", changed: "Modifiés", added: "Ajoutés" };
+const REVIEW_PAGE = 10;
+
+function diffPage(runId, kind, page) {
+  return api("/v1/imports/" + runId + "/diff?kind=" + kind + "&per_page=" + REVIEW_PAGE + "&page=" + page);
+}
+
+// One kind of a run's diff, a page at a time: who, and the claim fields that change.
+async function showDiff(block, runId, kind, page) {
+  const diff = await diffPage(runId, kind, page);
+  block.replaceChildren(text("h4", KINDS[kind] + " : " + diff.total));
+  const list = document.createElement("ul");
+  for (const item of diff.items) {
+    const li = document.createElement("li");
+    li.dataset.id = item.national_id;
+    li.append(text("span", item.national_id, "id"), " " + (item.family_name + " " + item.given_name).trim());
+    if (kind === "changed" && !item.claims_changed) li.append(text("span", " (dossier seul : claims inchangés)", "muted"));
+    if (item.changes.length) {
+      const changes = document.createElement("ul");
+      for (const c of item.changes) {
+        changes.append(text("li", c.path + " : " + JSON.stringify(c.old) + " → " + JSON.stringify(c.new), "change"));
+      }
+      li.append(changes);
+    }
+    list.append(li);
+  }
+  block.append(list);
+  const pages = Math.ceil(diff.total / diff.per_page);
+  if (pages > 1) {
+    const pager = text("p", "page " + page + " / " + pages + " ", "muted");
+    for (const [label, to] of [["← précédente", page - 1], ["suivante →", page + 1]]) {
+      if (to < 1 || to > pages) continue;
+      const b = text("button", label);
+      b.className = "diff-" + kind + (to > page ? "-next" : "-previous");
+      b.addEventListener("click", () => showDiff(block, runId, kind, to).catch(console.error));
+      pager.append(b, " ");
+    }
+    block.append(pager);
+  }
+}
+
+async function openReview(run, row, button) {
+  button.disabled = true;
+  const counts = (await diffPage(run.id, "removed", 1)).counts;
+  const review = document.createElement("tr");
+  review.className = "review";
+  review.id = "review-" + run.id;
+  const cell = document.createElement("td");
+  cell.colSpan = row.children.length + 1;
+  const summary = counts.removed + " radié(s), " + counts.changed + " modifié(s), " + counts.added + " ajouté(s)";
+  cell.append(text("p", "Le run " + run.id + " publierait : " + summary + "."));
+  const blocks = {};
+  for (const kind of Object.keys(KINDS)) {
+    blocks[kind] = document.createElement("div");
+    blocks[kind].id = "diff-" + kind + "-" + run.id;
+    cell.append(blocks[kind]);
+  }
+  await Promise.all(Object.keys(KINDS).map((kind) => showDiff(blocks[kind], run.id, kind, 1)));
+  const yes = text("button", "Publier le run " + run.id + " (" + summary + ")", "primary");
+  yes.id = "confirm-" + run.id;
+  const no = text("button", "Annuler");
+  no.id = "cancel-" + run.id;
+  const confirm = document.createElement("p");
+  confirm.id = "confirm-box-" + run.id;
+  confirm.append(text("span", "Publier ce run pour tous les IdP ? "), yes, " ", no);
+  cell.append(confirm);
+  review.append(cell);
+  row.after(review);
+  no.addEventListener("click", () => { review.remove(); button.disabled = false; });
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    try { await api("/v1/imports/" + run.id + "/approve", { method: "POST" }); } catch (e) { console.error(e); }
+    loadImports();
+  });
 }
 
 $("signin-form").addEventListener("submit", signIn);
