@@ -21,16 +21,19 @@ pub enum Scope {
     Search,
     /// Administration: the web page, imports, jobs.
     Admin,
+    /// The change feed, for systems downstream.
+    Feed,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 3] = [Scope::Claims, Scope::Search, Scope::Admin];
+    pub const ALL: [Scope; 4] = [Scope::Claims, Scope::Search, Scope::Admin, Scope::Feed];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::Claims => "claims",
             Scope::Search => "search",
             Scope::Admin => "admin",
+            Scope::Feed => "feed",
         }
     }
 

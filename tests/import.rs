@@ -103,7 +103,7 @@ async fn first_import_publishes_every_professional_with_the_exact_claims() {
         vec![
             "CREATE UNIQUE INDEX professional_pk ON public.professional USING btree (national_id)",
             "CREATE UNIQUE INDEX professional_record_pk ON public.professional_record USING btree (national_id, run_id)",
-            "CREATE INDEX professional_record_run_ix ON public.professional_record USING btree (run_id)",
+            "CREATE INDEX professional_record_run_ix ON public.professional_record USING btree (run_id, national_id)",
         ]
     );
     // 9 lines, one duplicated: 8 distinct addresses.

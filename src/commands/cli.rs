@@ -92,6 +92,19 @@ pub enum StoreCommand {
         #[arg(long, value_parser = crate::commands::history::parse_instant)]
         at: Option<chrono::DateTime<chrono::Utc>>,
     },
+    /// The change feed: the changes of every published generation after a cursor, oldest
+    /// first (added, changed, removed; whether the claims changed). The cursor to ask with
+    /// next time is printed last (`next: ...`), or in the JSON's `next`.
+    Changes {
+        /// The `next` of a previous call; empty: from the first generation.
+        #[arg(long, default_value = "")]
+        since: String,
+        /// At most this many changes (1 to 10000).
+        #[arg(long, default_value_t = crate::store::feed::DEFAULT_LIMIT)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every published version of a professional, oldest first: the run, the extract and
     /// publication dates, added / changed / removed, and the claim fields that changed.
     /// Exit 4 if never published, 6 if the id is malformed.
@@ -213,7 +226,7 @@ pub enum KeysCommand {
         /// The client's name (one active key per name).
         #[arg(long)]
         name: String,
-        /// Comma-separated scopes: claims, search, admin.
+        /// Comma-separated scopes: claims, search, admin, feed.
         #[arg(long)]
         scope: String,
     },

@@ -1,5 +1,5 @@
-//! `annuaire claims <ID> --at <instant>` and `annuaire history <ID>`: the professional
-//! through the published generations.
+//! `annuaire claims <ID> --at <instant>`, `annuaire history <ID>` and `annuaire changes`:
+//! the directory through the published generations.
 
 use std::io::Write;
 
@@ -96,6 +96,25 @@ pub async fn show(pool: &PgPool, input: &str, json: bool) -> anyhow::Result<Outc
     } else {
         print!("{}", text(&history));
     }
+    Ok(Outcome::Success)
+}
+
+pub async fn changes(pool: &PgPool, since: &str, limit: i64, json: bool) -> anyhow::Result<Outcome> {
+    let page = crate::store::feed::page(pool, since, limit).await?;
+    if json {
+        super::print_json(&page)?;
+        return Ok(Outcome::Success);
+    }
+    for c in &page.changes {
+        println!(
+            "run {:>6}  {}  {:<7}{}",
+            c.run_id,
+            c.national_id,
+            c.change,
+            if c.claims_changed { "" } else { "  (claims unchanged)" }
+        );
+    }
+    println!("next: {}", page.next);
     Ok(Outcome::Success)
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod claims;
 mod error;
 mod extract;
+mod feed;
 mod headers;
 mod history;
 pub mod hooks;
@@ -165,6 +166,13 @@ pub fn router(state: AppState) -> Router {
             auth::require,
         ))
         .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
+    let feed = Router::new()
+        .route("/v1/changes", get(feed::changes))
+        .route_layer(middleware::from_fn_with_state(
+            (state.clone(), &[Scope::Feed, Scope::Admin][..]),
+            auth::require,
+        ))
+        .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
     let open = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -183,7 +191,7 @@ pub fn router(state: AppState) -> Router {
         routes = routes.merge(claims).merge(hooks);
     }
     if state.routes.serves_admin() {
-        routes = routes.merge(admin).merge(search).merge(page);
+        routes = routes.merge(admin).merge(search).merge(feed).merge(page);
     }
     let routes = routes
         .merge(open)

@@ -18,6 +18,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::list_imports,
         super::admin::approve_import,
         super::admin::import_diff,
+        super::feed::changes,
         super::search::search,
         super::search::record,
         super::history::professional_history,

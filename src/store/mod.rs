@@ -7,6 +7,7 @@ pub mod batch;
 pub mod codec;
 pub mod copy;
 pub mod embedded;
+pub mod feed;
 pub mod history;
 pub mod job_runs;
 pub mod keys;

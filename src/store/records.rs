@@ -84,7 +84,8 @@ pub async fn restore_indexes(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query("CREATE INDEX professional_record_run_ix ON professional_record (run_id)")
+    // As migrations/0006_feed.sql defines it.
+    sqlx::query("CREATE INDEX professional_record_run_ix ON professional_record (run_id, national_id)")
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -1,0 +1,185 @@
+//! The change feed: every change of every published generation, in the order of a key
+//! that only grows, (run id, national id). A client that keeps the key of the last change
+//! it read never misses nor repeats one: generations are published in the order of their
+//! run ids, and a run's changes are all written before it is published.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgExecutor;
+
+use super::professionals::LookupError;
+use super::{Change, RunId, codec};
+
+/// Where a reader of the feed is: after this change (`None`: before the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub run_id: RunId,
+    pub national_id: String,
+}
+
+impl Position {
+    /// The opaque cursor of the API: the key, hex-encoded (clients must not build it).
+    pub fn cursor(&self) -> String {
+        hex::encode(format!("{}.{}", self.run_id, self.national_id))
+    }
+
+    pub fn parse(cursor: &str) -> Option<Position> {
+        let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+        let (run, id) = text.split_once('.')?;
+        let national_id = id.to_owned();
+        (!national_id.is_empty() && national_id.len() <= 32).then_some(())?;
+        Some(Position {
+            run_id: RunId(run.parse().ok()?),
+            national_id,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedChange {
+    pub national_id: String,
+    pub change: Change,
+    /// Whether the claims document changed: always for an addition or a removal; for a
+    /// change, unless only diplomas or savoir-faire did.
+    pub claims_changed: bool,
+    pub run_id: RunId,
+    pub published_at: DateTime<Utc>,
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    Option<DateTime<Utc>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
+/// Up to `limit` changes after `after`, oldest first.
+pub async fn changes(
+    db: impl PgExecutor<'_>,
+    after: Option<&Position>,
+    limit: i64,
+) -> Result<Vec<FeedChange>, LookupError> {
+    let (run, id) = after.map_or((0, String::new()), |p| (p.run_id.0, p.national_id.clone()));
+    // A change's claims are compared with the professional's version before it only for
+    // `changed` (an addition or a removal changes them by definition).
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT e.run_id, e.national_id, e.change, run.published_at,
+                r.claims_zst, d.dictionary, prev.claims_zst, pd.dictionary
+         FROM (SELECT run_id, national_id, change FROM professional_record
+               WHERE (run_id, national_id) > ($1, $2)
+               UNION ALL
+               SELECT run_id, national_id, 'removed' FROM run_removal
+               WHERE (run_id, national_id) > ($1, $2)
+               ORDER BY 1, 2) e
+         JOIN import_run run ON run.id = e.run_id AND run.status = 'published'
+         LEFT JOIN professional_record r
+                ON e.change = 'changed' AND r.national_id = e.national_id AND r.run_id = e.run_id
+         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
+         LEFT JOIN LATERAL (SELECT o.claims_zst, o.dictionary_run_id FROM professional_record o
+                            JOIN import_run orun ON orun.id = o.run_id AND orun.status = 'published'
+                            WHERE e.change = 'changed' AND o.national_id = e.national_id AND o.run_id < e.run_id
+                            ORDER BY o.run_id DESC LIMIT 1) prev ON true
+         LEFT JOIN compression_dictionary pd ON pd.run_id = prev.dictionary_run_id
+         ORDER BY e.run_id, e.national_id
+         LIMIT $3",
+    )
+    .bind(run)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(
+            |(run_id, national_id, change, published_at, now, dictionary, before, before_dictionary)| {
+                let unpack = |data: Option<Vec<u8>>, dictionary: Option<Vec<u8>>| {
+                    data.map(|d| codec::decompress(&d, dictionary.as_deref()))
+                        .transpose()
+                        .map_err(|e| LookupError::Corrupt(national_id.clone(), e))
+                };
+                let change: Change = change.parse().unwrap_or(Change::Removed);
+                let claims_changed =
+                    change != Change::Changed || unpack(now, dictionary)? != unpack(before, before_dictionary)?;
+                Ok(FeedChange {
+                    national_id,
+                    change,
+                    claims_changed,
+                    run_id: RunId(run_id),
+                    published_at: published_at.unwrap_or_default(),
+                })
+            },
+        )
+        .collect()
+}
+
+/// Changes on one page, at most.
+pub const MAX_LIMIT: i64 = 10_000;
+pub const DEFAULT_LIMIT: i64 = 1_000;
+
+#[derive(Debug, Serialize)]
+pub struct FeedPage {
+    pub changes: Vec<FeedChange>,
+    /// The cursor to ask with next time: after the last change of this page, or the one
+    /// given when there was nothing new.
+    pub next: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("limit must be between 1 and {MAX_LIMIT}")]
+    BadLimit,
+    #[error("since is not a cursor of this feed (give the `next` of a previous answer, or nothing)")]
+    BadCursor,
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+}
+
+/// A page of the feed after the cursor `since` (empty: from the first generation).
+pub async fn page(db: impl PgExecutor<'_>, since: &str, limit: i64) -> Result<FeedPage, FeedError> {
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(FeedError::BadLimit);
+    }
+    let since = since.trim();
+    let after = match since {
+        "" => None,
+        cursor => Some(Position::parse(cursor).ok_or(FeedError::BadCursor)?),
+    };
+    let changes = changes(db, after.as_ref(), limit).await?;
+    let next = changes.last().map_or_else(
+        || since.to_owned(),
+        |c| {
+            Position {
+                run_id: c.run_id,
+                national_id: c.national_id.clone(),
+            }
+            .cursor()
+        },
+    );
+    Ok(FeedPage { changes, next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_round_trips_and_a_forged_one_is_refused() {
+        let p = Position {
+            run_id: RunId(42),
+            national_id: "810001234565".to_owned(),
+        };
+        assert_eq!(Position::parse(&p.cursor()), Some(p));
+        for bad in [
+            "",
+            "zz",
+            &hex::encode("x.810001234565"),
+            &hex::encode("42."),
+            &hex::encode("42"),
+        ] {
+            assert_eq!(Position::parse(bad), None, "{bad}");
+        }
+    }
+}
