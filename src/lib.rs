@@ -7,6 +7,7 @@ pub mod claims;
 pub mod commands;
 pub mod details;
 pub mod download;
+pub mod export;
 pub mod extract;
 pub mod http;
 pub mod import;

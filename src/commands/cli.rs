@@ -105,6 +105,17 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Export the published generation as NDJSON, one professional a line
+    /// ({national_id, removed_at, claims}), removed ones with their last claims. The
+    /// generation, source and the change feed's cursor after it are printed on stderr.
+    Export {
+        /// The file to write (replaced once complete).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// gzip-compress it.
+        #[arg(long)]
+        gzip: bool,
+    },
     /// Every published version of a professional, oldest first: the run, the extract and
     /// publication dates, added / changed / removed, and the claim fields that changed.
     /// Exit 4 if never published, 6 if the id is malformed.

@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod claims;
 mod error;
+mod export;
 mod extract;
 mod feed;
 mod headers;
@@ -108,6 +109,8 @@ pub struct Shared {
     pub search_guard: Arc<crate::search::SearchGuard>,
     /// What `?at=` on the claims route reads with, apart from everything else.
     pub past: history::PastReads,
+    /// Exports running (`/v1/export`): one at a time.
+    pub exports: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -128,6 +131,7 @@ impl AppState {
             job_runs: TaskTracker::new(),
             search_guard: Arc::new(crate::search::SearchGuard::default()),
             past: history::PastReads::beside(&pool),
+            exports: export::slots(),
             pool,
         }))
     }
@@ -161,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/imports", get(admin::list_imports))
         .route("/v1/imports/{id}/approve", post(admin::approve_import))
         .route("/v1/imports/{id}/diff", get(admin::import_diff))
+        .route("/v1/export", get(export::export))
         .route_layer(middleware::from_fn_with_state(
             (state.clone(), &[Scope::Admin][..]),
             auth::require,

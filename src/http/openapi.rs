@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         super::admin::approve_import,
         super::admin::import_diff,
         super::feed::changes,
+        super::export::export,
         super::search::search,
         super::search::record,
         super::history::professional_history,

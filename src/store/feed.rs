@@ -115,6 +115,27 @@ pub async fn changes(
         .collect()
 }
 
+/// The last change of a published generation up to `generation`: the cursor after which
+/// the feed continues an export of it.
+pub async fn last_change(db: impl PgExecutor<'_>, generation: RunId) -> Result<Option<Position>, sqlx::Error> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT e.run_id, e.national_id
+         FROM (SELECT run_id, national_id FROM professional_record WHERE run_id <= $1
+               UNION ALL
+               SELECT run_id, national_id FROM run_removal WHERE run_id <= $1) e
+         JOIN import_run run ON run.id = e.run_id AND run.status = 'published'
+         ORDER BY e.run_id DESC, e.national_id DESC
+         LIMIT 1",
+    )
+    .bind(generation)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(run, national_id)| Position {
+        run_id: RunId(run),
+        national_id,
+    }))
+}
+
 /// Changes on one page, at most.
 pub const MAX_LIMIT: i64 = 10_000;
 pub const DEFAULT_LIMIT: i64 = 1_000;
