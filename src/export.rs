@@ -126,7 +126,7 @@ async fn produce(
     if head_tx.send(head).is_err() {
         return Ok(());
     }
-    let mut records = published::current_records(&mut *tx, None, Extras::default()).await?;
+    let mut records = published::current_records(&mut tx, None, Extras::default()).await?;
     let mut decompressors = Decompressors::default();
     let mut out = Output::new(gzip);
     let mut written = 0u64;
