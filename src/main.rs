@@ -135,6 +135,7 @@ async fn serve(store: &Store, args: &ServeArgs, database: &DatabaseArgs) -> anyh
         runner: runner_settings(database)?,
         search_dir: Some(database.home.join("search")),
         connections: annuaire::http::ConnectionLimits::default(),
+        webhooks: args.webhooks()?,
     };
     commands::serve::run(store.pool.clone(), args.listen, config).await
 }

@@ -177,6 +177,41 @@ pub struct ServeArgs {
     /// records, imports, jobs, the admin page).
     #[arg(long, env = "ANNUAIRE_ROUTES", value_enum, default_value = "all")]
     pub routes: crate::http::Routes,
+    /// URL told of each published generation (repeat, or comma-separate in the variable):
+    /// a JSON POST of {run_id, extract_ts, published_at, added, changed, removed,
+    /// removed_ids, changes_cursor}, signed with HMAC-SHA256 under ANNUAIRE_WEBHOOK_SECRET
+    /// (required with it; from the environment only) in `X-Annuaire-Signature: sha256=<hex>`.
+    /// Delivered at least once by one replica, retried for about a day and a half.
+    #[arg(long = "publish-webhook", env = "ANNUAIRE_PUBLISH_WEBHOOKS", value_delimiter = ',')]
+    pub publish_webhooks: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The webhooks' settings: none without URLs; with URLs, the secret must be set.
+    pub fn webhooks(&self) -> anyhow::Result<Option<crate::server::webhooks::WebhookSettings>> {
+        let urls: Vec<String> = self
+            .publish_webhooks
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if urls.is_empty() {
+            return Ok(None);
+        }
+        for url in &urls {
+            let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--publish-webhook {url:?}: {e}"))?;
+            anyhow::ensure!(
+                matches!(parsed.scheme(), "http" | "https"),
+                "--publish-webhook {url:?}: only http and https URLs are called"
+            );
+        }
+        let secret = std::env::var("ANNUAIRE_WEBHOOK_SECRET").unwrap_or_default();
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "--publish-webhook needs ANNUAIRE_WEBHOOK_SECRET in the environment (16 characters at least): the receivers check each call's signature with it"
+        );
+        Ok(Some(crate::server::webhooks::WebhookSettings { urls, secret }))
+    }
 }
 
 #[derive(Args)]

@@ -7,6 +7,7 @@
 pub mod follower;
 mod search_follower;
 pub mod tasks;
+pub mod webhooks;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub search_dir: Option<PathBuf>,
     /// Connection cap, header read and idle timeouts of the accept loop.
     pub connections: ConnectionLimits,
+    /// Publication webhooks to send from this process (one sender per database runs).
+    pub webhooks: Option<webhooks::WebhookSettings>,
 }
 
 impl ServerConfig {
@@ -61,6 +64,7 @@ impl ServerConfig {
             runner: RunnerSettings::default(),
             search_dir: None,
             connections: ConnectionLimits::default(),
+            webhooks: None,
         }
     }
 }
@@ -123,6 +127,19 @@ pub async fn run(
                 scheduler.run(stop).await;
                 Ok(())
             }
+        });
+    }
+
+    if let Some(settings) = config.webhooks.clone().filter(|w| !w.urls.is_empty()) {
+        let sender = Arc::new(webhooks::Sender {
+            pool: pool.clone(),
+            client: config.runner.downloader.client().clone(),
+            settings,
+        });
+        let stop = shutdown.clone();
+        supervisor.spawn("webhooks", move || {
+            let (sender, stop) = (Arc::clone(&sender), stop.clone());
+            async move { sender.run(stop).await }
         });
     }
 

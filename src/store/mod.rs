@@ -20,6 +20,7 @@ pub mod records;
 pub mod runs;
 pub mod staging;
 pub mod status;
+pub mod webhooks;
 
 pub use status::{Change, JobRunStatus, RunId, RunStatus};
 

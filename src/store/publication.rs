@@ -60,6 +60,9 @@ pub async fn publish(
         .execute(&mut *tx)
         .await?;
     if contents.has_directory {
+        // The webhooks' outbox: written with the publication, so an event is never lost
+        // nor sent for a generation that was not published.
+        super::webhooks::record_publication(tx, run_id).await?;
         // A held run was compared with the generation this one replaces: it can no
         // longer be approved as it is.
         sqlx::query(
