@@ -113,6 +113,29 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
 
     // Approve the held run from the imports view.
     browser.click("#nav-imports").await;
+    // The run history, drawn by the page: a group of bars per run, counts in their titles.
+    browser
+        .wait_until(
+            "the chart",
+            "return document.querySelectorAll('#runs-chart svg g[data-run]').length === 2",
+        )
+        .await;
+    let chart = browser
+        .eval(&format!(
+            "return {{ removed: document.querySelector('#runs-chart g[data-run=\"{id}\"] rect.removed title').textContent,
+                      build: document.querySelector('#runs-chart g[data-run=\"{id}\"] rect.build') !== null,
+                      external: document.querySelectorAll('#runs-chart image, #runs-chart use, #runs-chart foreignObject').length,
+                      source: document.getElementById('source').textContent }};",
+            id = held.id
+        ))
+        .await;
+    assert_eq!(chart["removed"], format!("run {} removed 1", held.id), "{chart}");
+    assert_eq!(chart["build"], true, "{chart}");
+    assert_eq!(chart["external"], 0, "{chart}");
+    assert_eq!(
+        chart["source"], "Source : RPPS (ANS), extrait du 25/11/2026",
+        "the published generation's"
+    );
     browser.click(&format!("#approve-{}", held.id)).await;
     // The first click shows who the run removes and changes, and asks for a confirmation
     // that names the counts: nothing is published yet.

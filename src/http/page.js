@@ -25,11 +25,20 @@ function show(section) {
   $("nav-imports").classList.toggle("active", section === "imports");
 }
 
+// "Source : RPPS (ANS), extrait du …": the published generation's extract date.
+function showSource(runs) {
+  const published = runs.find((r) => r.status === "published" && r.professionals !== null);
+  const date = published && published.extract_ts
+    ? new Date(published.extract_ts).toLocaleDateString("fr-FR", { timeZone: "Europe/Paris" })
+    : "inconnue";
+  $("source").textContent = "Source : RPPS (ANS), extrait du " + date;
+}
+
 async function signIn(event) {
   if (event) event.preventDefault();
   key = $("key").value.trim() || key;
   try {
-    await api("/v1/imports?limit=1");
+    showSource(await api("/v1/imports?limit=50"));
     sessionStorage.setItem("annuaire-key", key);
     $("nav").classList.remove("hidden");
     show("search");
@@ -119,8 +128,61 @@ async function openRecord(id) {
   show("record");
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes, title) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) el.setAttribute(name, String(value));
+  if (title) {
+    const t = document.createElementNS(SVG, "title");
+    t.textContent = title;
+    el.append(t);
+  }
+  return el;
+}
+
+// The runs, oldest first, drawn by the page itself: added / changed / removed per run on a
+// log scale (a first import adds millions, a day a few thousand), and the phase times.
+function drawRuns(runs) {
+  const shown = runs.filter((r) => r.added !== null).slice(0, 30).reverse();
+  const chart = $("runs-chart");
+  chart.replaceChildren();
+  if (!shown.length) return;
+  const width = 720, height = 150, left = 40, bar = Math.min(22, (width - left) / shown.length - 4);
+  const counts = svg("svg", { viewBox: `0 0 ${width} ${height * 2 + 40}`, role: "img", "aria-label": "Runs" });
+  const log = (n) => (n > 0 ? Math.log10(n + 1) : 0);
+  const top = Math.max(1, ...shown.map((r) => log(Math.max(r.added, r.changed, r.removed))));
+  const kinds = [["added", "#2e7d32"], ["changed", "#0b5cad"], ["removed", "#a33d00"]];
+  const phases = [["read_stage", "#7b8da0"], ["diff", "#c7a23a"], ["build", "#0b5cad"], ["publish", "#2e7d32"]];
+  const slowest = Math.max(1, ...shown.map((r) => phases.reduce((t, [p]) => t + (r.phases[p] || 0), 0)));
+  counts.append(svg("text", { x: 0, y: 12, class: "axis" }, null), svg("text", { x: 0, y: height + 32, class: "axis" }, null));
+  counts.children[0].textContent = "+ ~ − (log)";
+  counts.children[1].textContent = "phases (" + (slowest / 1000).toFixed(1) + " s max)";
+  shown.forEach((run, i) => {
+    const x = left + i * (bar + 4);
+    const group = svg("g", { "data-run": run.id });
+    kinds.forEach(([kind, colour], k) => {
+      const h = (log(run[kind]) / top) * (height - 20);
+      group.append(svg("rect", { x: x + (k * bar) / 3, y: height - h, width: bar / 3, height: h, fill: colour, class: kind }, "run " + run.id + " " + kind + " " + run[kind]));
+    });
+    let y = height * 2 + 30;
+    for (const [phase, colour] of phases) {
+      const h = ((run.phases[phase] || 0) / slowest) * (height - 20);
+      y -= h;
+      group.append(svg("rect", { x, y, width: bar, height: h, fill: colour, class: phase }, "run " + run.id + " " + phase + " " + (run.phases[phase] || 0) + " ms"));
+    }
+    const label = svg("text", { x: x + bar / 2, y: height * 2 + 40, "text-anchor": "middle", class: "axis" });
+    label.textContent = String(run.id);
+    group.append(label);
+    counts.append(group);
+  });
+  chart.append(counts);
+}
+
 async function loadImports() {
   const runs = await api("/v1/imports?limit=50");
+  drawRuns(runs);
+  showSource(runs);
   const tbody = $("runs");
   tbody.replaceChildren();
   for (const run of runs) {
