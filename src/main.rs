@@ -78,6 +78,7 @@ async fn store_command(command: StoreCommand, store: &Store, database: &Database
         StoreCommand::Claims { id, at: None } => commands::claims::show(pool, &id).await,
         StoreCommand::Claims { id, at: Some(at) } => commands::history::claims_at(pool, &id, at).await,
         StoreCommand::History { id, json } => commands::history::show(pool, &id, json).await,
+        StoreCommand::Purge { retention_days, json } => commands::history::purge(pool, retention_days, json).await,
         StoreCommand::Export { out, gzip } => commands::export::run(pool, &out, gzip).await,
         StoreCommand::Changes { since, limit, json } => commands::history::changes(pool, &since, limit, json).await,
         StoreCommand::Serve(args) => serve(store, &args, database).await,

@@ -765,3 +765,109 @@ async fn a_publication_is_announced_signed_and_retried() {
     assert!(delivered);
     server.stop().await;
 }
+
+/// Retention purges exactly the professionals removed longer ago than the period, with
+/// their whole history; the others keep every version. Servers answer 404 for them, and a
+/// feed cursor from before the purge is refused (410) rather than continued with a gap.
+#[tokio::test]
+async fn retention_purges_exactly_the_long_removed() {
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
+    let (_, claims_key) = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap();
+    let (_, feed_key) = keys::create(&pool, "downstream", &[Scope::Feed]).await.unwrap();
+    let server = TestServer::start(pool.clone(), HookSettings::default()).await;
+    let old_cursor: Value = server.get("/v1/changes?limit=1", &feed_key).await.json().await.unwrap();
+    let old_cursor = old_cursor["next"].as_str().unwrap().to_owned();
+    let day2 = samples().join("ps-libreacces-day2");
+    import::import(&pool, day2.to_str().unwrap(), &lenient())
+        .await
+        .expect("day 2");
+    server
+        .wait_for_status(
+            "the removal to be served",
+            &format!("/v1/claims/{REMOVED}"),
+            &claims_key,
+            410,
+        )
+        .await;
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    let records_before = count("SELECT count(*) FROM professional_record").await;
+    let purge = |days: &str| {
+        let out = cli(&db.url, &["purge", "--retention-days", days, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    // A removal of today is kept.
+    assert_eq!(purge("400")["professionals"], 0);
+
+    // The removal published 500 days ago: past the 400 days.
+    sqlx::query("UPDATE import_run SET published_at = published_at - interval '500 days' WHERE id = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(purge("600")["professionals"], 0, "within 600 days: kept");
+    let report = purge("400");
+    assert_eq!(
+        (
+            &report["professionals"],
+            &report["records"],
+            &report["removals"],
+            &report["horizon_run_id"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(2)),
+        "{report}"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM professional_record WHERE national_id = '810013908172'").await
+            + count("SELECT count(*) FROM run_removal WHERE national_id = '810013908172'").await
+            + count("SELECT count(*) FROM professional WHERE national_id = '810013908172'").await,
+        0,
+        "nothing of the purged professional is left"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM professional_record").await,
+        records_before - 1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM professional_record WHERE national_id = '810015620395'").await,
+        2,
+        "a present professional keeps every version"
+    );
+
+    server
+        .wait_for_status(
+            "the purge to be served",
+            &format!("/v1/claims/{REMOVED}"),
+            &claims_key,
+            404,
+        )
+        .await;
+    assert_eq!(
+        cli(&db.url, &["history", REMOVED]).status.code(),
+        Some(4),
+        "no history left"
+    );
+    let stale = server.get(&format!("/v1/changes?since={old_cursor}"), &feed_key).await;
+    assert_eq!(stale.status(), 410);
+    let problem: Value = stale.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("export"), "{problem}");
+    let fresh: Value = server
+        .get("/v1/changes?limit=10000", &feed_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        fresh["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["national_id"] != REMOVED),
+        "from the start, the feed has no trace of the purged"
+    );
+    assert_eq!(purge("400")["professionals"], 0, "a second purge finds nothing");
+    server.stop().await;
+}

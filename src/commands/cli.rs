@@ -116,6 +116,18 @@ pub enum StoreCommand {
         #[arg(long)]
         gzip: bool,
     },
+    /// Purge the professionals removed longer ago than the retention period, with their
+    /// whole history (present professionals keep every version). Recorded in `purge_run`;
+    /// servers reload their snapshot, and a purged professional answers 404. Run it daily
+    /// (cron, or a systemd timer).
+    Purge {
+        /// Days a removal is kept after its publication.
+        #[arg(long, env = "ANNUAIRE_RETENTION_DAYS", default_value_t = crate::store::retention::DEFAULT_RETENTION_DAYS,
+              value_parser = clap::value_parser!(i32).range(1..=36_500))]
+        retention_days: i32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Every published version of a professional, oldest first: the run, the extract and
     /// publication dates, added / changed / removed, and the claim fields that changed.
     /// Exit 4 if never published, 6 if the id is malformed.

@@ -1,5 +1,5 @@
-//! `annuaire claims <ID> --at <instant>`, `annuaire history <ID>` and `annuaire changes`:
-//! the directory through the published generations.
+//! `annuaire claims <ID> --at <instant>`, `annuaire history <ID>`, `annuaire changes` and
+//! `annuaire purge`: the directory through the published generations, and how long.
 
 use std::io::Write;
 
@@ -115,6 +115,25 @@ pub async fn changes(pool: &PgPool, since: &str, limit: i64, json: bool) -> anyh
         );
     }
     println!("next: {}", page.next);
+    Ok(Outcome::Success)
+}
+
+pub async fn purge(pool: &PgPool, retention_days: i32, json: bool) -> anyhow::Result<Outcome> {
+    let report = crate::store::retention::purge(pool, retention_days)
+        .await
+        .context("the purge failed (nothing was purged)")?;
+    if json {
+        super::print_json(&report)?;
+    } else {
+        println!(
+            "purge {}: {} professionals removed before {} purged ({} versions, {} removals)",
+            report.id,
+            report.professionals,
+            report.cutoff.format("%Y-%m-%d %H:%M UTC"),
+            report.records,
+            report.removals
+        );
+    }
     Ok(Outcome::Success)
 }
 

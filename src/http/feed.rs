@@ -23,6 +23,7 @@ use crate::store::feed::{self, FeedError};
     responses(
         (status = 200, description = "{changes: [{national_id, change, claims_changed, run_id, published_at}], next}"),
         (status = 400, description = "A bad cursor or limit", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The cursor is older than the history kept (retention): start again from an export", body = super::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -33,6 +34,7 @@ pub async fn changes(State(state): State<AppState>, params: Params) -> Result<Re
         Err(e @ (FeedError::BadLimit | FeedError::BadCursor)) => {
             Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
         }
+        Err(e @ FeedError::Expired(_)) => Err(ApiError::new(StatusCode::GONE, e.to_string())),
         Err(FeedError::Lookup(e)) => Err(ApiError::internal(e)),
     }
 }

@@ -84,6 +84,8 @@ pub struct Follower {
     /// Load the claims snapshot (off on admin-only replicas, which serve no claims).
     pub load_snapshot: bool,
     pub published: watch::Sender<Published>,
+    /// The latest purge the loaded snapshot reflects (0: none): a newer one reloads it.
+    pub purge_seen: std::sync::atomic::AtomicI64,
 }
 
 impl Follower {
@@ -120,7 +122,7 @@ impl Follower {
     /// generation differs from the loaded one.
     async fn refresh(&self, reload_keys: bool) {
         let probe = tokio::time::timeout(PROBE_TIMEOUT, runs::generation_and_last_status(&self.pool)).await;
-        let (published, last_status) = match probe {
+        let (published, last_status, purge) = match probe {
             Ok(Ok(row)) => row,
             _ => {
                 self.status.contact(false);
@@ -145,7 +147,9 @@ impl Follower {
             return;
         }
         let current = self.snapshot.load_full();
-        if self.status.loaded() && published == current.generation {
+        let purge = purge.unwrap_or(0);
+        let purged = purge != self.purge_seen.load(Ordering::Relaxed);
+        if self.status.loaded() && published == current.generation && !purged {
             return;
         }
         if published.is_none() {
@@ -154,7 +158,8 @@ impl Follower {
             return;
         }
         let started = Instant::now();
-        let loaded = if self.status.loaded() {
+        // After a purge, everything: the purged professionals must go from the snapshot.
+        let loaded = if self.status.loaded() && !purged {
             load_changes(&self.pool, &current).await
         } else {
             load_full(&self.pool).await
@@ -169,6 +174,7 @@ impl Follower {
                     "claims snapshot loaded"
                 );
                 let generation = next.generation;
+                self.purge_seen.store(purge, Ordering::Relaxed);
                 let retired = self.snapshot.swap(Arc::new(next));
                 self.status.loaded.store(generation.is_some(), Ordering::Relaxed);
                 self.published.send_if_modified(|seen| replace(seen, Some(generation)));

@@ -89,6 +89,7 @@ pub async fn run(
         status: Arc::clone(&state.status),
         load_snapshot: config.routes.serves_claims(),
         published,
+        purge_seen: std::sync::atomic::AtomicI64::new(0),
     });
     let stop = shutdown.clone();
     supervisor.spawn("publication", move || {

@@ -154,21 +154,38 @@ pub enum FeedError {
     BadLimit,
     #[error("since is not a cursor of this feed (give the `next` of a previous answer, or nothing)")]
     BadCursor,
+    #[error(
+        "this cursor is older than the history kept (removals purged up to run {0}): start again from an export and its cursor"
+    )]
+    Expired(RunId),
     #[error(transparent)]
     Lookup(#[from] LookupError),
 }
 
+impl From<sqlx::Error> for FeedError {
+    fn from(e: sqlx::Error) -> FeedError {
+        FeedError::Lookup(e.into())
+    }
+}
+
 /// A page of the feed after the cursor `since` (empty: from the first generation).
-pub async fn page(db: impl PgExecutor<'_>, since: &str, limit: i64) -> Result<FeedPage, FeedError> {
+pub async fn page(pool: &sqlx::PgPool, since: &str, limit: i64) -> Result<FeedPage, FeedError> {
     if !(1..=MAX_LIMIT).contains(&limit) {
         return Err(FeedError::BadLimit);
     }
     let since = since.trim();
+    let mut conn = pool.acquire().await.map_err(LookupError::from)?;
     let after = match since {
         "" => None,
         cursor => Some(Position::parse(cursor).ok_or(FeedError::BadCursor)?),
     };
-    let changes = changes(db, after.as_ref(), limit).await?;
+    if let Some(position) = &after
+        && let Some(horizon) = super::retention::horizon(&mut *conn).await?
+        && position.run_id <= horizon
+    {
+        return Err(FeedError::Expired(horizon));
+    }
+    let changes = changes(&mut *conn, after.as_ref(), limit).await?;
     let next = changes.last().map_or_else(
         || since.to_owned(),
         |c| {

@@ -17,6 +17,7 @@ pub mod professionals;
 pub mod publication;
 pub mod published;
 pub mod records;
+pub mod retention;
 pub mod runs;
 pub mod staging;
 pub mod status;

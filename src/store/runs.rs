@@ -268,14 +268,16 @@ pub async fn note_approved(db: impl PgExecutor<'_>, id: RunId) -> Result<(), sql
     Ok(())
 }
 
-/// What a server shows of the store: the published generation, and the status of the
-/// latest run that has ended (for `/metrics`).
+/// What a server shows of the store: the published generation, the status of the latest
+/// run that has ended (for `/metrics`), and the latest purge that took anyone (a server
+/// reloads its snapshot after one: `store::retention`).
 pub async fn generation_and_last_status(
     db: impl PgExecutor<'_>,
-) -> Result<(Option<RunId>, Option<RunStatus>), sqlx::Error> {
+) -> Result<(Option<RunId>, Option<RunStatus>, Option<i64>), sqlx::Error> {
     sqlx::query_as(
         "SELECT (SELECT run_id FROM publication),
-                (SELECT status FROM import_run WHERE status <> 'running' ORDER BY id DESC LIMIT 1)",
+                (SELECT status FROM import_run WHERE status <> 'running' ORDER BY id DESC LIMIT 1),
+                (SELECT max(id) FROM purge_run WHERE professionals > 0)",
     )
     .fetch_one(db)
     .await
