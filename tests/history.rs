@@ -45,6 +45,17 @@ fn write_day3(dir: &Path) {
     }
 }
 
+/// Day 3 changes 3 professionals of 16: past even the lenient gate's 10 %.
+fn day3_options() -> import::ImportOptions {
+    import::ImportOptions {
+        gate: import::GateThresholds {
+            max_removed_pct: 50.0,
+            max_changed_pct: 50.0,
+        },
+        ..lenient()
+    }
+}
+
 async fn published_at(pool: &PgPool, run: i64) -> DateTime<Utc> {
     sqlx::query_scalar("SELECT published_at FROM import_run WHERE id = $1 AND status = 'published'")
         .bind(run)
@@ -97,14 +108,7 @@ async fn claims_at_an_instant_and_history_across_three_generations() {
     let generation2 = served(&server, &claims_key).await;
     let day3 = tempfile::tempdir().unwrap();
     write_day3(day3.path());
-    // Three changes among 16 professionals: past the lenient gate's 10 %.
-    let day3_options = import::ImportOptions {
-        gate: import::GateThresholds {
-            max_removed_pct: 50.0,
-            max_changed_pct: 50.0,
-        },
-        ..lenient()
-    };
+    let day3_options = day3_options();
     let run3 = import::import(&pool, day3.path().to_str().unwrap(), &day3_options)
         .await
         .expect("day 3");
@@ -407,13 +411,7 @@ async fn the_feed_pages_every_change_once_while_an_import_runs() {
     let importing = {
         let (pool, dir) = (pool.clone(), day3.path().to_owned());
         tokio::spawn(async move {
-            let options = import::ImportOptions {
-                gate: import::GateThresholds {
-                    max_removed_pct: 50.0,
-                    max_changed_pct: 50.0,
-                },
-                ..lenient()
-            };
+            let options = day3_options();
             import::import(&pool, dir.to_str().unwrap(), &options).await
         })
     };
@@ -586,13 +584,7 @@ async fn the_export_is_the_published_generation_and_the_feed_continues_it() {
     assert_eq!(after["changes"], json!([]));
     let day3 = tempfile::tempdir().unwrap();
     write_day3(day3.path());
-    let options = import::ImportOptions {
-        gate: import::GateThresholds {
-            max_removed_pct: 50.0,
-            max_changed_pct: 50.0,
-        },
-        ..lenient()
-    };
+    let options = day3_options();
     import::import(&pool, day3.path().to_str().unwrap(), &options)
         .await
         .expect("day 3");

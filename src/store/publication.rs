@@ -26,6 +26,18 @@ pub async fn record_removals(conn: &mut PgConnection, run_id: RunId, removed: &[
     Ok(())
 }
 
+/// Serialises what changes the published directory (an import's publication, an
+/// approval, a purge) on the publication row, until the caller's transaction ends.
+pub async fn lock(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO publication (run_id) VALUES (NULL) ON CONFLICT DO NOTHING")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT 1 FROM publication FOR UPDATE")
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Makes the run's data what readers see. Run it inside a transaction (the caller's), so
 /// that readers see the previous generation or this one, never a mix; `changed_at` dates
 /// the changes (the extract's timestamp when known).
@@ -35,13 +47,7 @@ pub async fn publish(
     contents: RunContents,
     changed_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    // Serialises publishers (an import and an approval) on the publication row.
-    sqlx::query("INSERT INTO publication (run_id) VALUES (NULL) ON CONFLICT DO NOTHING")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT 1 FROM publication FOR UPDATE")
-        .execute(&mut *tx)
-        .await?;
+    lock(tx).await?;
     if contents.has_directory {
         publish_directory(tx, run_id, changed_at).await?;
     }

@@ -28,14 +28,9 @@ pub struct PurgeReport {
 
 pub async fn purge(pool: &PgPool, retention_days: i32) -> Result<PurgeReport, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    // Serialised with publications (they lock the same row), so that a professional
-    // coming back in a run being published is not purged under it.
-    sqlx::query("INSERT INTO publication (run_id) VALUES (NULL) ON CONFLICT DO NOTHING")
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT 1 FROM publication FOR UPDATE")
-        .execute(&mut *tx)
-        .await?;
+    // Serialised with publications, so that a professional coming back in a run being
+    // published is not purged under it.
+    super::publication::lock(&mut tx).await?;
     let cutoff: DateTime<Utc> = sqlx::query_scalar("SELECT now() - make_interval(days => $1)")
         .bind(retention_days)
         .fetch_one(&mut *tx)
