@@ -767,7 +767,35 @@ async fn retention_purges_exactly_the_long_removed() {
     let pool = db.pool.clone();
     let (_, claims_key) = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap();
     let (_, feed_key) = keys::create(&pool, "downstream", &[Scope::Feed]).await.unwrap();
-    let server = TestServer::start(pool.clone(), HookSettings::default()).await;
+    let (_, search_key) = keys::create(&pool, "admin", &[Scope::Search]).await.unwrap();
+    let search_dir = tempfile::tempdir().unwrap();
+    let config = annuaire::server::ServerConfig {
+        search_dir: Some(search_dir.path().to_owned()),
+        ..annuaire::server::ServerConfig::new(HookSettings::default())
+    };
+    let server = TestServer::start_with(pool.clone(), config).await;
+    // Whether a search by their id finds REMOVED (`None` while the index is not ready).
+    let found = |server: &TestServer| {
+        let (client, url, key) = (
+            server.client.clone(),
+            server.url(&format!("/v1/professionals?q={REMOVED}")),
+            search_key.clone(),
+        );
+        async move {
+            let response = client.get(url).bearer_auth(key).send().await.unwrap();
+            if response.status() != 200 {
+                return None;
+            }
+            let body: Value = response.json().await.unwrap();
+            Some(
+                body["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["national_id"] == REMOVED),
+            )
+        }
+    };
     let old_cursor: Value = server.get("/v1/changes?limit=1", &feed_key).await.json().await.unwrap();
     let old_cursor = old_cursor["next"].as_str().unwrap().to_owned();
     let day2 = samples().join("ps-libreacces-day2");
@@ -786,6 +814,15 @@ async fn retention_purges_exactly_the_long_removed() {
         let pool = pool.clone();
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
     };
+    common::server::wait_for(
+        "search to find the removed professional",
+        std::time::Duration::from_secs(30),
+        || {
+            let f = found(&server);
+            async move { f.await == Some(true) }
+        },
+    )
+    .await;
     let records_before = count("SELECT count(*) FROM professional_record").await;
     let purge = |days: &str| {
         let out = cli(&db.url, &["purge", "--retention-days", days, "--json"]);
@@ -837,6 +874,12 @@ async fn retention_purges_exactly_the_long_removed() {
             404,
         )
         .await;
+    // The search index drops them too (rebuilt once after the purge).
+    common::server::wait_for("the purge to reach search", std::time::Duration::from_secs(30), || {
+        let f = found(&server);
+        async move { f.await == Some(false) }
+    })
+    .await;
     assert_eq!(
         cli(&db.url, &["history", REMOVED]).status.code(),
         Some(4),

@@ -72,7 +72,15 @@ impl StoreStatus {
 
 /// What the follower tells the search follower: the published generation, once known
 /// (`Some(None)` for a store where nothing is published yet).
-pub type Published = Option<Option<RunId>>;
+pub type Published = Option<Announced>;
+
+/// A published generation (`None`: nothing published yet) and the latest purge that took
+/// anyone (0: none), which the search index must also drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Announced {
+    pub generation: Option<RunId>,
+    pub purge: i64,
+}
 
 /// Keeps the shared snapshot and key ring in step with the store.
 pub struct Follower {
@@ -130,6 +138,7 @@ impl Follower {
             }
         };
         self.status.contact(true);
+        let purge = purge.unwrap_or(0);
         if let Ok(mut slot) = self.status.last_import_status.lock() {
             *slot = last_status.map(|s| s.to_string());
         }
@@ -143,18 +152,25 @@ impl Follower {
             }
         }
         if !self.load_snapshot {
-            self.published.send_if_modified(|seen| replace(seen, Some(published)));
+            let announced = Announced {
+                generation: published,
+                purge,
+            };
+            self.published.send_if_modified(|seen| replace(seen, Some(announced)));
             return;
         }
         let current = self.snapshot.load_full();
-        let purge = purge.unwrap_or(0);
         let purged = purge != self.purge_seen.load(Ordering::Relaxed);
         if self.status.loaded() && published == current.generation && !purged {
             return;
         }
         if published.is_none() {
             // Nothing published yet: nothing to load, but the search index may be built (empty).
-            self.published.send_if_modified(|seen| replace(seen, Some(None)));
+            let announced = Announced {
+                generation: None,
+                purge,
+            };
+            self.published.send_if_modified(|seen| replace(seen, Some(announced)));
             return;
         }
         let started = Instant::now();
@@ -177,7 +193,8 @@ impl Follower {
                 self.purge_seen.store(purge, Ordering::Relaxed);
                 let retired = self.snapshot.swap(Arc::new(next));
                 self.status.loaded.store(generation.is_some(), Ordering::Relaxed);
-                self.published.send_if_modified(|seen| replace(seen, Some(generation)));
+                let announced = Announced { generation, purge };
+                self.published.send_if_modified(|seen| replace(seen, Some(announced)));
                 // Freeing the previous map (about 100 MB at national scale) is for a niced
                 // thread too, not for whichever worker drops the last reference.
                 drop(current);

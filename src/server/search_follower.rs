@@ -14,6 +14,16 @@ use tokio_util::sync::CancellationToken;
 use super::follower::Published;
 use crate::search::{self, SearchIndex};
 
+/// The latest purge the index under the search directory reflects.
+const PURGE_MARKER: &str = "purge";
+
+fn purge_reflected(dir: &std::path::Path) -> i64 {
+    std::fs::read_to_string(dir.join(PURGE_MARKER))
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub struct SearchFollower {
     pub pool: PgPool,
     pub dir: PathBuf,
@@ -29,8 +39,8 @@ impl SearchFollower {
         let mut published = self.published.clone();
         loop {
             let known = *published.borrow_and_update();
-            if known.is_some() {
-                self.catch_up().await?;
+            if let Some(announced) = known {
+                self.catch_up(announced.purge).await?;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
@@ -45,12 +55,24 @@ impl SearchFollower {
         }
     }
 
-    async fn catch_up(&self) -> Result<(), String> {
-        let refreshed = match self.index.load_full() {
-            Some(index) => search::update(&self.pool, index, &self.dir).await,
-            None => {
-                tracing::info!(dir = %self.dir.display(), "opening the search index (built aside if missing)");
-                search::open_or_rebuild(&self.pool, &self.dir).await
+    async fn catch_up(&self, purge: i64) -> Result<(), String> {
+        // A purge deletes professionals, which an update (what changed since a generation)
+        // cannot see: the index is rebuilt once after it, and says so in a marker file.
+        let refreshed = if purge > purge_reflected(&self.dir) {
+            tracing::info!(purge, "rebuilding the search index after a purge");
+            let rebuilt = search::rebuild(&self.pool, &self.dir).await;
+            if rebuilt.is_ok() {
+                std::fs::write(self.dir.join(PURGE_MARKER), purge.to_string())
+                    .map_err(|e| format!("cannot write {}: {e}", self.dir.join(PURGE_MARKER).display()))?;
+            }
+            rebuilt
+        } else {
+            match self.index.load_full() {
+                Some(index) => search::update(&self.pool, index, &self.dir).await,
+                None => {
+                    tracing::info!(dir = %self.dir.display(), "opening the search index (built aside if missing)");
+                    search::open_or_rebuild(&self.pool, &self.dir).await
+                }
             }
         }
         .map_err(|e| format!("cannot bring the search index up to date: {e}"))?;
