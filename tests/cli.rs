@@ -7,16 +7,7 @@ use std::process::{Command, Output};
 #[cfg(feature = "gen")]
 use std::time::{Duration, Instant};
 
-use common::{cargo_bin, samples, test_db};
-
-fn annuaire(url: &str, args: &[&str]) -> Output {
-    Command::new(cargo_bin())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs")
-}
+use common::{annuaire_cli as annuaire, cargo_bin, samples, test_db};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

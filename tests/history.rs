@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -19,7 +18,7 @@ use annuaire::http::HookSettings;
 use annuaire::import;
 use annuaire::keys::{self, Scope};
 use common::server::TestServer;
-use common::{cargo_bin, lenient, published_db, samples};
+use common::{annuaire_cli as cli, lenient, published_db, samples};
 
 const REMOVED: &str = "810013908172";
 const CHANGED: &str = "810015620395";
@@ -78,15 +77,6 @@ async fn served(server: &TestServer, key: &str) -> Vec<(String, u16, Vec<u8>)> {
 fn at(instant: DateTime<Utc>) -> String {
     // `+00:00` as `%2B00:00`; the server also takes the `Z` form.
     instant.to_rfc3339().replace('+', "%2B")
-}
-
-fn cli(url: &str, args: &[&str]) -> std::process::Output {
-    Command::new(cargo_bin())
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs")
 }
 
 #[tokio::test]

@@ -32,10 +32,7 @@ pub fn entries(versions: &[Version]) -> Vec<HistoryEntry> {
         .map(|version| {
             let now = version.claims_json.as_deref();
             let claims_changed = version.change != Change::Changed || now != last;
-            let changes = match (last, now) {
-                (Some(before), Some(after)) if before != after => diff(&parse(before), &parse(after)),
-                _ => Vec::new(),
-            };
+            let changes = field_changes(last, now);
             if now.is_some() {
                 last = now;
             }
@@ -70,10 +67,16 @@ pub fn diff_entry(item: &DiffItem) -> DiffEntry {
         family_name: item.family_name.clone(),
         given_name: item.given_name.clone(),
         claims_changed: before != after,
-        changes: match (before, after) {
-            (Some(before), Some(after)) if before != after => diff(&parse(before), &parse(after)),
-            _ => Vec::new(),
-        },
+        changes: field_changes(before, after),
+    }
+}
+
+/// The claim fields that differ between two stored documents; none unless both exist (an
+/// addition or a removal is not a field change).
+fn field_changes(before: Option<&[u8]>, after: Option<&[u8]>) -> Vec<FieldChange> {
+    match (before, after) {
+        (Some(before), Some(after)) if before != after => diff(&parse(before), &parse(after)),
+        _ => Vec::new(),
     }
 }
 

@@ -65,16 +65,19 @@ impl Sender {
             urls = self.settings.urls.len(),
             "webhooks: this replica sends publication events"
         );
-        let result = self.deliver_until(&stop).await;
+        let result = match webhooks::register(&self.pool, &self.settings.urls).await {
+            Ok(()) => self.deliver_until(&stop).await,
+            Err(e) => Err(format!("cannot register the webhooks: {e}")),
+        };
         lock.release().await;
         result
     }
 
     async fn deliver_until(&self, stop: &CancellationToken) -> Result<(), String> {
         while !stop.is_cancelled() {
-            webhooks::register(&self.pool, &self.settings.urls)
+            webhooks::plan_deliveries(&self.pool, &self.settings.urls)
                 .await
-                .map_err(|e| format!("cannot register the webhooks: {e}"))?;
+                .map_err(|e| format!("cannot plan the deliveries: {e}"))?;
             let due = webhooks::due(&self.pool, &self.settings.urls, MAX_ATTEMPTS, BATCH)
                 .await
                 .map_err(|e| format!("cannot read due deliveries: {e}"))?;

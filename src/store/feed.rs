@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgExecutor;
 
-use super::professionals::LookupError;
-use super::{Change, RunId, codec};
+use super::professionals::{LookupError, unpack};
+use super::{Change, RunId};
 
 /// Where a reader of the feed is: after this change (`None`: before the first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,14 +103,13 @@ pub async fn changes(
     rows.into_iter()
         .map(
             |(run_id, national_id, change, published_at, now, dictionary, before, before_dictionary)| {
-                let unpack = |data: Option<Vec<u8>>, dictionary: Option<Vec<u8>>| {
-                    data.map(|d| codec::decompress(&d, dictionary.as_deref()))
+                let read = |data: Option<Vec<u8>>, dictionary: Option<Vec<u8>>| {
+                    data.map(|d| unpack(&national_id, &d, dictionary.as_deref()))
                         .transpose()
-                        .map_err(|e| LookupError::Corrupt(national_id.clone(), e))
                 };
                 let change: Change = change.parse().unwrap_or(Change::Removed);
                 let claims_changed =
-                    change != Change::Changed || unpack(now, dictionary)? != unpack(before, before_dictionary)?;
+                    change != Change::Changed || read(now, dictionary)? != read(before, before_dictionary)?;
                 Ok(FeedChange {
                     national_id,
                     change,

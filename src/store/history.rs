@@ -9,8 +9,7 @@ use sqlx::PgExecutor;
 
 pub use super::Change;
 use super::RunId;
-use super::codec;
-use super::professionals::LookupError;
+use super::professionals::{LookupError, unpack};
 use crate::national_id::NationalId;
 
 /// More versions than this for one professional (one a day for 27 years) is not history
@@ -60,9 +59,8 @@ fn version(id: &NationalId, row: EventRow) -> Result<Version, LookupError> {
     // The query's own texts, under the table's constraint.
     let change = change.parse().unwrap_or(Change::Removed);
     let claims_json = compressed
-        .map(|c| codec::decompress(&c, dictionary.as_deref()))
-        .transpose()
-        .map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
+        .map(|c| unpack(id.as_str(), &c, dictionary.as_deref()))
+        .transpose()?;
     Ok(Version {
         run_id: RunId(run_id),
         extract_ts,
@@ -183,14 +181,13 @@ pub async fn diff_page(
     rows.into_iter()
         .map(
             |(national_id, family_name, given_name, claims, dictionary, previous, previous_dictionary)| {
-                let unpack = |data: Option<Vec<u8>>, dictionary: Option<Vec<u8>>| {
-                    data.map(|d| codec::decompress(&d, dictionary.as_deref()))
+                let read = |data: Option<Vec<u8>>, dictionary: Option<Vec<u8>>| {
+                    data.map(|d| unpack(&national_id, &d, dictionary.as_deref()))
                         .transpose()
-                        .map_err(|e| LookupError::Corrupt(national_id.clone(), e))
                 };
                 Ok(DiffItem {
-                    claims_json: unpack(claims, dictionary)?,
-                    previous_json: unpack(previous, previous_dictionary)?,
+                    claims_json: read(claims, dictionary)?,
+                    previous_json: read(previous, previous_dictionary)?,
                     family_name: family_name.unwrap_or_default(),
                     given_name: given_name.unwrap_or_default(),
                     national_id,

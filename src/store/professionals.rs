@@ -31,6 +31,12 @@ pub enum LookupError {
     Corrupt(String, std::io::Error),
 }
 
+/// A stored document of `national_id` read back (`data` compressed with `dictionary`); one
+/// that does not decompress is a `Corrupt` naming its professional.
+pub fn unpack(national_id: &str, data: &[u8], dictionary: Option<&[u8]>) -> Result<Vec<u8>, LookupError> {
+    codec::decompress(data, dictionary).map_err(|e| LookupError::Corrupt(national_id.to_owned(), e))
+}
+
 pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLookup, LookupError> {
     type Row = (Option<DateTime<Utc>>, Vec<u8>, Option<Vec<u8>>, Option<DateTime<Utc>>);
     let row: Option<Row> = sqlx::query_as(concat!(
@@ -48,8 +54,7 @@ pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLo
         None => ClaimsLookup::NotFound,
         Some((Some(removed_at), ..)) => ClaimsLookup::Removed { removed_at },
         Some((None, compressed, dictionary, extract_ts)) => {
-            let claims_json = codec::decompress(&compressed, dictionary.as_deref())
-                .map_err(|e| LookupError::Corrupt(id.to_string(), e))?;
+            let claims_json = unpack(id.as_str(), &compressed, dictionary.as_deref())?;
             ClaimsLookup::Found {
                 claims_json,
                 extract_ts,
@@ -113,9 +118,7 @@ pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<
     let Some((first_seen_at, last_changed_at, removed_at, claims, details, dictionary)) = row else {
         return Ok(None);
     };
-    let unpack = |data: &[u8]| -> Result<Vec<u8>, LookupError> {
-        codec::decompress(data, dictionary.as_deref()).map_err(|e| LookupError::Corrupt(id.to_string(), e))
-    };
+    let read = |data: &[u8]| unpack(id.as_str(), data, dictionary.as_deref());
     let corrupt = |e: serde_json::Error| LookupError::Corrupt(id.to_string(), std::io::Error::other(e));
     let mailboxes = mailboxes::published_addresses(pool, id).await?;
     Ok(Some(FullRecord {
@@ -123,9 +126,9 @@ pub async fn full_record(pool: &sqlx::PgPool, id: &NationalId) -> Result<Option<
         first_seen_at,
         last_changed_at,
         removed_at,
-        claims: serde_json::value::RawValue::from_string(String::from_utf8_lossy(&unpack(&claims)?).into_owned())
+        claims: serde_json::value::RawValue::from_string(String::from_utf8_lossy(&read(&claims)?).into_owned())
             .map_err(corrupt)?,
-        details: serde_json::from_slice(&unpack(&details)?).map_err(corrupt)?,
+        details: serde_json::from_slice(&read(&details)?).map_err(corrupt)?,
         mailboxes,
     }))
 }

@@ -67,12 +67,17 @@ pub async fn record_publication(tx: &mut PgConnection, run_id: RunId) -> Result<
 }
 
 /// Makes `urls` receive the events published from now on (a URL already known keeps its
-/// date), and creates the deliveries of every event each should receive.
+/// date).
 pub async fn register(pool: &PgPool, urls: &[String]) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO webhook_endpoint (url) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
         .bind(urls)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// Creates the deliveries of every event each of `urls` should receive and has not yet.
+pub async fn plan_deliveries(pool: &PgPool, urls: &[String]) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO webhook_delivery (run_id, url)
          SELECT e.run_id, w.url FROM publication_event e

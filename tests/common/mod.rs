@@ -148,6 +148,16 @@ pub fn cargo_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_annuaire"))
 }
 
+/// Runs `annuaire <args>` on the database at `url` to its end, quiet but for warnings.
+pub fn annuaire_cli(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(cargo_bin())
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs")
+}
+
 /// The sample data files shipped with the repository.
 pub fn samples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data-samples")
