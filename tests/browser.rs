@@ -77,6 +77,12 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
     // Typeahead answers come without facets; once the query settles the facets count its
     // one result (profession 10).
     browser.wait_until("the settled facets", "const counts = [...document.querySelectorAll('#facets a[data-facet=\"profession\"]')].map((a) => a.dataset.value + ':' + a.lastChild.textContent); return !document.getElementById('facets').classList.contains('stale') && counts.join() === '10:1'").await;
+    // Codes come with their labels from the extract, in facets and results.
+    let labelled = browser
+        .eval("return { facet: document.querySelector('#facets a[data-facet=\"profession\"] span').textContent, hit: document.querySelector('#results li').textContent }")
+        .await;
+    assert_eq!(labelled["facet"], "10 Médecin", "{labelled}");
+    assert!(labelled["hit"].as_str().unwrap().contains("10 Médecin"), "{labelled}");
     browser.click("#results li").await;
     browser
         .wait_until(
@@ -84,6 +90,13 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
             "return document.getElementById('claims').textContent.includes('810003456125')",
         )
         .await;
+    let heading = browser
+        .eval("return document.querySelector('#record-body h3').textContent")
+        .await;
+    assert_eq!(
+        heading, "Profession 10 Médecin (C Civil) — S SM04 Cardiologie et maladies vasculaires",
+        "the record shows labels beside codes"
+    );
     let shown = browser
         .eval("return document.getElementById('claims').textContent")
         .await;
@@ -110,6 +123,12 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
     browser.eval("document.getElementById('q').value = ''").await;
     browser.type_into("#f-departement", "2A").await;
     browser.wait_until("the filter", "const li = document.querySelectorAll('#results li'); return li.length === 1 && li[0].dataset.id === '810005678239'").await;
+    // A filter takes a label typed in part: in 2A, no physician, one nurse.
+    browser.type_into("#f-profession", "médec").await;
+    browser.wait_until("no physician in 2A", "return document.querySelectorAll('#results li').length === 0 && document.getElementById('total').textContent.startsWith('0 ')").await;
+    browser.eval("document.getElementById('f-profession').value = ''").await;
+    browser.type_into("#f-profession", "INFIRM").await;
+    browser.wait_until("the nurse in 2A", "const li = document.querySelectorAll('#results li'); return li.length === 1 && li[0].dataset.id === '810005678239'").await;
 
     // Approve the held run from the imports view.
     browser.click("#nav-imports").await;

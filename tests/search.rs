@@ -111,8 +111,20 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
         .unwrap();
     assert_eq!(all.total, 17);
     let professions = &all.facets["profession"];
-    let medecins = professions.iter().find(|f| f.value == "10").map(|f| f.count);
-    assert_eq!(medecins, Some(7), "{professions:?}");
+    let medecins = professions
+        .iter()
+        .find(|f| f.value == "10")
+        .map(|f| (f.label.as_deref(), f.count));
+    assert_eq!(medecins, Some((Some("Médecin"), 7)), "{professions:?}");
+    let mut physicians = find(&index, "", &[("profession", "médec")]);
+    physicians.sort_unstable();
+    let mut by_code = find(&index, "", &[("profession", "10")]);
+    by_code.sort_unstable();
+    assert_eq!(
+        (physicians.len(), physicians),
+        (7, by_code),
+        "a label typed in part filters as its code"
+    );
     assert!(
         all.facets["departement"]
             .iter()
@@ -159,6 +171,42 @@ async fn the_index_follows_a_new_generation_incrementally() {
     drop(index);
     let reopened = search::open_or_rebuild(&pool, dir.path()).await.unwrap();
     assert_eq!(reopened.generation(), Some(day2.id));
+
+    // Labels are those of the generation the index holds, kept on disk beside it.
+    assert_eq!(reopened.labels().label("profession", "60"), Some("Infirmier"));
+    assert_eq!(
+        reopened.labels().label("savoir_faire", "SM54"),
+        Some("Médecine générale")
+    );
+    // The next day renames a label: the last one seen wins, and the labels of codes no
+    // changed professional carries stay.
+    let day3 = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(samples().join("ps-libreacces-day2")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("202611260900", "202611270900");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("|60|Infirmier|", "|60|Infirmier diplômé d'État|");
+        std::fs::write(day3.path().join(name), text).unwrap();
+    }
+    let mut options = lenient();
+    options.gate.max_changed_pct = 100.0;
+    let day3_run = import::import(&pool, day3.path().to_str().unwrap(), &options)
+        .await
+        .unwrap();
+    let updated = search::update(&pool, Arc::clone(&reopened), dir.path()).await.unwrap();
+    assert_eq!(updated.generation(), Some(day3_run.id));
+    let labels = updated.labels();
+    assert_eq!(labels.label("profession", "60"), Some("Infirmier diplômé d'État"));
+    assert_eq!(labels.label("profession", "10"), Some("Médecin"));
+    // A filter takes the new label typed in part.
+    let nurses = find(&updated, "", &[("profession", "60")]);
+    assert!(!nurses.is_empty());
+    assert_eq!(find(&updated, "", &[("profession", "diplome d'etat")]), nurses);
 }
 
 #[tokio::test]

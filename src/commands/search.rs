@@ -20,11 +20,16 @@ pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: 
     println!("{at_least}{} professionals", response.total);
     for hit in &response.results {
         let removed = if hit.removed { "  (removed)" } else { "" };
+        let professions: Vec<String> = hit
+            .professions
+            .iter()
+            .map(|code| coded(code, hit.profession_labels.get(code).map(String::as_str)))
+            .collect();
         println!(
-            "{}  {:<32} professions {:<10} département {}{removed}",
+            "{}  {:<32} {:<24} département {}{removed}",
             hit.national_id,
             hit.name,
-            hit.professions.join(","),
+            professions.join(", "),
             hit.departements.join(",")
         );
     }
@@ -32,9 +37,17 @@ pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: 
         let shown: Vec<String> = values
             .iter()
             .take(8)
-            .map(|v| format!("{} ({})", v.value, v.count))
+            .map(|v| format!("{} ({})", coded(&v.value, v.label.as_deref()), v.count))
             .collect();
         println!("{facet}: {}", shown.join(", "));
     }
     Ok(Outcome::Success)
+}
+
+/// A code with its label from the extract, when it has one: `10 Médecin`.
+fn coded(code: &str, label: Option<&str>) -> String {
+    match label {
+        Some(label) => format!("{code} {label}"),
+        None => code.to_owned(),
+    }
 }

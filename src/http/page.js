@@ -48,6 +48,11 @@ async function signIn(event) {
   }
 }
 
+// A code with its label from the extract (`10 Médecin`); admins do not read codes.
+function coded(code, label) {
+  return label ? code + " " + label : code;
+}
+
 function query(facets) {
   const params = new URLSearchParams({ q: $("q").value, per_page: "25", facets: String(facets) });
   for (const f of ["profession", "departement", "savoir_faire", "removed"]) {
@@ -70,7 +75,8 @@ async function search(facets = true) {
   for (const hit of result.results) {
     const li = document.createElement("li");
     li.dataset.id = hit.national_id;
-    li.append(text("strong", hit.name || "(sans nom)"), " ", text("span", hit.national_id, "id"), " — profession " + hit.professions.join(", ") + " — dép. " + hit.departements.join(", "));
+    const professions = hit.professions.map((code) => coded(code, hit.profession_labels[code])).join(", ");
+    li.append(text("strong", hit.name || "(sans nom)"), " ", text("span", hit.national_id, "id"), " — " + professions + " — dép. " + hit.departements.join(", "));
     if (hit.removed) li.append(" ", text("span", "radié", "removed"));
     li.addEventListener("click", () => openRecord(hit.national_id));
     list.append(li);
@@ -88,7 +94,7 @@ async function search(facets = true) {
       a.href = "#";
       a.dataset.facet = name;
       a.dataset.value = v.value;
-      a.append(text("span", v.value), text("span", String(v.count)));
+      a.append(text("span", coded(v.value, v.label)), text("span", String(v.count)));
       a.addEventListener("click", (e) => { e.preventDefault(); const input = $("f-" + name); if (input) { input.value = v.value; search(); } });
       facet.append(a);
     }
@@ -111,13 +117,16 @@ async function openRecord(id) {
     + (record.removed_at ? ", radié le " + record.removed_at.slice(0, 10) : "");
   const body = $("record-body");
   body.replaceChildren();
+  // The record's own labels (those of its lines in the extract).
+  const labels = record.details.labels || {};
+  const label = (system, code) => coded(code, (labels[system] || {})[code]);
   for (const ex of claims.SubjectRefPro.exercices) {
-    body.append(text("h3", "Profession " + ex.codeProfession + " (" + ex.codeCategorieProfessionnelle + ")" + (ex.codeSavoirFaire ? " — " + ex.codeTypeSavoirFaire + " " + ex.codeSavoirFaire : "")));
+    body.append(text("h3", "Profession " + label("profession", ex.codeProfession) + " (" + label("categorie", ex.codeCategorieProfessionnelle) + ")" + (ex.codeSavoirFaire ? " — " + ex.codeTypeSavoirFaire + " " + label("savoir_faire", ex.codeSavoirFaire) : "")));
     const table = document.createElement("table");
     table.append(Object.assign(document.createElement("tr"), { innerHTML: "<th>Structure</th><th>Id</th><th>Adresse</th><th>Mode / secteur</th>" }));
     for (const a of ex.activities) {
       const tr = document.createElement("tr");
-      tr.append(text("td", a.raisonSocialeSite), text("td", a.identifiantTechniqueDeLaStructure), text("td", [a.numeroVoie, a.libelleVoie, a.codePostal, a.bureauCedex].filter(Boolean).join(" ")), text("td", a.codeModeExercice + " / " + a.codeSecteurDactivite));
+      tr.append(text("td", a.raisonSocialeSite), text("td", a.identifiantTechniqueDeLaStructure), text("td", [a.numeroVoie, a.libelleVoie, a.codePostal, a.bureauCedex].filter(Boolean).join(" ")), text("td", label("mode", a.codeModeExercice) + " / " + label("secteur", a.codeSecteurDactivite)));
       table.append(tr);
     }
     body.append(table);

@@ -14,7 +14,8 @@ use crate::search::filters::{FILTERS, REMOVED};
 use crate::search::{Refused, SearchRequest};
 use crate::store::professionals;
 
-/// Ranked search: an exact identifier first, then name matches. Prefixes (typeahead) and
+/// Ranked search: an exact identifier first, then name matches. Filters take a code or a
+/// label typed in part, and codes come with their labels. Prefixes (typeahead) and
 /// typos (one edit up to six letters, two beyond) are forgiven; a query of any shape within
 /// the bounds gets best-effort results. Out of bounds, or a bad value: a 400 problem that
 /// names the parameter; all search slots busy or too slow: a 503 problem.
@@ -24,14 +25,16 @@ use crate::store::professionals;
     tag = "search",
     params(
         ("q" = Option<String>, Query, description = "Words, a name, an identifier (RPPS, ADELI, SIRET, FINESS, MSSanté address)"),
-        ("profession" = Option<String>, Query), ("categorie" = Option<String>, Query), ("savoir_faire" = Option<String>, Query),
-        ("departement" = Option<String>, Query), ("commune" = Option<String>, Query), ("code_postal" = Option<String>, Query),
-        ("mode" = Option<String>, Query), ("secteur" = Option<String>, Query), ("structure" = Option<String>, Query),
+        ("profession" = Option<String>, Query, description = "A code (`10`) or its label typed in part (`médec`)"),
+        ("categorie" = Option<String>, Query, description = "A code or its label typed in part"),
+        ("savoir_faire" = Option<String>, Query, description = "A code (`SM54`) or its label typed in part (`généra`)"),
+        ("departement" = Option<String>, Query), ("commune" = Option<String>, Query, description = "An INSEE code or the commune's name typed in part"), ("code_postal" = Option<String>, Query),
+        ("mode" = Option<String>, Query, description = "A code or its label typed in part"), ("secteur" = Option<String>, Query, description = "A code or its label typed in part"), ("structure" = Option<String>, Query),
         ("removed" = Option<bool>, Query, description = "true or false"), ("page" = Option<usize>, Query, description = "From 1; page × per_page at most 10,000"), ("per_page" = Option<usize>, Query, description = "1 to 100 (default 20)"),
         ("facets" = Option<bool>, Query, description = "false to skip the facet counts (typeahead); `total` may then be a lower bound (`total_exact` false); default true"),
     ),
     responses(
-        (status = 200, description = "`{\"total\", \"total_exact\", \"results\": [...], \"facets\": {...}}`"),
+        (status = 200, description = "`{\"total\", \"total_exact\", \"results\": [{\"national_id\", \"name\", \"professions\", \"profession_labels\": {code: label}, \"departements\", \"removed\", \"score\"}], \"facets\": {facet: [{\"value\", \"label\", \"count\"}]}}`; labels are the extract's own, of the generation the index holds"),
         (status = 400, description = "A parameter out of its bounds (q: 1,000 characters, 32 words) or of the wrong form", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The index is being built, or search is busy or too slow (retry)", body = super::error::Problem, content_type = "application/problem+json"),
     ),

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::SearchError;
 use super::document::{self, ClaimsView, DetailsView};
 use super::index::{Prepared, SearchIndex};
+use super::labels::Collected;
 use crate::store::RunId;
 use crate::store::codec::Decompressors;
 use crate::store::published::CurrentRecord;
@@ -24,6 +25,7 @@ pub(super) type Batches = Mutex<mpsc::Receiver<Vec<CurrentRecord>>>;
 struct RecordDecoder<'d> {
     dictionaries: &'d HashMap<RunId, Vec<u8>>,
     decompressors: Decompressors,
+    labels: Collected,
 }
 
 impl RecordDecoder<'_> {
@@ -52,6 +54,7 @@ impl RecordDecoder<'_> {
         let details_json = std::str::from_utf8(&details_json).map_err(|e| bad(&e.to_string()))?;
         let claims: ClaimsView = serde_json::from_str(claims_json).map_err(|e| bad(&e.to_string()))?;
         let details: DetailsView = serde_json::from_str(details_json).map_err(|e| bad(&e.to_string()))?;
+        self.labels.note(&details);
         let mailboxes = record
             .mailboxes
             .as_deref()
@@ -62,17 +65,18 @@ impl RecordDecoder<'_> {
     }
 }
 
-/// Decodes batches into `index` until there are none left. On an error, closes the batches
-/// so that the reader and the other decoders stop too.
+/// Decodes batches into `index` until there are none left, and gives the labels it saw. On
+/// an error, closes the batches so that the reader and the other decoders stop too.
 pub(super) fn decode(
     batches: &Batches,
     dictionaries: &HashMap<RunId, Vec<u8>>,
     index: &SearchIndex,
     replace: bool,
-) -> Result<(), SearchError> {
+) -> Result<Collected, SearchError> {
     let mut decoder = RecordDecoder {
         dictionaries,
         decompressors: Decompressors::default(),
+        labels: Collected::default(),
     };
     while let Some(records) = next(batches) {
         let added = records
@@ -87,7 +91,7 @@ pub(super) fn decode(
             return Err(error);
         }
     }
-    Ok(())
+    Ok(decoder.labels)
 }
 
 /// The next batch, or None at the end (or once another decoder failed).

@@ -10,6 +10,7 @@ use tantivy::columnar::StrColumn;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::filters::FACETS;
+use super::labels::Labels;
 
 /// Values shown per facet: the most frequent, ties by value.
 const SHOWN: usize = 20;
@@ -94,18 +95,26 @@ impl SegmentCollector for SegmentFacetCounter {
     }
 }
 
-/// The most frequent values of each facet, ties by value, keyed by facet name.
-pub(super) fn ranked(counts: Counts) -> HashMap<String, Vec<super::query::FacetCount>> {
+/// The most frequent values of each facet, ties by value, each with its label, keyed by
+/// facet name.
+pub(super) fn ranked(counts: Counts, labels: &Labels) -> HashMap<String, Vec<super::query::FacetCount>> {
     FACETS
         .iter()
         .zip(counts)
         .map(|(facet, counts)| {
             let mut values: Vec<super::query::FacetCount> = counts
                 .into_iter()
-                .map(|(value, count)| super::query::FacetCount { value, count })
+                .map(|(value, count)| super::query::FacetCount {
+                    value,
+                    label: None,
+                    count,
+                })
                 .collect();
             values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
             values.truncate(SHOWN);
+            for value in &mut values {
+                value.label = labels.label(facet, &value.value).map(str::to_owned);
+            }
             ((*facet).to_owned(), values)
         })
         .collect()

@@ -3,11 +3,13 @@
 //! changes in one commit (delete + add). Blocking: callers run it off the async workers.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use tantivy::indexer::NoMergePolicy;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 use super::document::{self, SearchValues};
+use super::labels::{Collected, Labels};
 use super::query::HARD_WINDOW;
 use super::schema::{ANALYZER, Fields, SCHEMA_VERSION, analyzer, schema};
 use crate::store::RunId;
@@ -40,6 +42,8 @@ pub struct SearchIndex {
     building: bool,
     pub fields: Fields,
     pub path: PathBuf,
+    /// The labels of the generation the index holds, swapped whole by `set_labels`.
+    labels: RwLock<Arc<Labels>>,
 }
 
 /// What a commit records: the schema version and the generation indexed.
@@ -58,10 +62,11 @@ impl SearchIndex {
         Ok(search)
     }
 
-    /// Opens the index in `path` if it exists and has the current schema.
+    /// Opens the index in `path` if it exists, has the current schema and its labels.
     pub fn open(path: &Path) -> Option<SearchIndex> {
         let index = Index::open_in_dir(path).ok()?;
         let search = SearchIndex::wrap(index, path).ok()?;
+        *search.labels.write().ok()? = Arc::new(Labels::load(path)?);
         search
             .generation_with_version()
             .filter(|(v, _)| *v == SCHEMA_VERSION)
@@ -85,6 +90,7 @@ impl SearchIndex {
             building: false,
             fields,
             path: path.to_owned(),
+            labels: RwLock::default(),
         })
     }
 
@@ -144,6 +150,22 @@ impl SearchIndex {
             }
             Ok(())
         })
+    }
+
+    /// The labels of the generation the index holds.
+    pub fn labels(&self) -> Arc<Labels> {
+        // A poisoned lock still holds whole labels: they are swapped, never edited.
+        Arc::clone(&self.labels.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Lays the labels a build (`fresh`) or an update collected over the index's, saved
+    /// before the commit that brings their generation: an index never shows labels older
+    /// than its documents.
+    pub fn set_labels(&self, collected: Collected, fresh: bool) -> Result<(), IndexError> {
+        let labels = Arc::new(self.labels().updated(collected, fresh));
+        labels.save(&self.path)?;
+        *self.labels.write().unwrap_or_else(|e| e.into_inner()) = labels;
+        Ok(())
     }
 
     /// Makes what was added visible, recording the generation it brings the index to.

@@ -8,6 +8,7 @@ pub mod document;
 mod facets;
 pub mod filters;
 pub mod index;
+pub mod labels;
 pub mod query;
 pub mod schema;
 mod workers;
@@ -25,6 +26,7 @@ pub use query::{SearchRequest, SearchResponse};
 
 use crate::store::RunId;
 use crate::store::published::{self, CurrentRecord, Extras};
+use labels::Collected;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -128,7 +130,7 @@ async fn fill(
             let started = std::time::Instant::now();
             let batches = std::sync::Mutex::new(rx);
             let result = (|| -> Result<(), SearchError> {
-                std::thread::scope(|scope| {
+                let labels = std::thread::scope(|scope| {
                     let decoders = (0..decode::DECODERS)
                         .map(|n| {
                             std::thread::Builder::new()
@@ -139,7 +141,7 @@ async fn fill(
                         })
                         .collect::<Vec<_>>();
                     // Every decoder is joined (the scope would anyway) before an error is told.
-                    let outcomes: Vec<Result<(), SearchError>> = decoders
+                    let outcomes: Vec<Result<Collected, SearchError>> = decoders
                         .into_iter()
                         .map(|decoder| match decoder {
                             Ok(handle) => handle
@@ -148,12 +150,17 @@ async fn fill(
                             Err(e) => Err(SearchError::Record(format!("cannot start a search decoder: {e}"))),
                         })
                         .collect();
-                    outcomes.into_iter().collect::<Result<(), SearchError>>()
+                    let mut labels = Collected::default();
+                    for outcome in outcomes {
+                        labels.absorb(outcome?);
+                    }
+                    Ok::<_, SearchError>(labels)
                 })?;
                 tracing::info!(
                     seconds = started.elapsed().as_secs_f64(),
                     "search index documents decoded and indexed"
                 );
+                target.set_labels(labels, since.is_none())?;
                 // One commit at the end: searches see the whole change or none of it.
                 target.commit(generation)?;
                 if since.is_none() {

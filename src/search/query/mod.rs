@@ -16,7 +16,9 @@ use tantivy::{DocAddress, Order, TantivyDocument, Term};
 
 use super::document::MAX_PREFIX_CHARS;
 use super::facets::{self, FacetCounter};
+use super::filters::PROFESSION;
 use super::index::{IndexError, SearchIndex};
+use super::labels::Labels;
 use super::schema::{NAME_KEY, fold_words};
 use tiers::Ways;
 
@@ -100,9 +102,10 @@ impl SearchIndex {
                 (SortByStaticFastValue::<u64>::for_field(NAME_KEY), Order::Asc),
             ))
         };
+        let labels = self.labels();
         let (hits, total, total_exact, facet_counts): (Ranked, usize, bool, _) = if request.facets {
             let (hits, total, counts) = searcher.search(&query, &(top(), Count, FacetCounter))?;
-            (hits, total, true, facets::ranked(counts))
+            (hits, total, true, facets::ranked(counts, &labels))
         } else if let Some((hits, in_tier)) = self.tier_hits(&searcher, request, offset + per_page, top)? {
             // The tier is part of the result: its count is a lower bound of the result's.
             // Counting the whole result would read it all again, typo automata and prefix
@@ -115,7 +118,7 @@ impl SearchIndex {
         let mut results = Vec::with_capacity(hits.len());
         for ((score, _), address) in hits {
             let document: TantivyDocument = searcher.doc(address)?;
-            results.push(self.hit(&document, score));
+            results.push(self.hit(&document, score, &labels));
         }
         Ok(SearchResponse {
             total,
@@ -132,14 +135,18 @@ impl SearchIndex {
         self.filtered(request, text)
     }
 
-    /// `text` (if any) and every known filter of the request, all required.
+    /// `text` (if any) and every known filter of the request, all required. A filter takes
+    /// a code, or a label typed in part (any code whose label holds it).
     fn filtered(&self, request: &SearchRequest, text: Option<Box<dyn Query>>) -> Box<dyn Query> {
+        let labels = self.labels();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         clauses.extend(text.map(|text| (Occur::Must, text)));
         for (name, value) in &request.filters {
             if let Some(field) = self.fields.filter(name) {
+                let codes: Vec<Box<dyn Query>> =
+                    labels.codes(name, value).iter().map(|code| term(field, code)).collect();
                 // Filters restrict, they do not rank.
-                clauses.push((Occur::Must, constant(term(field, value), 0.0)));
+                clauses.push((Occur::Must, constant(Box::new(BooleanQuery::union(codes)), 0.0)));
             }
         }
         if clauses.is_empty() {
@@ -150,7 +157,7 @@ impl SearchIndex {
     }
 
     /// One result as the API shows it, from the document's stored fields.
-    fn hit(&self, document: &TantivyDocument, score: f32) -> Hit {
+    fn hit(&self, document: &TantivyDocument, score: f32, labels: &Labels) -> Hit {
         let f = self.fields;
         let text = |field: Field| {
             document
@@ -165,10 +172,16 @@ impl SearchIndex {
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
         };
+        let professions: Vec<String> = all(f.profession);
+        let profession_labels = professions
+            .iter()
+            .filter_map(|code| Some((code.clone(), labels.label(PROFESSION, code)?.to_owned())))
+            .collect();
         Hit {
             national_id: text(f.national_id),
             name: text(f.display_name),
-            professions: all(f.profession),
+            professions,
+            profession_labels,
             departements: all(f.departement),
             removed: text(f.removed) == "true",
             score,
@@ -282,13 +295,15 @@ fn default_per_page() -> usize {
     20
 }
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Hit {
     pub national_id: String,
     pub name: String,
     pub professions: Vec<String>,
+    /// Profession code → its label in the extract, for the codes that have one.
+    pub profession_labels: BTreeMap<String, String>,
     pub departements: Vec<String>,
     pub removed: bool,
     pub score: f32,
@@ -297,6 +312,8 @@ pub struct Hit {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FacetCount {
     pub value: String,
+    /// The code's label in the extract, when it has one.
+    pub label: Option<String>,
     pub count: u64,
 }
 

@@ -351,3 +351,50 @@ fn a_typeahead_answered_by_a_tier_counts_it_as_a_lower_bound() {
     let deep = index.search(&deep).unwrap();
     assert_eq!((deep.total, deep.total_exact), (40, true));
 }
+
+#[test]
+fn labels_show_beside_codes_and_filters_take_a_label_typed_in_part() {
+    let (_dir, index) = small_index();
+    let mut seen = crate::search::labels::Collected::default();
+    let details: crate::search::document::DetailsView =
+        serde_json::from_str(r#"{"savoir_faire":[],"labels":{"profession":{"10":"Médecin","60":"Infirmier"}}}"#)
+            .unwrap();
+    seen.note(&details);
+    index.set_labels(seen, true).unwrap();
+
+    let found = index.search(&request("", &[("profession", "infirm")], 1, 20)).unwrap();
+    let mut got = ids(&found);
+    got.sort_unstable();
+    assert_eq!(got, ["810000000003", "810000000004"]);
+    assert_eq!(found.results[0].profession_labels["60"], "Infirmier");
+    let facet = &found.facets["profession"][0];
+    assert_eq!(
+        (facet.value.as_str(), facet.label.as_deref(), facet.count),
+        ("60", Some("Infirmier"), 2)
+    );
+    // Accents and case aside, and the code itself still works.
+    assert_eq!(
+        index
+            .search(&request("", &[("profession", "MÉDEC")], 1, 20))
+            .unwrap()
+            .total,
+        2
+    );
+    assert_eq!(
+        index
+            .search(&request("", &[("profession", "10")], 1, 20))
+            .unwrap()
+            .total,
+        2
+    );
+    // A label no code has finds nothing, as an unknown code does.
+    assert_eq!(
+        index
+            .search(&request("", &[("profession", "dentiste")], 1, 20))
+            .unwrap()
+            .total,
+        0
+    );
+    // Départements have no label in the extract.
+    assert_eq!(found.facets["departement"][0].label, None);
+}
