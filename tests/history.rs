@@ -828,17 +828,36 @@ async fn retention_purges_exactly_the_long_removed() {
         .await
         .unwrap();
     assert_eq!(purge("600")["professionals"], 0, "within 600 days: kept");
-    let report = purge("400");
-    assert_eq!(
-        (
-            &report["professionals"],
-            &report["records"],
-            &report["removals"],
-            &report["horizon_run_id"]
-        ),
-        (&json!(1), &json!(1), &json!(1), &json!(2)),
-        "{report}"
+    // The 400-day purge as the scheduler runs it: the shipped job, recorded as a job run.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/retention-purge.toml");
+    let job = annuaire::jobs::definition::JobDefinition::parse(&shipped, &std::fs::read_to_string(&shipped).unwrap())
+        .unwrap();
+    let job_run = annuaire::jobs::runner::run(
+        &pool,
+        &job,
+        annuaire::jobs::runner::Trigger::Manual,
+        None,
+        &annuaire::jobs::runner::RunnerSettings::default(),
+        &tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job_run.status.to_string(), "published", "{job_run:?}");
+    assert!(
+        job_run
+            .message
+            .as_deref()
+            .unwrap()
+            .contains(": 1 professionals removed before"),
+        "{job_run:?}"
     );
+    let report: (i64, i64, i64, Option<i64>) = sqlx::query_as(
+        "SELECT professionals, records, removals, horizon_run_id FROM purge_run ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(report, (1, 1, 1, Some(2)), "recorded in purge_run");
     assert_eq!(
         count("SELECT count(*) FROM professional_record WHERE national_id = '810013908172'").await
             + count("SELECT count(*) FROM run_removal WHERE national_id = '810013908172'").await

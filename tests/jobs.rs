@@ -62,7 +62,11 @@ async fn published(pool: &PgPool) -> Option<annuaire::store::RunId> {
 fn shipped_job_definitions_are_valid() {
     let jobs = annuaire::jobs::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs")).expect("jobs/ validates");
     let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-    assert_eq!(names, vec!["nightly-mssante", "nightly-ps-libreacces"]);
+    assert_eq!(
+        names,
+        vec!["nightly-mssante", "nightly-ps-libreacces", "retention-purge"]
+    );
+    assert_eq!(jobs[2].retention_days, 400, "the documented default");
     assert!(
         jobs.iter()
             .all(|j| j.enabled && j.time_zone == chrono_tz::Europe::Paris)

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::download::RetryPolicy;
 use crate::import::GateThresholds;
+use crate::store::retention::DEFAULT_RETENTION_DAYS;
 
 /// What a job imports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -21,6 +22,9 @@ pub enum JobKind {
     PsLibreacces,
     /// The MSSanté mailbox extract.
     Mssante,
+    /// Retention: purges the professionals removed longer ago than `retention_days`, with
+    /// their history. Downloads nothing.
+    Purge,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,8 +36,11 @@ struct JobFile {
     schedule: String,
     #[serde(default = "paris")]
     time_zone: String,
-    /// Official URL first, mirrors after: each is tried in turn.
+    /// Official URL first, mirrors after: each is tried in turn (none for a purge).
+    #[serde(default)]
     sources: Vec<String>,
+    /// A purge's retention period, in days (default 400).
+    retention_days: Option<i32>,
     #[serde(default = "enabled")]
     enabled: bool,
     /// Where a failed or held run is announced (a JSON POST).
@@ -114,6 +121,8 @@ pub struct JobDefinition {
     pub max_reject_pct: f64,
     pub retry: RetryPolicy,
     pub min_size_ratio: f64,
+    /// A purge's retention period, in days.
+    pub retention_days: i32,
     pub file: PathBuf,
 }
 
@@ -161,8 +170,19 @@ impl JobDefinition {
             .time_zone
             .parse()
             .map_err(|_| invalid(format!("unknown time zone {:?}", raw.time_zone)))?;
-        if raw.sources.is_empty() {
+        let purge = raw.kind == JobKind::Purge;
+        if purge && !raw.sources.is_empty() {
+            return Err(invalid("sources: a purge downloads nothing; remove them".to_owned()));
+        }
+        if !purge && raw.sources.is_empty() {
             return Err(invalid("sources: at least one URL".to_owned()));
+        }
+        if !purge && raw.retention_days.is_some() {
+            return Err(invalid("retention_days: only a purge job has one".to_owned()));
+        }
+        let retention_days = raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
+        if retention_days < 1 {
+            return Err(invalid(format!("retention_days = {retention_days}: one day at least")));
         }
         for url in raw.sources.iter().chain(raw.notify_url.iter()) {
             if !crate::download::is_remote(url) {
@@ -213,6 +233,7 @@ impl JobDefinition {
             max_reject_pct,
             retry,
             min_size_ratio: raw.min_size_ratio,
+            retention_days,
             file: file.to_owned(),
         })
     }
@@ -316,5 +337,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(source.to_string().contains("not an http(s) URL"), "{source}");
+    }
+
+    #[test]
+    fn a_purge_job_downloads_nothing_and_keeps_400_days_unless_told() {
+        let purge = "name = \"purge\"\nkind = \"purge\"\nschedule = \"0 30 4 * * *\"\n";
+        let job = JobDefinition::parse(Path::new("p.toml"), purge).unwrap();
+        assert_eq!((job.kind, job.retention_days), (JobKind::Purge, 400));
+        let job = JobDefinition::parse(Path::new("p.toml"), &format!("{purge}retention_days = 30\n")).unwrap();
+        assert_eq!(job.retention_days, 30);
+        let sources = JobDefinition::parse(
+            Path::new("p.toml"),
+            &format!("{purge}sources = [\"https://x.invalid/\"]\n"),
+        );
+        assert!(sources.unwrap_err().to_string().contains("a purge downloads nothing"));
+        let zero = JobDefinition::parse(Path::new("p.toml"), &format!("{purge}retention_days = 0\n"));
+        assert!(zero.unwrap_err().to_string().contains("retention_days = 0"));
+        let import = JobDefinition::parse(Path::new("i.toml"), &format!("{JOB}retention_days = 30\n"));
+        assert!(import.unwrap_err().to_string().contains("only a purge job"));
     }
 }

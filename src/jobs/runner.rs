@@ -15,12 +15,12 @@ use crate::download::{DownloadError, Downloader, Fetched};
 use crate::extract::source::timestamp_in_name;
 use crate::import::{self, FailedImport, ImportError, ImportOptions};
 use crate::priority;
-use crate::store::batch;
 use crate::store::job_runs::{self, JobRunFacts};
 pub use crate::store::job_runs::{JobRun, recent};
 use crate::store::lock::AdvisoryLock;
 use crate::store::runs::{self, RunSummary};
 use crate::store::{JobRunStatus, RunStatus};
+use crate::store::{batch, retention};
 
 /// Webhooks are small POSTs: a receiver slower than this is treated as down.
 const WEBHOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -128,9 +128,40 @@ async fn attempt(
     cancel: &CancellationToken,
     facts: &mut JobRunFacts,
 ) -> JobRunStatus {
+    if job.kind == JobKind::Purge {
+        return purge(pool, job, facts).await;
+    }
     match fetch(pool, job, source, settings, cancel, facts).await {
         Ok(fetched) => import_fetched(pool, job, fetched, settings, cancel, facts).await,
         Err(status) => status,
+    }
+}
+
+/// Retention's set-based purge (recorded in `purge_run` too): `published` when it took
+/// someone (servers reload, as after a publication), `skipped` when nobody was due.
+async fn purge(pool: &PgPool, job: &JobDefinition, facts: &mut JobRunFacts) -> JobRunStatus {
+    let started = Instant::now();
+    let purged = retention::purge(pool, job.retention_days).await;
+    facts.timings.insert("purge".into(), ms(started));
+    match purged {
+        Ok(report) => {
+            facts.message = Some(format!(
+                "purge {}: {} professionals removed before {} purged ({} record versions)",
+                report.id,
+                report.professionals,
+                report.cutoff.format("%Y-%m-%d %H:%M UTC"),
+                report.records
+            ));
+            if report.professionals > 0 {
+                JobRunStatus::Published
+            } else {
+                JobRunStatus::Skipped
+            }
+        }
+        Err(e) => {
+            facts.message = Some(format!("purge failed, nothing purged: {e}"));
+            JobRunStatus::Failed
+        }
     }
 }
 
