@@ -279,6 +279,7 @@ async fn hooks_fail_open_and_map_federated_subjects_when_configured() {
     let hooks = HookSettings {
         mapping: "federated".parse().unwrap(),
         unknown: UnknownSubject::Allow,
+        ..HookSettings::default()
     };
     let server = TestServer::start(pool, hooks).await;
     let reply = post(

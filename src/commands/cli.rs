@@ -180,6 +180,23 @@ pub struct ServeArgs {
     /// issue it without sectoral claims.
     #[arg(long, env = "ANNUAIRE_UNKNOWN_SUBJECT", value_enum, default_value = "deny")]
     pub unknown_subject: crate::http::UnknownSubject,
+    /// What the plain claims routes (`/v1/claims/{id}` and `/v1/claims?username=`) answer
+    /// for an unknown or removed professional: the problem (404, 410), or `200 {}` for the
+    /// Keycloak claim mappers that mint no token at all on any other status. Malformed
+    /// requests (400) and no data yet (503) stay problems.
+    #[arg(long, env = "ANNUAIRE_UNKNOWN_PLAIN", value_enum, default_value = "problem")]
+    pub unknown_plain: crate::http::UnknownPlain,
+    /// The subject mapping of the query form `/v1/claims?username=` (Keycloak claim
+    /// mappers send the Keycloak username, such as `psc-810001234565`: use
+    /// `pattern:^psc-(?P<id>\d+)$`). Default: --subject-mapping.
+    #[arg(long, env = "ANNUAIRE_QUERY_SUBJECT_MAPPING")]
+    pub query_subject_mapping: Option<crate::http::SubjectMapping>,
+    /// The subject mapping of the Hydra token hook. Default: --subject-mapping.
+    #[arg(long, env = "ANNUAIRE_HYDRA_SUBJECT_MAPPING")]
+    pub hydra_subject_mapping: Option<crate::http::SubjectMapping>,
+    /// The subject mapping of the Okta token hook. Default: --subject-mapping.
+    #[arg(long, env = "ANNUAIRE_OKTA_SUBJECT_MAPPING")]
+    pub okta_subject_mapping: Option<crate::http::SubjectMapping>,
     /// Run the job scheduler in this process (with several on, the job locks still allow
     /// one run per job). Default: on, except on `--routes claims` replicas.
     #[arg(long, env = "ANNUAIRE_SCHEDULER", value_parser = ["on", "off"])]
@@ -406,6 +423,10 @@ impl From<&ServeArgs> for HookSettings {
         HookSettings {
             mapping: args.subject_mapping.clone(),
             unknown: args.unknown_subject,
+            unknown_plain: args.unknown_plain,
+            hydra_mapping: args.hydra_subject_mapping.clone(),
+            okta_mapping: args.okta_subject_mapping.clone(),
+            query_mapping: args.query_subject_mapping.clone(),
         }
     }
 }

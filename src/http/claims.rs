@@ -1,4 +1,5 @@
-//! `GET /v1/claims/{id}`: the claims document of `claims.md`, from the in-memory snapshot.
+//! `GET /v1/claims/{id}` (and `GET /v1/claims?username=` for the Keycloak claim mappers):
+//! the claims document of `claims.md`, from the in-memory snapshot.
 //! The IdP waits on this answer while it issues a token, so its per-request work is kept to
 //! the lookup and the decompression: headers common to a generation are rendered once
 //! (`Snapshot::last_modified`), the ETag on the stack, no request header is copied but
@@ -14,9 +15,10 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use super::auth::ClaimsKey;
 use super::error::ApiError;
-use super::extract::Path;
+use super::extract::{Params, Path};
 use super::headers::CLAIMS_CACHE;
 use super::history::{self, AsOf};
+use super::hooks::UnknownPlain;
 use crate::national_id::NationalId;
 use crate::snapshot::{Answer, ETag};
 
@@ -70,13 +72,88 @@ pub async fn get_claims(
     at: Result<AsOf, ApiError>,
 ) -> Response {
     // The key is checked first: who has none learns nothing, not even a malformed path.
-    let answered = match key.and(id).and_then(|Path(id)| Ok((id, at?))) {
-        Ok((id, AsOf(None))) => answer(&state, &id, &if_none_match),
-        Ok((id, AsOf(Some(at)))) => history::claims_at(&state, &id, at).await,
+    let request = key.and(id).and_then(|Path(id)| {
+        let at = at?;
+        let id = NationalId::parse(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+        Ok((id, at))
+    });
+    respond(&state, request, &if_none_match).await
+}
+
+/// The query parameters that may carry the identifier, in the order they are read: the
+/// Keycloak claim mappers send the username under one of these names.
+const QUERY_NAMES: [&str; 3] = ["username", "id", "sub"];
+
+/// The same answers keyed by a query parameter, for the Keycloak claim mappers, which
+/// append the user's identifier to a fixed URL.
+#[utoipa::path(
+    get,
+    path = "/v1/claims",
+    tag = "claims",
+    params(
+        ("username" = Option<String>, Query, description = "The identifier: a national id, bare RPPS or ADELI, or what the query form's subject mapping turns into one (`psc-810001234565`)"),
+        ("id" = Option<String>, Query, description = "Read when `username` is absent"),
+        ("sub" = Option<String>, Query, description = "Read when `username` and `id` are absent"),
+        ("at" = Option<String>, Query, description = "As on `/v1/claims/{id}`"),
+    ),
+    responses(
+        (status = 200, description = "The claims document (or `{}` for an unknown or removed professional under `--unknown-plain empty`)", content_type = "application/json"),
+        (status = 304, description = "Unchanged since the ETag given in If-None-Match"),
+        (status = 400, description = "No identifier given", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown API key (Bearer, X-API-Key, or the password of HTTP Basic)", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Never in the directory, or an identifier that maps to no national id", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Removed from the directory; `removed_at` says when", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "No published generation loaded yet", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_claims_by_query(
+    State(state): State<AppState>,
+    key: Result<ClaimsKey, ApiError>,
+    params: Result<Params, ApiError>,
+    if_none_match: IfNoneMatch,
+    at: Result<AsOf, ApiError>,
+) -> Response {
+    let request = key.and(params).and_then(|params| {
+        let at = at?;
+        let given = QUERY_NAMES
+            .iter()
+            .find_map(|name| params.text(name).map(str::trim).filter(|v| !v.is_empty()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "give the professional's identifier as username, id or sub",
+                )
+            })?;
+        let mapping = state.hooks.mapping_or_global(&state.hooks.query_mapping);
+        // A user who is no professional (an administrator's account) is unknown, not a
+        // malformed request: the mapper's setting for unknown professionals applies.
+        let id = mapping
+            .map(given)
+            .or_else(|| NationalId::parse(given).ok())
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this identifier maps to no national id"))?;
+        Ok((id, at))
+    });
+    respond(&state, request, &if_none_match).await
+}
+
+/// The answer to a claims request, from the snapshot (or from Postgres with `at`), with the
+/// unknown-professional setting applied and the claims caching rule on every answer.
+async fn respond(
+    state: &AppState,
+    request: Result<(NationalId, AsOf), ApiError>,
+    if_none_match: &IfNoneMatch,
+) -> Response {
+    let answered = match request {
+        Ok((id, AsOf(None))) => answer(state, &id, if_none_match),
+        Ok((id, AsOf(Some(at)))) => history::claims_at(state, &id, at).await,
         Err(problem) => Err(problem),
     };
     let mut response = match answered {
         Ok(response) => response,
+        Err(problem) if state.hooks.unknown_plain == UnknownPlain::Empty && problem.is_unknown_professional() => {
+            empty_document()
+        }
         Err(problem) => problem.into_response(),
     };
     // Every claims answer, problems included, is the caller's alone and revalidated.
@@ -86,13 +163,21 @@ pub async fn get_claims(
     response
 }
 
-fn answer(state: &AppState, id: &str, if_none_match: &IfNoneMatch) -> Result<Response, ApiError> {
-    let id = NationalId::parse(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+/// `200 {}`: no sectoral claims, for the clients that refuse any other status.
+fn empty_document() -> Response {
+    let mut response = Response::new(Body::from("{}"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn answer(state: &AppState, id: &NationalId, if_none_match: &IfNoneMatch) -> Result<Response, ApiError> {
     if !state.status.loaded() {
         return Err(ApiError::not_ready());
     }
     let snapshot = state.snapshot.load();
-    match snapshot.lookup(&id).map_err(ApiError::internal)? {
+    match snapshot.lookup(id).map_err(ApiError::internal)? {
         Answer::Found { json, etag } => {
             let etag_value = HeaderValue::from_bytes(etag.as_bytes()).map_err(ApiError::internal)?;
             let mut response = if if_none_match.matches(&etag) {

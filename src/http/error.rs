@@ -66,6 +66,11 @@ impl ApiError {
         e
     }
 
+    /// A 404 or 410 of a claims lookup: who asked for an unknown or removed professional.
+    pub fn is_unknown_professional(&self) -> bool {
+        matches!(self.status, StatusCode::NOT_FOUND | StatusCode::GONE)
+    }
+
     pub fn forbidden() -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "this key is not allowed here")
     }

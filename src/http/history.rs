@@ -82,15 +82,14 @@ impl<S: Send + Sync> FromRequestParts<S> for AsOf {
 
 /// The claims document served at `at`, byte for byte; 404 if the professional was not
 /// published then, 410 if they had been removed by then.
-pub async fn claims_at(state: &AppState, id: &str, at: DateTime<Utc>) -> Result<Response, ApiError> {
-    let id = NationalId::parse(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+pub async fn claims_at(state: &AppState, id: &NationalId, at: DateTime<Utc>) -> Result<Response, ApiError> {
     let _slot = state.past.slots.try_acquire().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many reads of past claims at once; retry shortly",
         )
     })?;
-    let version = history::as_of(&state.past.pool, &id, at).await.map_err(unavailable)?;
+    let version = history::as_of(&state.past.pool, id, at).await.map_err(unavailable)?;
     match version {
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

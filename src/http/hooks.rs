@@ -74,10 +74,28 @@ pub enum UnknownSubject {
     Allow,
 }
 
+/// What the plain claims routes (`/v1/claims/{id}`, `/v1/claims?username=`) answer for an
+/// unknown or removed professional; a malformed request (400) or no data yet (503) stay
+/// problems whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnknownPlain {
+    /// The problem: 404, or 410 with `removed_at`.
+    Problem,
+    /// `200 {}`: for the claim mappers that mint no token at all on any other status.
+    Empty,
+}
+
 #[derive(Debug, Clone)]
 pub struct HookSettings {
+    /// The subject mapping of every route that has none of its own.
     pub mapping: SubjectMapping,
     pub unknown: UnknownSubject,
+    pub unknown_plain: UnknownPlain,
+    /// Mappings of their own, for the Hydra hook, the Okta hook and the query form of the
+    /// claims route.
+    pub hydra_mapping: Option<SubjectMapping>,
+    pub okta_mapping: Option<SubjectMapping>,
+    pub query_mapping: Option<SubjectMapping>,
 }
 
 impl Default for HookSettings {
@@ -85,19 +103,34 @@ impl Default for HookSettings {
         HookSettings {
             mapping: SubjectMapping::NationalId,
             unknown: UnknownSubject::Deny,
+            unknown_plain: UnknownPlain::Problem,
+            hydra_mapping: None,
+            okta_mapping: None,
+            query_mapping: None,
         }
     }
 }
 
+impl HookSettings {
+    /// A route's own mapping, else the global one.
+    pub fn mapping_or_global<'a>(&'a self, own: &'a Option<SubjectMapping>) -> &'a SubjectMapping {
+        own.as_ref().unwrap_or(&self.mapping)
+    }
+}
+
 /// The claims document of the subject, or why there is none.
-fn claims_for(state: &AppState, subject: Option<&str>) -> Result<Result<Value, String>, ApiError> {
+fn claims_for(
+    state: &AppState,
+    mapping: &SubjectMapping,
+    subject: Option<&str>,
+) -> Result<Result<Value, String>, ApiError> {
     if !state.status.loaded() {
         return Err(ApiError::not_ready());
     }
     let Some(subject) = subject else {
         return Ok(Err("the token has no subject".to_owned()));
     };
-    let Some(id) = state.hooks.mapping.map(subject) else {
+    let Some(id) = mapping.map(subject) else {
         return Ok(Err("the subject does not map to a national id".to_owned()));
     };
     match state.snapshot.load().lookup(&id).map_err(ApiError::internal)? {
@@ -135,7 +168,8 @@ pub async fn hydra_token(State(state): State<AppState>, Json(body): Json<Value>)
         .as_str()
         .filter(|s| !s.is_empty())
         .or_else(|| id_token["id_token_claims"]["sub"].as_str());
-    match claims_for(&state, subject)? {
+    let mapping = state.hooks.mapping_or_global(&state.hooks.hydra_mapping);
+    match claims_for(&state, mapping, subject)? {
         Ok(document) => Ok(Json(json!({
             "session": { "access_token": access_token_claims(&document), "id_token": document }
         }))
@@ -159,7 +193,8 @@ pub async fn hydra_token(State(state): State<AppState>, Json(body): Json<Value>)
 )]
 pub async fn okta_token(State(state): State<AppState>, Json(body): Json<Value>) -> Result<Response, ApiError> {
     let subject = body["data"]["identity"]["claims"]["sub"].as_str();
-    match claims_for(&state, subject)? {
+    let mapping = state.hooks.mapping_or_global(&state.hooks.okta_mapping);
+    match claims_for(&state, mapping, subject)? {
         Ok(document) => {
             let add = |claims: &Value| -> Vec<Value> {
                 claims

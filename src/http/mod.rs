@@ -38,7 +38,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, Problem, Removal};
-pub use hooks::{HookSettings, SubjectMapping, UnknownSubject};
+pub use hooks::{HookSettings, SubjectMapping, UnknownPlain, UnknownSubject};
 pub use listener::ConnectionLimits;
 
 use crate::jobs::{JobDefinition, RunnerSettings};
@@ -141,7 +141,9 @@ pub fn router(state: AppState) -> Router {
     // The claims route checks its key and sets its `Cache-Control` itself (see
     // `auth::ClaimsKey`); it reads no body, and hyper closes a connection rather than
     // drain a body nobody reads.
-    let claims = Router::new().route("/v1/claims/{id}", get(claims::get_claims));
+    let claims = Router::new()
+        .route("/v1/claims/{id}", get(claims::get_claims))
+        .route("/v1/claims", get(claims::get_claims_by_query));
     let hooks = Router::new()
         .route("/v1/hooks/hydra/token", post(hooks::hydra_token))
         .route("/v1/hooks/okta/token", post(hooks::okta_token))

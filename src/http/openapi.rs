@@ -8,6 +8,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "annuaire", description = "Sectoral claims of French health professionals, from the Annuaire Santé."),
     paths(
         super::claims::get_claims,
+        super::claims::get_claims_by_query,
         super::hooks::hydra_token,
         super::hooks::okta_token,
         super::ops::healthz,
