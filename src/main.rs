@@ -130,7 +130,7 @@ async fn imports(pool: &PgPool, command: ImportsCommand) -> anyhow::Result<Outco
 async fn serve(store: &Store, args: &ServeArgs, database: &DatabaseArgs) -> anyhow::Result<Outcome> {
     let config = annuaire::server::ServerConfig {
         routes: args.routes,
-        hooks: args.into(),
+        hooks: args.hooks()?,
         jobs: commands::serve::jobs_of(&database.jobs_dir)?,
         scheduler: args.runs_scheduler(),
         runner: runner_settings(database)?,

@@ -197,6 +197,29 @@ pub struct ServeArgs {
     /// The subject mapping of the Okta token hook. Default: --subject-mapping.
     #[arg(long, env = "ANNUAIRE_OKTA_SUBJECT_MAPPING")]
     pub okta_subject_mapping: Option<crate::http::SubjectMapping>,
+    /// Entra ID custom claims provider (`POST /v1/hooks/entra/token`): the URL of Entra's
+    /// signing keys (https; `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys`).
+    /// The route is off unless this, --entra-issuer and --entra-audience are all given.
+    #[arg(long, env = "ANNUAIRE_ENTRA_JWKS_URL")]
+    pub entra_jwks_url: Option<String>,
+    /// The `iss` Entra's tokens must carry, exactly (`https://login.microsoftonline.com/<tenant>/v2.0`,
+    /// or `https://sts.windows.net/<tenant>/` for v1 tokens).
+    #[arg(long, env = "ANNUAIRE_ENTRA_ISSUER")]
+    pub entra_issuer: Option<String>,
+    /// The `aud` Entra's tokens must carry: the client id of the API's app registration
+    /// (v1 tokens may carry its application id URI: give both, comma-separated).
+    #[arg(long, env = "ANNUAIRE_ENTRA_AUDIENCE", value_delimiter = ',')]
+    pub entra_audience: Vec<String>,
+    /// The attribute of Entra's `authenticationContext.user` that carries the subject.
+    #[arg(
+        long,
+        env = "ANNUAIRE_ENTRA_SUBJECT_ATTRIBUTE",
+        default_value = "onPremisesSamAccountName"
+    )]
+    pub entra_subject_attribute: String,
+    /// The subject mapping of the Entra route. Default: --subject-mapping.
+    #[arg(long, env = "ANNUAIRE_ENTRA_SUBJECT_MAPPING")]
+    pub entra_subject_mapping: Option<crate::http::SubjectMapping>,
     /// Run the job scheduler in this process (with several on, the job locks still allow
     /// one run per job). Default: on, except on `--routes claims` replicas.
     #[arg(long, env = "ANNUAIRE_SCHEDULER", value_parser = ["on", "off"])]
@@ -216,6 +239,44 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The hooks' settings; the Entra route needs its three settings or none of them.
+    pub fn hooks(&self) -> anyhow::Result<HookSettings> {
+        let mut hooks = HookSettings {
+            mapping: self.subject_mapping.clone(),
+            unknown: self.unknown_subject,
+            unknown_plain: self.unknown_plain,
+            hydra_mapping: self.hydra_subject_mapping.clone(),
+            okta_mapping: self.okta_subject_mapping.clone(),
+            query_mapping: self.query_subject_mapping.clone(),
+            entra: None,
+        };
+        let audiences: Vec<String> = self
+            .entra_audience
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
+        match (&self.entra_jwks_url, &self.entra_issuer, audiences.is_empty()) {
+            (None, None, true) => {}
+            (Some(url), Some(issuer), false) => {
+                let jwks_url = crate::http::entra::EntraSettings::check_jwks_url(url)
+                    .map_err(|e| anyhow::anyhow!("--entra-jwks-url {e}"))?;
+                hooks.entra = Some(crate::http::entra::EntraSettings {
+                    jwks_url,
+                    issuer: issuer.clone(),
+                    audiences,
+                    subject_attribute: self.entra_subject_attribute.clone(),
+                    mapping: self.entra_subject_mapping.clone(),
+                    refetch_after: crate::http::entra::token::REFETCH_AFTER,
+                });
+            }
+            _ => anyhow::bail!(
+                "the Entra route needs --entra-jwks-url, --entra-issuer and --entra-audience together (ANNUAIRE_ENTRA_JWKS_URL, ANNUAIRE_ENTRA_ISSUER, ANNUAIRE_ENTRA_AUDIENCE)"
+            ),
+        }
+        Ok(hooks)
+    }
+
     /// The webhooks' settings: none without URLs; with URLs, the secret must be set.
     pub fn webhooks(&self) -> anyhow::Result<Option<crate::server::webhooks::WebhookSettings>> {
         let urls: Vec<String> = self
@@ -414,19 +475,6 @@ impl From<&ImportArgs> for ImportOptions {
             max_reject_pct: args.max_reject_pct,
             max_line_bytes: args.max_line_bytes,
             ..ImportOptions::default()
-        }
-    }
-}
-
-impl From<&ServeArgs> for HookSettings {
-    fn from(args: &ServeArgs) -> Self {
-        HookSettings {
-            mapping: args.subject_mapping.clone(),
-            unknown: args.unknown_subject,
-            unknown_plain: args.unknown_plain,
-            hydra_mapping: args.hydra_subject_mapping.clone(),
-            okta_mapping: args.okta_subject_mapping.clone(),
-            query_mapping: args.query_subject_mapping.clone(),
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct HookSettings {
     pub hydra_mapping: Option<SubjectMapping>,
     pub okta_mapping: Option<SubjectMapping>,
     pub query_mapping: Option<SubjectMapping>,
+    /// The Entra custom claims provider's settings; its route is off without them.
+    pub entra: Option<super::entra::EntraSettings>,
 }
 
 impl Default for HookSettings {
@@ -107,6 +109,7 @@ impl Default for HookSettings {
             hydra_mapping: None,
             okta_mapping: None,
             query_mapping: None,
+            entra: None,
         }
     }
 }
@@ -119,7 +122,7 @@ impl HookSettings {
 }
 
 /// The claims document of the subject, or why there is none.
-fn claims_for(
+pub(super) fn claims_for(
     state: &AppState,
     mapping: &SubjectMapping,
     subject: Option<&str>,

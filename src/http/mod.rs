@@ -5,6 +5,7 @@
 mod admin;
 mod auth;
 mod claims;
+pub mod entra;
 mod error;
 mod export;
 mod extract;
@@ -111,6 +112,8 @@ pub struct Shared {
     pub past: history::PastReads,
     /// Exports running (`/v1/export`): one at a time.
     pub exports: Arc<tokio::sync::Semaphore>,
+    /// The Entra route's token validation, when the route is configured.
+    pub entra: Option<Arc<entra::EntraAuth>>,
 }
 
 impl AppState {
@@ -132,6 +135,16 @@ impl AppState {
             search_guard: Arc::new(crate::search::SearchGuard::default()),
             past: history::PastReads::beside(&pool),
             exports: export::slots(),
+            entra: config.hooks.entra.clone().map(|settings| {
+                let auth = Arc::new(entra::EntraAuth::new(
+                    settings,
+                    config.runner.downloader.client().clone(),
+                ));
+                // Fetched now: the first callout should not wait for Entra's keys.
+                let fetching = Arc::clone(&auth);
+                tokio::spawn(async move { fetching.refresh().await });
+                auth
+            }),
             pool,
         }))
     }
@@ -151,6 +164,10 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), &[Scope::Claims][..]),
             auth::require,
         ))
+        .route_layer(RequestBodyLimitLayer::new(limits::HOOK_BODY_BYTES));
+    // Entra authenticates with its own token, checked by the route itself.
+    let entra = Router::new()
+        .route("/v1/hooks/entra/token", post(entra::token))
         .route_layer(RequestBodyLimitLayer::new(limits::HOOK_BODY_BYTES));
     let search = Router::new()
         .route("/v1/professionals", get(search::search))
@@ -196,6 +213,9 @@ pub fn router(state: AppState) -> Router {
     let mut routes = Router::new();
     if state.routes.serves_claims() {
         routes = routes.merge(claims).merge(hooks);
+        if state.entra.is_some() {
+            routes = routes.merge(entra);
+        }
     }
     if state.routes.serves_admin() {
         routes = routes.merge(admin).merge(search).merge(feed).merge(page);

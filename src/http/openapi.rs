@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
         super::claims::get_claims_by_query,
         super::hooks::hydra_token,
         super::hooks::okta_token,
+        super::entra::token,
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
@@ -41,6 +42,16 @@ impl Modify for BearerKey {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("An API key from `annuaire keys create`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "entra",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("Entra ID's own token (RS256, its published keys, the configured issuer and audience, azp or appid of Entra's authentication events service)"))
                     .build(),
             ),
         );

@@ -1,0 +1,85 @@
+//! Microsoft Entra ID's custom claims provider (`onTokenIssuanceStart`): Entra POSTs its
+//! callout (`microsoft.graph.onTokenIssuanceStartCalloutData`) while it issues a token,
+//! authenticated by its own bearer token (`token`), and takes the claims in exactly
+//! Microsoft's response shape, strings and string arrays only, 3 KB at most (`claims`).
+//! The subject comes from a configurable attribute of `authenticationContext.user`
+//! through the subject mapping; the answer comes from the snapshot (Entra waits 1 s by
+//! default and mints no token on a failure).
+
+mod claims;
+pub mod token;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::Json;
+use super::hooks::{UnknownSubject, claims_for};
+pub use claims::{MAX_CLAIMS_BYTES, entra_claims};
+pub use token::{EntraAuth, EntraSettings};
+
+const CALLOUT_TYPE: &str = "microsoft.graph.onTokenIssuanceStartCalloutData";
+
+/// Entra's token issuance start callout: the claims for the token in `provideClaimsForToken`.
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/entra/token",
+    tag = "hooks",
+    request_body(content = Object, description = "Entra's onTokenIssuanceStart callout (`data.authenticationContext.user`)"),
+    responses(
+        (status = 200, description = "`{\"data\": {\"@odata.type\": \"microsoft.graph.onTokenIssuanceStartResponseData\", \"actions\": [{\"@odata.type\": \"microsoft.graph.tokenIssuanceStart.provideClaimsForToken\", \"claims\": {...}}]}}`; an empty `claims` for an unknown or removed subject under `--unknown-subject allow`", content_type = "application/json"),
+        (status = 400, description = "Not an onTokenIssuanceStart callout", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Entra's bearer token is missing or does not validate", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Unknown, removed or unmapped subject, deny setting: no token", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The Entra route is not configured", body = super::error::Problem, content_type = "application/problem+json"),
+    ),
+    security(("entra" = []))
+)]
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, ApiError>,
+) -> Result<Response, ApiError> {
+    let Some(entra) = &state.entra else {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route"));
+    };
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if let Err(reason) = entra.validate(authorization).await {
+        tracing::info!(%reason, "Entra callout refused");
+        return Err(ApiError::unauthorized());
+    }
+    let Json(body) = body?;
+    let data = &body["data"];
+    if data["@odata.type"] != CALLOUT_TYPE {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not an onTokenIssuanceStart callout (data.@odata.type {CALLOUT_TYPE})"),
+        ));
+    }
+    let subject = data["authenticationContext"]["user"][entra.settings.subject_attribute.as_str()].as_str();
+    let mapping = state.hooks.mapping_or_global(&entra.settings.mapping);
+    match claims_for(&state, mapping, subject)? {
+        Ok(document) => Ok(provide(entra_claims(&document))),
+        Err(reason) => match state.hooks.unknown {
+            UnknownSubject::Deny => Err(ApiError::new(StatusCode::FORBIDDEN, reason)),
+            UnknownSubject::Allow => Ok(provide(Map::new())),
+        },
+    }
+}
+
+/// Microsoft's response to the callout, exactly: one `provideClaimsForToken` action.
+fn provide(claims: Map<String, Value>) -> Response {
+    Json(json!({
+        "data": {
+            "@odata.type": "microsoft.graph.onTokenIssuanceStartResponseData",
+            "actions": [{
+                "@odata.type": "microsoft.graph.tokenIssuanceStart.provideClaimsForToken",
+                "claims": claims,
+            }]
+        }
+    }))
+    .into_response()
+}
