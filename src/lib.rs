@@ -21,6 +21,7 @@ pub mod progress;
 pub mod samplegen;
 pub mod search;
 pub mod server;
+pub mod signing;
 pub mod snapshot;
 pub mod store;
 

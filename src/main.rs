@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use annuaire::commands::cli::{
     Cli, Command, DatabaseArgs, DbCommand, ImportArgs, ImportsCommand, JobsCommand, KeysCommand, ServeArgs,
-    StoreCommand,
+    SigningKeysCommand, StoreCommand,
 };
 use annuaire::commands::{self, Outcome};
 use annuaire::download::{DownloadSettings, Downloader};
@@ -89,6 +89,13 @@ async fn store_command(command: StoreCommand, store: &Store, database: &Database
         }
         StoreCommand::Jobs(command) => jobs(pool, command, database).await,
         StoreCommand::Keys(command) => keys(pool, command).await,
+        StoreCommand::SigningKeys(command) => match command {
+            SigningKeysCommand::List { json } => commands::signing_keys::list(pool, json).await,
+            SigningKeysCommand::Rotate {
+                activate_after,
+                sealing,
+            } => commands::signing_keys::rotate(pool, activate_after, &sealing.sealing()?).await,
+        },
     }
 }
 
@@ -137,6 +144,7 @@ async fn serve(store: &Store, args: &ServeArgs, database: &DatabaseArgs) -> anyh
         search_dir: Some(database.home.join("search")),
         connections: annuaire::http::ConnectionLimits::default(),
         webhooks: args.webhooks()?,
+        signing: args.signing()?,
     };
     commands::serve::run(store.pool.clone(), args.listen, config).await
 }

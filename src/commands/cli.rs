@@ -76,6 +76,9 @@ pub enum StoreCommand {
     /// Manage the API keys of the clients.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The keys that sign claims for relying parties (`Accept: application/jwt`).
+    #[command(subcommand)]
+    SigningKeys(SigningKeysCommand),
     /// The scheduled jobs of the jobs folder.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -220,6 +223,16 @@ pub struct ServeArgs {
     /// The subject mapping of the Entra route. Default: --subject-mapping.
     #[arg(long, env = "ANNUAIRE_ENTRA_SUBJECT_MAPPING")]
     pub entra_subject_mapping: Option<crate::http::SubjectMapping>,
+    /// The `iss` of signed claims: with it, `Accept: application/jwt` on the claims routes
+    /// answers a compact JWS (ES256) and `/.well-known/jwks.json` publishes the keys; without
+    /// it, application/jwt is a 406.
+    #[arg(long, env = "ANNUAIRE_ISSUER")]
+    pub issuer: Option<String>,
+    /// Lifetime of a signed document (`exp - iat`), in seconds.
+    #[arg(long, env = "ANNUAIRE_JWT_TTL_SECONDS", default_value_t = 300)]
+    pub jwt_ttl_seconds: u64,
+    #[command(flatten)]
+    pub sealing: SealingArgs,
     /// Run the job scheduler in this process (with several on, the job locks still allow
     /// one run per job). Default: on, except on `--routes claims` replicas.
     #[arg(long, env = "ANNUAIRE_SCHEDULER", value_parser = ["on", "off"])]
@@ -275,6 +288,21 @@ impl ServeArgs {
             ),
         }
         Ok(hooks)
+    }
+
+    /// Signed claims' settings: none without an issuer; with one, a way to keep the keys.
+    pub fn signing(&self) -> anyhow::Result<Option<crate::signing::SigningSettings>> {
+        let Some(issuer) = self.issuer.as_deref().map(str::trim).filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        if !(30..=86_400).contains(&self.jwt_ttl_seconds) {
+            anyhow::bail!("--jwt-ttl-seconds {}: from 30 to 86400", self.jwt_ttl_seconds);
+        }
+        Ok(Some(crate::signing::SigningSettings {
+            issuer: issuer.to_owned(),
+            ttl: std::time::Duration::from_secs(self.jwt_ttl_seconds),
+            sealing: self.sealing.sealing()?,
+        }))
     }
 
     /// The webhooks' settings: none without URLs; with URLs, the secret must be set.
@@ -373,6 +401,50 @@ pub enum KeysCommand {
     },
     /// Revoke the active key with this name or id; running servers drop it within seconds.
     Revoke { key: String },
+}
+
+#[derive(Subcommand)]
+pub enum SigningKeysCommand {
+    /// Every key: its kid, when it was created, when it signs from, and whether it is
+    /// sealed (never the private key).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a new key. It is published in the JWKS at once and signs after the delay, so that
+    /// relying parties' cached JWKS know it first; the previous key stays published until
+    /// the tokens it signed have expired.
+    Rotate {
+        /// Seconds before the new key signs (default: an hour).
+        #[arg(long, default_value_t = 3600)]
+        activate_after: u64,
+        #[command(flatten)]
+        sealing: SealingArgs,
+    },
+}
+
+/// How private signing keys are kept: sealed under ANNUAIRE_SIGNING_KEY_SECRET (from the
+/// environment only), or plainly with the explicit development flag.
+#[derive(Args, Clone, Debug)]
+pub struct SealingArgs {
+    /// Store signing keys unencrypted (development only); otherwise
+    /// ANNUAIRE_SIGNING_KEY_SECRET (32 characters at least) must be set.
+    #[arg(long, env = "ANNUAIRE_SIGNING_KEY_UNENCRYPTED")]
+    pub signing_key_unencrypted: bool,
+}
+
+impl SealingArgs {
+    pub fn sealing(&self) -> anyhow::Result<crate::signing::Sealing> {
+        match std::env::var("ANNUAIRE_SIGNING_KEY_SECRET") {
+            Ok(secret) if !secret.is_empty() => {
+                crate::signing::Sealing::from_secret(&secret).map_err(|e| anyhow::anyhow!(e))
+            }
+            _ if self.signing_key_unencrypted => Ok(crate::signing::Sealing::Unsealed),
+            _ => anyhow::bail!(
+                "signing keys are sealed under ANNUAIRE_SIGNING_KEY_SECRET (32 random characters at least, from the environment); for development only, --signing-key-unencrypted stores them plainly"
+            ),
+        }
+    }
 }
 
 #[derive(Subcommand)]

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod keys;
 pub mod search;
 pub mod serve;
+pub mod signing_keys;
 
 /// Exit statuses, documented in the README; scripts and schedulers branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

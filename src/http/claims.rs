@@ -20,26 +20,54 @@ use super::headers::CLAIMS_CACHE;
 use super::history::{self, AsOf};
 use super::hooks::UnknownPlain;
 use crate::national_id::NationalId;
+use crate::signing::{Signer, SigningError};
 use crate::snapshot::{Answer, ETag};
 
-/// The request's `If-None-Match`, alone: axum's `HeaderMap` extractor would copy them all.
-pub struct IfNoneMatch(Option<HeaderValue>);
+/// The request headers a claims answer depends on, alone (axum's `HeaderMap` extractor
+/// would copy them all): `If-None-Match`, and whether `Accept` asks for a signed document.
+pub struct ClaimsHeaders {
+    if_none_match: Option<HeaderValue>,
+    /// `Accept: application/jwt`: the compact JWS of the document.
+    jwt: bool,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+impl<S: Send + Sync> FromRequestParts<S> for ClaimsHeaders {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(IfNoneMatch(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+        let jwt = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(accepts_jwt);
+        Ok(ClaimsHeaders {
+            if_none_match: parts.headers.get(header::IF_NONE_MATCH).cloned(),
+            jwt,
+        })
     }
 }
 
-impl IfNoneMatch {
+/// Whether an `Accept` value lists `application/jwt` (with a weight above zero).
+fn accepts_jwt(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        parts
+            .next()
+            .is_some_and(|media| media.eq_ignore_ascii_case("application/jwt"))
+            && !parts.any(|p| {
+                p.strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0))
+            })
+    })
+}
+
+impl ClaimsHeaders {
     /// Whether the client holds this version: one of its tags is `etag`, or it sent `*`.
-    fn matches(&self, etag: &ETag) -> bool {
-        self.0
+    fn matches(&self, etag: &str) -> bool {
+        self.if_none_match
             .as_ref()
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag.as_str() || tag.trim() == "*"))
+            .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"))
     }
 }
 
@@ -68,7 +96,7 @@ pub async fn get_claims(
     State(state): State<AppState>,
     key: Result<ClaimsKey, ApiError>,
     id: Result<Path<String>, ApiError>,
-    if_none_match: IfNoneMatch,
+    headers: ClaimsHeaders,
     at: Result<AsOf, ApiError>,
 ) -> Response {
     // The key is checked first: who has none learns nothing, not even a malformed path.
@@ -77,7 +105,7 @@ pub async fn get_claims(
         let id = NationalId::parse(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         Ok((id, at))
     });
-    respond(&state, request, &if_none_match).await
+    respond(&state, request, &headers).await
 }
 
 /// The query parameters that may carry the identifier, in the order they are read: the
@@ -111,7 +139,7 @@ pub async fn get_claims_by_query(
     State(state): State<AppState>,
     key: Result<ClaimsKey, ApiError>,
     params: Result<Params, ApiError>,
-    if_none_match: IfNoneMatch,
+    headers: ClaimsHeaders,
     at: Result<AsOf, ApiError>,
 ) -> Response {
     let request = key.and(params).and_then(|params| {
@@ -134,18 +162,18 @@ pub async fn get_claims_by_query(
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this identifier maps to no national id"))?;
         Ok((id, at))
     });
-    respond(&state, request, &if_none_match).await
+    respond(&state, request, &headers).await
 }
 
 /// The answer to a claims request, from the snapshot (or from Postgres with `at`), with the
 /// unknown-professional setting applied and the claims caching rule on every answer.
-async fn respond(
-    state: &AppState,
-    request: Result<(NationalId, AsOf), ApiError>,
-    if_none_match: &IfNoneMatch,
-) -> Response {
+async fn respond(state: &AppState, request: Result<(NationalId, AsOf), ApiError>, headers: &ClaimsHeaders) -> Response {
     let answered = match request {
-        Ok((id, AsOf(None))) => answer(state, &id, if_none_match),
+        Ok((id, AsOf(None))) => answer(state, &id, headers),
+        Ok((_, AsOf(Some(_)))) if headers.jwt => Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "past documents (at) are served as JSON only; signed claims are of the present document",
+        )),
         Ok((id, AsOf(Some(at)))) => history::claims_at(state, &id, at).await,
         Err(problem) => Err(problem),
     };
@@ -160,6 +188,12 @@ async fn respond(
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(CLAIMS_CACHE));
+    if state.signer.is_some() {
+        // Where signed claims are served, the answer depends on `Accept`.
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept"));
+    }
     response
 }
 
@@ -172,29 +206,39 @@ fn empty_document() -> Response {
     response
 }
 
-fn answer(state: &AppState, id: &NationalId, if_none_match: &IfNoneMatch) -> Result<Response, ApiError> {
+fn answer(state: &AppState, id: &NationalId, headers: &ClaimsHeaders) -> Result<Response, ApiError> {
+    let signer = match (headers.jwt, &state.signer) {
+        (false, _) => None,
+        (true, Some(signer)) => Some(signer),
+        (true, None) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "signed claims (application/jwt) are not served here: ANNUAIRE_ISSUER is not set",
+            ));
+        }
+    };
     if !state.status.loaded() {
         return Err(ApiError::not_ready());
     }
     let snapshot = state.snapshot.load();
     match snapshot.lookup(id).map_err(ApiError::internal)? {
         Answer::Found { json, etag } => {
-            let etag_value = HeaderValue::from_bytes(etag.as_bytes()).map_err(ApiError::internal)?;
-            let mut response = if if_none_match.matches(&etag) {
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::NOT_MODIFIED;
-                response
-            } else {
-                let mut response = Response::new(Body::from(json));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                response
+            let mut response = match signer {
+                None if headers.matches(etag.as_str()) => not_modified(&etag),
+                None => {
+                    let mut response = Response::new(Body::from(json));
+                    let response_headers = response.headers_mut();
+                    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    response_headers.insert(
+                        header::ETAG,
+                        HeaderValue::from_bytes(etag.as_bytes()).map_err(ApiError::internal)?,
+                    );
+                    response
+                }
+                Some(signer) => signed(signer, id, &snapshot, &json, &etag, headers)?,
             };
-            let response_headers = response.headers_mut();
-            response_headers.insert(header::ETAG, etag_value);
             if let Some(value) = &snapshot.last_modified {
-                response_headers.insert(header::LAST_MODIFIED, value.clone());
+                response.headers_mut().insert(header::LAST_MODIFIED, value.clone());
             }
             Ok(response)
         }
@@ -203,5 +247,65 @@ fn answer(state: &AppState, id: &NationalId, if_none_match: &IfNoneMatch) -> Res
             StatusCode::NOT_FOUND,
             format!("{id} is not in the directory"),
         )),
+    }
+}
+
+fn not_modified(etag: &ETag) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    if let Ok(value) = HeaderValue::from_bytes(etag.as_bytes()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The document as a compact JWS. Another representation of the same version: its own
+/// entity tag (the document's, suffixed), revalidated the same way.
+fn signed(
+    signer: &Signer,
+    id: &NationalId,
+    snapshot: &crate::snapshot::Snapshot,
+    json: &[u8],
+    etag: &ETag,
+    headers: &ClaimsHeaders,
+) -> Result<Response, ApiError> {
+    let quoted = etag.as_str();
+    let tag = format!("{}.jws\"", &quoted[..quoted.len().saturating_sub(1)]);
+    let tag_value = HeaderValue::from_str(&tag).map_err(ApiError::internal)?;
+    let mut response = if headers.matches(&tag) {
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        let generation = snapshot.generation.map_or(0, |g| g.0);
+        let jws = signer
+            .sign(id.as_str(), generation, json)
+            .map_err(|error| match error {
+                SigningError::NotLoaded => {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no claims signing key is loaded yet")
+                }
+                other => ApiError::internal(other),
+            })?;
+        let mut response = Response::new(Body::from(jws));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"));
+        response
+    };
+    response.headers_mut().insert(header::ETAG, tag_value);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_jwt;
+
+    #[test]
+    fn accept_asks_for_a_jws_by_its_media_type() {
+        assert!(accepts_jwt("application/jwt"));
+        assert!(accepts_jwt("application/json;q=0.5, Application/JWT"));
+        assert!(!accepts_jwt("application/json"));
+        assert!(!accepts_jwt("*/*"));
+        assert!(!accepts_jwt("application/jwt;q=0"));
     }
 }

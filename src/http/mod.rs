@@ -114,6 +114,8 @@ pub struct Shared {
     pub exports: Arc<tokio::sync::Semaphore>,
     /// The Entra route's token validation, when the route is configured.
     pub entra: Option<Arc<entra::EntraAuth>>,
+    /// Signs claims for `Accept: application/jwt` and publishes its keys (ANNUAIRE_ISSUER).
+    pub signer: Option<Arc<crate::signing::Signer>>,
 }
 
 impl AppState {
@@ -145,6 +147,10 @@ impl AppState {
                 tokio::spawn(async move { fetching.refresh().await });
                 auth
             }),
+            signer: config
+                .signing
+                .clone()
+                .map(|settings| Arc::new(crate::signing::Signer::new(settings))),
             pool,
         }))
     }
@@ -202,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/.well-known/jwks.json", get(ops::jwks))
         .route_layer(RequestBodyLimitLayer::new(limits::SMALL_BODY_BYTES));
     // The admin page: static, offline (no external resource); its data calls carry the
     // key. Script and style are files of their own, so the page's CSP allows no inline.

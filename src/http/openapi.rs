@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
         super::ops::healthz,
         super::ops::readyz,
         super::ops::metrics,
+        super::ops::jwks,
         super::admin::list_jobs,
         super::admin::run_job,
         super::admin::list_imports,

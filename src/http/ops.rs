@@ -80,3 +80,31 @@ pub async fn openapi() -> Response {
         Err(error) => super::error::ApiError::internal(error).into_response(),
     }
 }
+
+/// The public keys that sign claims (`Accept: application/jwt`), for relying parties to
+/// check them: open, like the other well-known documents. A rotated key appears here before
+/// it signs; a superseded one stays while the tokens it signed may live.
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "claims",
+    responses(
+        (status = 200, description = "A JWK Set (RFC 7517) of ES256 keys", content_type = "application/jwk-set+json"),
+        (status = 404, description = "Signed claims are not configured (ANNUAIRE_ISSUER)", body = super::error::Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let Some(signer) = &state.signer else {
+        return super::error::ApiError::new(StatusCode::NOT_FOUND, "signed claims are not configured here")
+            .into_response();
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            // Shorter than a rotated key's delay before it signs (an hour by default).
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        signer.jwks().to_string(),
+    )
+        .into_response()
+}

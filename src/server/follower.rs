@@ -88,6 +88,8 @@ pub struct Follower {
     pub pool: PgPool,
     pub snapshot: Arc<ArcSwap<Snapshot>>,
     pub keys: Arc<ArcSwap<KeyRing>>,
+    /// The claims signing keys, followed with the API keys (`annuaire_keys`).
+    pub signer: Option<Arc<crate::signing::Signer>>,
     pub status: Arc<StoreStatus>,
     /// Load the claims snapshot (off on admin-only replicas, which serve no claims).
     pub load_snapshot: bool,
@@ -149,6 +151,11 @@ impl Follower {
                     self.status.keys_loaded.store(true, Ordering::Relaxed);
                 }
                 Err(error) => tracing::warn!(%error, "cannot reload the API keys"),
+            }
+            if let Some(signer) = &self.signer
+                && let Err(error) = signer.reload(&self.pool).await
+            {
+                tracing::warn!(%error, "cannot load the claims signing keys");
             }
         }
         if !self.load_snapshot {

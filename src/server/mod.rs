@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub connections: ConnectionLimits,
     /// Publication webhooks to send from this process (one sender per database runs).
     pub webhooks: Option<webhooks::WebhookSettings>,
+    /// Signed claims (`Accept: application/jwt`) and the JWKS; off without an issuer.
+    pub signing: Option<crate::signing::SigningSettings>,
 }
 
 impl ServerConfig {
@@ -65,6 +67,7 @@ impl ServerConfig {
             search_dir: None,
             connections: ConnectionLimits::default(),
             webhooks: None,
+            signing: None,
         }
     }
 }
@@ -86,6 +89,7 @@ pub async fn run(
         pool: serving_pool(&pool),
         snapshot: Arc::clone(&state.snapshot),
         keys: Arc::clone(&state.keys),
+        signer: state.signer.clone(),
         status: Arc::clone(&state.status),
         load_snapshot: config.routes.serves_claims(),
         published,

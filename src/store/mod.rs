@@ -19,6 +19,7 @@ pub mod published;
 pub mod records;
 pub mod retention;
 pub mod runs;
+pub mod signing_keys;
 pub mod staging;
 pub mod status;
 pub mod webhooks;

@@ -1,0 +1,319 @@
+//! Signed claims for relying parties (OIDC Core §5.6.2 aggregated claims): the claims
+//! document plus `iss`, `sub`, `iat`, `exp` and `generation`, as a compact JWS (ES256, `kid`
+//! in the header) that an IdP puts as is into `_claim_sources` and a relying party checks
+//! against `/.well-known/jwks.json`.
+//!
+//! Keys live in Postgres (`store::signing_keys`), sealed at rest (`seal`), so that every
+//! replica signs with the same key; each server holds them in memory, parsed once, and
+//! reloads them when the list changes. The JWS is framed here over ring's ECDSA with the key
+//! pair kept: jsonwebtoken's `encode` parses the PKCS#8 document and derives the key pair
+//! again for every signature, about twice the cost, on the claims path.
+
+pub mod seal;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+pub use seal::Sealing;
+
+use crate::store::signing_keys::{self, NewKey, SigningKeyRow};
+
+/// A superseded key stays in the JWKS this long after its tokens' lifetime: clocks differ.
+const JWKS_MARGIN_SECONDS: i64 = 60;
+
+#[derive(Debug, Clone)]
+pub struct SigningSettings {
+    /// `iss` of every signed document (ANNUAIRE_ISSUER).
+    pub issuer: String,
+    /// `exp - iat`.
+    pub ttl: Duration,
+    pub sealing: Sealing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("database error: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("{0}")]
+    Key(String),
+    #[error("no signing key is loaded yet")]
+    NotLoaded,
+}
+
+/// One key as a server holds it.
+struct HeldKey {
+    kid: String,
+    /// Milliseconds since the epoch: a key that signs from 12:00:00.500 does not at 12:00:00.
+    activates_at: i64,
+    jwk: Value,
+    pair: EcdsaKeyPair,
+    /// `base64url({"alg":"ES256","kid":…,"typ":"JWT"})`, rendered once.
+    header: String,
+}
+
+#[derive(Default)]
+struct Held {
+    /// In activation order.
+    keys: Vec<HeldKey>,
+}
+
+impl Held {
+    /// The key that signs at `now` (milliseconds): the last activated.
+    fn signing(&self, now: i64) -> Option<&HeldKey> {
+        self.keys.iter().rev().find(|k| k.activates_at <= now)
+    }
+}
+
+/// Signs claims documents with the current key; publishes the keys a relying party needs.
+pub struct Signer {
+    pub settings: SigningSettings,
+    /// `iss` as a JSON string, rendered once.
+    issuer_json: String,
+    held: ArcSwap<Held>,
+    rng: SystemRandom,
+}
+
+impl Signer {
+    pub fn new(settings: SigningSettings) -> Signer {
+        Signer {
+            issuer_json: Value::String(settings.issuer.clone()).to_string(),
+            settings,
+            held: ArcSwap::default(),
+            rng: SystemRandom::new(),
+        }
+    }
+
+    /// Creates the first key if there is none (one across replicas), then loads the keys
+    /// when their list differs from the one held.
+    pub async fn reload(&self, pool: &PgPool) -> Result<(), SigningError> {
+        if self.held.load().keys.is_empty() {
+            // Made before the lock is taken, used only if no replica made one first.
+            let key = generate(&self.settings.sealing)?;
+            if signing_keys::ensure_one(pool, key).await? {
+                tracing::info!("first claims signing key created");
+            }
+        }
+        let kids = signing_keys::kids(pool).await?;
+        let held = self.held.load();
+        if held
+            .keys
+            .iter()
+            .map(|k| k.kid.as_str())
+            .eq(kids.iter().map(String::as_str))
+        {
+            return Ok(());
+        }
+        let rows = signing_keys::list(pool).await?;
+        let keys = rows.iter().map(|row| self.hold(row)).collect::<Result<Vec<_>, _>>()?;
+        tracing::info!(keys = keys.len(), "claims signing keys loaded");
+        self.held.store(Arc::new(Held { keys }));
+        Ok(())
+    }
+
+    fn hold(&self, row: &SigningKeyRow) -> Result<HeldKey, SigningError> {
+        let pkcs8 = self
+            .settings
+            .sealing
+            .open(&row.kid, &row.private_key, row.sealed)
+            .map_err(SigningError::Key)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &self.rng)
+            .map_err(|e| SigningError::Key(format!("signing key {} is not a P-256 key: {e}", row.kid)))?;
+        let header = json!({"alg": "ES256", "kid": row.kid, "typ": "JWT"});
+        Ok(HeldKey {
+            kid: row.kid.clone(),
+            activates_at: row.activates_at.timestamp_millis(),
+            jwk: row.public_jwk.clone(),
+            pair,
+            header: URL_SAFE_NO_PAD.encode(header.to_string()),
+        })
+    }
+
+    pub fn loaded(&self) -> bool {
+        !self.held.load().keys.is_empty()
+    }
+
+    /// The compact JWS of `document` (a claims document, a JSON object) for `subject`.
+    pub fn sign(&self, subject: &str, generation: i64, document: &[u8]) -> Result<String, SigningError> {
+        let now_ms = Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
+        let held = self.held.load();
+        let key = held.signing(now_ms).ok_or(SigningError::NotLoaded)?;
+        // The registered claims first, then the document's members as they are stored: no
+        // parse of the document, which is a JSON object by construction.
+        let members = document
+            .strip_prefix(b"{")
+            .ok_or_else(|| SigningError::Key("the claims document is not a JSON object".to_owned()))?;
+        let mut payload = format!(
+            "{{\"iss\":{},\"sub\":{},\"iat\":{now},\"exp\":{},\"generation\":{generation}",
+            self.issuer_json,
+            Value::String(subject.to_owned()),
+            now + self.settings.ttl.as_secs() as i64,
+        )
+        .into_bytes();
+        if members != b"}" {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(members);
+        let mut jws = String::with_capacity(key.header.len() + payload.len() * 4 / 3 + 100);
+        jws.push_str(&key.header);
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
+        let signature = key
+            .pair
+            .sign(&self.rng, jws.as_bytes())
+            .map_err(|_| SigningError::Key("the signature failed".to_owned()))?;
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+        Ok(jws)
+    }
+
+    /// The keys a relying party may meet: those not active yet (published before they
+    /// sign), the signing one, and those superseded less than a token's lifetime ago.
+    pub fn jwks(&self) -> Value {
+        self.jwks_at(Utc::now().timestamp_millis())
+    }
+
+    /// The JWKS at `now`, in milliseconds.
+    fn jwks_at(&self, now: i64) -> Value {
+        let held = self.held.load();
+        let ttl = (self.settings.ttl.as_secs() as i64 + JWKS_MARGIN_SECONDS) * 1000;
+        let keys: Vec<&Value> = held
+            .keys
+            .iter()
+            .enumerate()
+            .filter(|(i, key)| {
+                // Superseded when the next key activated; kept while its tokens may live.
+                let superseded = held.keys[i + 1..]
+                    .iter()
+                    .map(|next| next.activates_at)
+                    .find(|&at| at <= now);
+                key.activates_at > now || superseded.is_none_or(|at| now < at + ttl)
+            })
+            .map(|(_, key)| &key.jwk)
+            .collect();
+        json!({ "keys": keys })
+    }
+}
+
+/// A new P-256 key: its RFC 7638 thumbprint as kid, its public JWK, and its private key
+/// stored as `sealing` says.
+pub fn generate(sealing: &Sealing) -> Result<NewKey, SigningError> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| SigningError::Key("cannot generate a P-256 key".to_owned()))?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .map_err(|e| SigningError::Key(e.to_string()))?;
+    // The uncompressed point: 0x04, then x and y, 32 bytes each.
+    let point = pair.public_key().as_ref();
+    let (x, y) = (
+        URL_SAFE_NO_PAD.encode(&point[1..33]),
+        URL_SAFE_NO_PAD.encode(&point[33..65]),
+    );
+    // RFC 7638: the required members, in lexicographic order, no spaces.
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+    let public_jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"});
+    let private_key = sealing.seal(&kid, pkcs8.as_ref()).map_err(SigningError::Key)?;
+    Ok(NewKey {
+        kid,
+        public_jwk,
+        private_key,
+        sealed: sealing.seals(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+
+    fn signer_with(activations: &[i64]) -> (Signer, Vec<String>) {
+        let signer = Signer::new(SigningSettings {
+            issuer: "https://annuaire.test".to_owned(),
+            ttl: Duration::from_secs(300),
+            sealing: Sealing::Unsealed,
+        });
+        let mut keys = Vec::new();
+        for &at in activations {
+            let key = generate(&Sealing::Unsealed).unwrap();
+            let row = SigningKeyRow {
+                kid: key.kid.clone(),
+                public_jwk: key.public_jwk.clone(),
+                private_key: key.private_key.clone(),
+                sealed: false,
+                created_at: Utc::now(),
+                activates_at: DateTime::from_timestamp_millis(at).unwrap(),
+            };
+            keys.push(signer.hold(&row).unwrap());
+        }
+        let kids = keys.iter().map(|k| k.kid.clone()).collect();
+        signer.held.store(Arc::new(Held { keys }));
+        (signer, kids)
+    }
+
+    fn published(signer: &Signer, now: i64) -> Vec<String> {
+        signer.jwks_at(now)["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_rotated_key_is_published_first_and_the_old_one_kept_while_its_tokens_live() {
+        // Key 0 since t=0; key 1 added at t=1000 to sign from t=4600.5.
+        let (signer, kids) = signer_with(&[0, 4_600_500]);
+        assert_eq!(
+            published(&signer, 1_000_000),
+            kids,
+            "the new key is published before it signs"
+        );
+        let held = signer.held.load();
+        assert_eq!(held.signing(1_000_000).unwrap().kid, kids[0]);
+        assert_eq!(held.signing(4_600_499).unwrap().kid, kids[0], "not a millisecond early");
+        assert_eq!(held.signing(4_600_500).unwrap().kid, kids[1]);
+        // Tokens of key 0 live 300 s after it stops signing (and a minute for clocks).
+        assert_eq!(published(&signer, 4_600_500 + 359_999), kids);
+        assert_eq!(published(&signer, 4_600_500 + 360_000), vec![kids[1].clone()]);
+    }
+
+    #[test]
+    fn the_payload_is_the_document_after_the_registered_claims() {
+        let (signer, kids) = signer_with(&[0]);
+        let jws = signer
+            .sign(
+                "810003456125",
+                7,
+                br#"{"SubjectNameID":"810003456125","given_name":"H\u00e9l\u00e8ne"}"#,
+            )
+            .unwrap();
+        let parts: Vec<&str> = jws.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header, json!({"alg": "ES256", "kid": kids[0], "typ": "JWT"}));
+        let payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(payload["iss"], "https://annuaire.test");
+        assert_eq!(payload["sub"], "810003456125");
+        assert_eq!(payload["generation"], 7);
+        assert_eq!(payload["given_name"], "Hélène");
+        assert_eq!(payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(), 300);
+        // A fixed-size P-256 signature (r and s, 32 bytes each).
+        assert_eq!(URL_SAFE_NO_PAD.decode(parts[2]).unwrap().len(), 64);
+        // An empty document still makes a JSON object.
+        let jws = signer.sign("810003456125", 7, b"{}").unwrap();
+        let payload = jws.split('.').nth(1).unwrap();
+        assert!(serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).is_ok());
+    }
+}
