@@ -54,6 +54,18 @@ pub async fn open_loop(
     seconds: u64,
     connections: Option<usize>,
 ) -> Vec<Duration> {
+    open_loop_with(seconds, connections, |i| {
+        client.get(&urls[i as usize % urls.len()]).bearer_auth(key)
+    })
+    .await
+}
+
+/// `open_loop` for any request: `make(i)` builds the i-th (method, headers, body).
+pub async fn open_loop_with(
+    seconds: u64,
+    connections: Option<usize>,
+    make: impl Fn(u64) -> reqwest::RequestBuilder,
+) -> Vec<Duration> {
     let total = RATE * seconds;
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(
         connections.unwrap_or(tokio::sync::Semaphore::MAX_PERMITS),
@@ -62,13 +74,13 @@ pub async fn open_loop(
     let mut tasks = Vec::with_capacity(total as usize);
     for i in 0..total {
         tokio::time::sleep_until(started + Duration::from_nanos(i * 1_000_000_000 / RATE)).await;
-        let (client, url, key) = (client.clone(), urls[i as usize % urls.len()].clone(), key.to_owned());
+        let request = make(i);
         let slots = std::sync::Arc::clone(&slots);
         tasks.push(tokio::spawn(async move {
             // From the wake-up, not the schedule: tokio's timer fires up to 1 ms late.
             let sent = Instant::now();
             let _slot = slots.acquire_owned().await.expect("semaphore open");
-            let response = client.get(url).bearer_auth(key).send().await.expect("request");
+            let response = request.send().await.expect("request");
             // 410 once the day+1 generation removed the professional.
             assert!(
                 matches!(response.status().as_u16(), 200 | 410),

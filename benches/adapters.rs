@@ -1,0 +1,209 @@
+//! The IdP adapters at national scale (issue 12), each route's latency at a fixed 5,000
+//! requests/s over 16 connections beside the plain claims route measured in the same run
+//! (goal per route: p99 ≤ 1.2× `/v1/claims`'s):
+//! - the Keycloak query form (`/v1/claims?username=psc-<id>` through a subject mapping,
+//!   the key as `X-API-Key`);
+//! - signed claims (`Accept: application/jwt`: one ES256 signature per request);
+//! - Entra's custom claims provider (its RS256 token checked per request, against keys
+//!   served by this process; the claims reshaped for Entra);
+//! - the Hydra and Okta hooks, for comparison.
+//!
+//! `cargo bench --bench adapters` (same variables as the import benchmark).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::annuaire;
+use common::published::Published;
+use common::serving::{RATE, Server, free_port, open_loop_with, percentile};
+use serde_json::{Value, json};
+
+mod common;
+
+const SECONDS: u64 = 10;
+const CONNECTIONS: usize = 16;
+const IDS: usize = 2_000;
+const TENANT: &str = "aaaabbbb-0000-cccc-1111-dddd2222eeee";
+const AUDIENCE: &str = "00001111-aaaa-2222-bbbb-3333cccc4444";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!("{}/tests/fixtures/entra/{name}", env!("CARGO_MANIFEST_DIR"))).expect("fixture")
+}
+
+/// Entra's keys, served by this process as Entra would.
+async fn serve_entra_keys() -> String {
+    let set: Value = json!({"keys": [serde_json::from_str::<Value>(&fixture("entra-test-a.jwk.json")).unwrap()]});
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/keys", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/keys", axum::routing::get(move || async move { axum::Json(set) }));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn entra_token() -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "aud": AUDIENCE, "iss": format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+        "iat": now, "nbf": now, "exp": now + 3600, "azp": "99045fe1-7639-4a75-9d4a-577b6ca3810f",
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("entra-test-a".to_owned());
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(fixture("entra-test-a.pem").as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+fn callout(id: &str) -> Value {
+    json!({"type": "microsoft.graph.authenticationEvent.tokenIssuanceStart", "data": {
+        "@odata.type": "microsoft.graph.onTokenIssuanceStartCalloutData", "tenantId": TENANT,
+        "authenticationContext": {"correlationId": "aaaa0000-bb11-2222-33cc-444444dddddd", "protocol": "OAUTH2.0",
+            "user": {"id": "00aa00aa-bb11-cc22-dd33-44ee44ee44ee", "onPremisesSamAccountName": id, "userType": "Member"}}}})
+}
+
+fn line(label: &str, latencies: &[Duration], baseline: &[Duration]) -> String {
+    let (p50, p99) = (percentile(latencies, 0.50), percentile(latencies, 0.99));
+    format!(
+        "{label:<44} p50 {p50:.3} ms  p99 {p99:.3} ms  p99 ÷ /v1/claims {:.2} (goal ≤ 1.2)",
+        p99 / percentile(baseline, 0.99)
+    )
+}
+
+fn main() {
+    let published = Published::set_up("adapters");
+    let runtime = &published.runtime;
+    let ids = &published.ids[..IDS.min(published.ids.len())];
+    let key = published.key("bench", "claims");
+    let jwks_url = runtime.block_on(serve_entra_keys());
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _server = Server(
+        annuaire()
+            .env("DATABASE_URL", &published.url)
+            .env("RUST_LOG", "warn")
+            .env("ANNUAIRE_ISSUER", "https://annuaire.bench")
+            .env("ANNUAIRE_SIGNING_KEY_UNENCRYPTED", "true")
+            .env("ANNUAIRE_QUERY_SUBJECT_MAPPING", "pattern:^psc-(?P<id>\\d+)$")
+            .env("ANNUAIRE_ENTRA_JWKS_URL", &jwks_url)
+            .env(
+                "ANNUAIRE_ENTRA_ISSUER",
+                format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
+            )
+            .env("ANNUAIRE_ENTRA_AUDIENCE", AUDIENCE)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts"),
+    );
+    annuaire::install_crypto_provider();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client");
+    let started = Instant::now();
+    runtime.block_on(async {
+        while !client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(started.elapsed() < Duration::from_secs(120), "serve never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let token = entra_token();
+    let bodies: Vec<Vec<u8>> = ids.iter().map(|id| serde_json::to_vec(&callout(id)).unwrap()).collect();
+    let hydra: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| serde_json::to_vec(&json!({"session": {"id_token": {"subject": id}}})).unwrap())
+        .collect();
+    let okta: Vec<Vec<u8>> = ids
+        .iter()
+        .map(|id| serde_json::to_vec(&json!({"data": {"identity": {"claims": {"sub": id}}}})).unwrap())
+        .collect();
+    let id = |i: u64| &ids[i as usize % ids.len()];
+    let run = |make: &dyn Fn(u64) -> reqwest::RequestBuilder| {
+        runtime.block_on(open_loop_with(SECONDS, Some(CONNECTIONS), make))
+    };
+
+    // One unmeasured pass of each: first-use costs (the JWKS fetch, connections) out.
+    let warm = |make: &dyn Fn(u64) -> reqwest::RequestBuilder| {
+        for i in 0..200 {
+            runtime.block_on(make(i).send()).expect("warm-up request");
+        }
+    };
+    let plain = |i: u64| client.get(format!("{base}/v1/claims/{}", id(i))).bearer_auth(&key);
+    let query = |i: u64| {
+        client
+            .get(format!(
+                "{base}/v1/claims?username=psc-{}&client_id=account-console",
+                id(i)
+            ))
+            .header("x-api-key", &key)
+    };
+    let signed = |i: u64| {
+        client
+            .get(format!("{base}/v1/claims/{}", id(i)))
+            .bearer_auth(&key)
+            .header("accept", "application/jwt")
+    };
+    let entra = |i: u64| {
+        client
+            .post(format!("{base}/v1/hooks/entra/token"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(bodies[i as usize % bodies.len()].clone())
+    };
+    let hydra_hook = |i: u64| {
+        client
+            .post(format!("{base}/v1/hooks/hydra/token"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(hydra[i as usize % hydra.len()].clone())
+    };
+    let okta_hook = |i: u64| {
+        client
+            .post(format!("{base}/v1/hooks/okta/token"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(okta[i as usize % okta.len()].clone())
+    };
+    let routes: [(&str, &dyn Fn(u64) -> reqwest::RequestBuilder); 5] = [
+        ("GET /v1/claims?username= (Keycloak)", &query),
+        ("GET /v1/claims/{id} application/jwt (JWS)", &signed),
+        ("POST /v1/hooks/entra/token (Entra)", &entra),
+        ("POST /v1/hooks/hydra/token", &hydra_hook),
+        ("POST /v1/hooks/okta/token", &okta_hook),
+    ];
+    warm(&plain);
+    for (_, make) in &routes {
+        warm(*make);
+    }
+    let baseline = run(&plain);
+    let mut measured = Vec::new();
+    for (label, make) in &routes {
+        measured.push((*label, run(*make)));
+    }
+    // The baseline again at the end: its two measures bracket the noise of the run.
+    let baseline_after = run(&plain);
+
+    println!();
+    println!(
+        "IdP adapters, {} professionals, fixed {RATE} req/s, {CONNECTIONS} connections, {SECONDS} s each, {} ids (client side, loopback):",
+        published.professionals,
+        ids.len()
+    );
+    println!(
+        "{}",
+        line("GET /v1/claims/{id} (baseline, first)", &baseline, &baseline)
+    );
+    println!(
+        "{}",
+        line("GET /v1/claims/{id} (baseline, last)", &baseline_after, &baseline)
+    );
+    // Each route against the first baseline measure (the worse of the two would flatter it).
+    for (label, latencies) in &measured {
+        println!("{}", line(label, latencies, &baseline));
+    }
+}
