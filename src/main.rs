@@ -58,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
             tokio::task::spawn_blocking(move || commands::gen_sample::run(&options)).await?
         }
         Command::Db(command) => db(command, &DatabaseSettings::from(&cli.database)).await,
+        Command::Doctor { json } => commands::doctor::run(&cli.database, json).await,
         Command::Store(command) => {
             let store = Store::open(&DatabaseSettings::from(&cli.database)).await?;
             store_command(command, &store, &cli.database).await

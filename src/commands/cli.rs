@@ -57,6 +57,14 @@ pub enum Command {
     /// Manage the embedded PostgreSQL cluster.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Check this set-up and say what to do: the database (reachable, version, migrations),
+    /// the embedded cluster, the jobs and their last runs, the CA bundle, the search index,
+    /// the disk, the published generation's age. Migrates and starts nothing. Exit 0 when
+    /// nothing is an error, 1 otherwise.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Commands that work on the database.
