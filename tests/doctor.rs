@@ -1,0 +1,91 @@
+//! `annuaire doctor` against real Postgres: exit 0 on a healthy store (a missing search
+//! index is only a warning), and non-zero naming the problem with a wrong `DATABASE_URL`,
+//! a missing jobs folder, pending migrations, nothing published, or an old generation.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use common::{published_db, test_db};
+
+fn doctor(url: &str, jobs: &Path, home: &Path) -> (Option<i32>, Value, String) {
+    let out: Output = std::process::Command::new(common::cargo_bin())
+        .args(["doctor", "--json", "--jobs-dir"])
+        .arg(jobs)
+        .env("DATABASE_URL", url)
+        .env("ANNUAIRE_HOME", home)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), report, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The status of the check named `name`, and its detail.
+fn check<'a>(report: &'a Value, name: &str) -> (&'a str, &'a str) {
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {report}"));
+    (check["status"].as_str().unwrap(), check["detail"].as_str().unwrap())
+}
+
+#[tokio::test]
+async fn doctor_passes_a_healthy_store_and_names_each_problem() {
+    let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let home = tempfile::tempdir().unwrap();
+    let db = published_db("ps-libreacces").await;
+
+    let (code, report, stderr) = doctor(&db.url, &jobs, home.path());
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(check(&report, "database").0, "ok");
+    assert_eq!(check(&report, "migrations").0, "ok");
+    assert_eq!(check(&report, "published generation").0, "ok");
+    assert_eq!(check(&report, "job nightly-ps-libreacces").0, "ok");
+    assert_eq!(check(&report, "search index").0, "warning", "no index yet: a warning, not an error");
+    assert_eq!(report["status"], "warning");
+
+    // A wrong DATABASE_URL: unreachable, exit 1 (and nothing else is claimed about it).
+    let (code, report, _) = doctor("postgres://annuaire@127.0.0.1:1/annuaire", &jobs, home.path());
+    assert_eq!(code, Some(1));
+    let (status, detail) = check(&report, "database");
+    assert_eq!(status, "error");
+    assert!(detail.contains("unreachable"), "{detail}");
+
+    // A missing jobs folder.
+    let missing = home.path().join("no-jobs-here");
+    let (code, report, _) = doctor(&db.url, &missing, home.path());
+    assert_eq!(code, Some(1));
+    let (status, detail) = check(&report, "jobs");
+    assert_eq!(status, "error");
+    assert!(detail.contains("no-jobs-here"), "{detail}");
+
+    // An old generation: published 40 hours ago.
+    sqlx::query("UPDATE import_run SET published_at = now() - interval '40 hours'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (code, report, _) = doctor(&db.url, &jobs, home.path());
+    assert_eq!(code, Some(1));
+    let (status, detail) = check(&report, "published generation");
+    assert_eq!(status, "error");
+    assert!(detail.contains("more than 36 h"), "{detail}");
+
+    // Pending migrations: a database nobody migrated; the doctor does not migrate it.
+    let empty = test_db().await;
+    let (code, report, _) = doctor(&empty.url, &jobs, home.path());
+    assert_eq!(code, Some(1));
+    let (status, detail) = check(&report, "migrations");
+    assert_eq!(status, "error");
+    assert!(detail.contains("pending") && detail.contains("0001"), "{detail}");
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        .fetch_one(&empty.pool)
+        .await
+        .unwrap();
+    assert_eq!(tables, 0, "the doctor migrated nothing");
+}
