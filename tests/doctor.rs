@@ -21,7 +21,11 @@ fn doctor(url: &str, jobs: &Path, home: &Path) -> (Option<i32>, Value, String) {
         .output()
         .expect("the binary runs");
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), report, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The status of the check named `name`, and its detail.
@@ -47,7 +51,11 @@ async fn doctor_passes_a_healthy_store_and_names_each_problem() {
     assert_eq!(check(&report, "migrations").0, "ok");
     assert_eq!(check(&report, "published generation").0, "ok");
     assert_eq!(check(&report, "job nightly-ps-libreacces").0, "ok");
-    assert_eq!(check(&report, "search index").0, "warning", "no index yet: a warning, not an error");
+    assert_eq!(
+        check(&report, "search index").0,
+        "warning",
+        "no index yet: a warning, not an error"
+    );
     assert_eq!(report["status"], "warning");
 
     // A wrong DATABASE_URL: unreachable, exit 1 (and nothing else is claimed about it).

@@ -411,6 +411,15 @@ pub enum KeysCommand {
     Revoke { key: String },
 }
 
+/// Settings read from the environment only, never from a flag: secrets (a flag would show
+/// in the process list), and what the logging reads before anything is parsed.
+pub const ENVIRONMENT_ONLY: [&str; 4] = [
+    "ANNUAIRE_WEBHOOK_SECRET",
+    "ANNUAIRE_SIGNING_KEY_SECRET",
+    "RUST_LOG",
+    "NO_COLOR",
+];
+
 #[derive(Subcommand)]
 pub enum SigningKeysCommand {
     /// Every key: its kid, when it was created, when it signs from, and whether it is

@@ -18,6 +18,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::Json;
 use super::hooks::{UnknownSubject, claims_for};
+use axum::body::Bytes;
 pub use claims::{MAX_CLAIMS_BYTES, entra_claims};
 pub use token::{EntraAuth, EntraSettings};
 
@@ -38,11 +39,7 @@ const CALLOUT_TYPE: &str = "microsoft.graph.onTokenIssuanceStartCalloutData";
     ),
     security(("entra" = []))
 )]
-pub async fn token(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Json<Value>, ApiError>,
-) -> Result<Response, ApiError> {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let Some(entra) = &state.entra else {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such route"));
     };
@@ -51,15 +48,21 @@ pub async fn token(
         tracing::info!(%reason, "Entra callout refused");
         return Err(ApiError::unauthorized());
     }
-    let Json(body) = body?;
-    let data = &body["data"];
-    if data["@odata.type"] != CALLOUT_TYPE {
-        return Err(ApiError::new(
+    let not_a_callout = || {
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("the body is not an onTokenIssuanceStart callout (data.@odata.type {CALLOUT_TYPE})"),
-        ));
+        )
+    };
+    let callout: Callout = serde_json::from_slice(&body).map_err(|_| not_a_callout())?;
+    if callout.data.odata_type != CALLOUT_TYPE {
+        return Err(not_a_callout());
     }
-    let subject = data["authenticationContext"]["user"][entra.settings.subject_attribute.as_str()].as_str();
+    let user = callout.data.authentication_context.and_then(|context| context.user);
+    let subject = user
+        .as_ref()
+        .and_then(|user| user.get(entra.settings.subject_attribute.as_str()))
+        .and_then(Value::as_str);
     let mapping = state.hooks.mapping_or_global(&entra.settings.mapping);
     match claims_for(&state, mapping, subject)? {
         Ok(document) => Ok(provide(entra_claims(&document))),
@@ -68,6 +71,28 @@ pub async fn token(
             UnknownSubject::Allow => Ok(provide(Map::new())),
         },
     }
+}
+
+/// What is read of Entra's callout; the rest of it (the clients, the correlation id) is
+/// skipped unread.
+#[derive(serde::Deserialize)]
+struct Callout<'a> {
+    #[serde(borrow)]
+    data: CalloutData<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct CalloutData<'a> {
+    #[serde(rename = "@odata.type", borrow)]
+    odata_type: std::borrow::Cow<'a, str>,
+    #[serde(rename = "authenticationContext")]
+    authentication_context: Option<AuthenticationContext>,
+}
+
+#[derive(serde::Deserialize)]
+struct AuthenticationContext {
+    /// The user's attributes: strings, or null when unset.
+    user: Option<Map<String, Value>>,
 }
 
 /// Microsoft's response to the callout, exactly: one `provideClaimsForToken` action.
