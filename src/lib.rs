@@ -13,6 +13,7 @@ pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod keys;
+pub mod logging;
 pub mod national_id;
 pub mod priority;
 pub mod progress;

@@ -22,13 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     annuaire::allocator::release_freed_memory_at_once();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    annuaire::logging::init(cli.log_format);
     // Before the runtime starts its threads, which inherit it.
     if let Command::Store(StoreCommand::Import(_)) = &cli.command {
         annuaire::priority::lower(cli.database.nice);

@@ -259,3 +259,121 @@ fn deploy_files_parse_and_give_the_binary_only_what_it_knows() {
         "systemd-analyze comes with systemd",
     );
 }
+
+/// The Dockerfile's `ENV` settings, as the image sets them.
+fn image_environment() -> Vec<(String, String)> {
+    let text = read("Dockerfile").replace("\\\n", " ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("ENV "))
+        .expect("an ENV instruction");
+    line["ENV ".len()..]
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The Dockerfile's HEALTHCHECK command (its exec form).
+fn image_healthcheck() -> Vec<String> {
+    let text = read("Dockerfile").replace("\\\n", " ");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("HEALTHCHECK "))
+        .expect("a HEALTHCHECK");
+    let command = &line[line.find("CMD ").expect("CMD") + 4..];
+    serde_json::from_str(command.trim()).expect("the exec form")
+}
+
+/// `annuaire` as the image runs it: the image's environment, a user other than root.
+fn as_image(port: u16, home: &Path, database_url: Option<&str>) -> Command {
+    // The image runs as an unprivileged user; as root here, so does this: `postgres`, which
+    // exists on these machines and may reach the test cluster's socket.
+    let mut command = if unsafe_euid_is_root() {
+        let mut setpriv = Command::new("setpriv");
+        setpriv
+            .args(["--reuid=postgres", "--regid=postgres", "--clear-groups"])
+            .arg(common::cargo_bin());
+        setpriv
+    } else {
+        Command::new(common::cargo_bin())
+    };
+    command.env_clear().env("PATH", "/usr/bin:/bin");
+    for (name, value) in image_environment() {
+        command.env(name, value);
+    }
+    command
+        .env("ANNUAIRE_HOME", home)
+        .env("ANNUAIRE_JOBS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs"))
+        .env("ANNUAIRE_LISTEN", format!("127.0.0.1:{port}"));
+    if let Some(url) = database_url {
+        command.env("DATABASE_URL", url);
+    }
+    command
+}
+
+fn unsafe_euid_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|u| u.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn the_binary_runs_as_the_image_would() {
+    let env: Vec<String> = image_environment().into_iter().map(|(k, _)| k).collect();
+    assert!(env.contains(&"ANNUAIRE_EMBEDDED".to_owned()), "{env:?}");
+    let home = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+
+    // No DATABASE_URL: the image has no embedded cluster, and says what is missing.
+    let out = as_image(port, home.path(), None).arg("serve").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL is required"), "{stderr}");
+
+    let db = published_db("ps-libreacces").await;
+    let mut server = as_image(port, home.path(), Some(&db.url))
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let healthcheck: Vec<String> = image_healthcheck()
+        .into_iter()
+        .map(|arg| arg.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")))
+        .collect();
+    let healthy = || {
+        Command::new(&healthcheck[0])
+            .args(&healthcheck[1..])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !healthy() {
+        if std::time::Instant::now() > deadline || server.try_wait().is_ok_and(|s| s.is_some()) {
+            let _ = server.kill();
+            let mut logged = String::new();
+            std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut logged).unwrap();
+            panic!("the HEALTHCHECK never passed; the server said:\n{logged}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    // JSON logs, as the image asks.
+    let mut logged = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut logged).unwrap();
+    let first = logged.lines().next().expect("a log line");
+    assert!(serde_json::from_str::<Value>(first).is_ok(), "{first}");
+}

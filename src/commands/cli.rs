@@ -19,6 +19,10 @@ use crate::store::DatabaseSettings;
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Log lines on stderr: `text` (colours only on a terminal without NO_COLOR) or `json`
+    /// (one object per line, for journald, Loki or ELK).
+    #[arg(long, env = "ANNUAIRE_LOG_FORMAT", global = true, value_enum, default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -29,6 +33,10 @@ pub struct DatabaseArgs {
     /// machine's PostgreSQL binaries (created on first use).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Whether, without DATABASE_URL, a private cluster may run under ANNUAIRE_HOME; `off`
+    /// (containers) makes a missing DATABASE_URL an error.
+    #[arg(long, env = "ANNUAIRE_EMBEDDED", global = true, value_parser = ["on", "off"], default_value = "on")]
+    pub embedded: String,
     /// Home of the embedded cluster and of downloads.
     #[arg(long, env = "ANNUAIRE_HOME", global = true, default_value = ".annuaire")]
     pub home: PathBuf,
@@ -547,6 +555,7 @@ impl From<&DatabaseArgs> for DatabaseSettings {
         DatabaseSettings {
             url: args.database_url.clone(),
             home: args.home.clone(),
+            embedded: args.embedded == "on",
         }
     }
 }

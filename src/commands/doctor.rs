@@ -94,6 +94,15 @@ fn database_url(database: &DatabaseArgs, report: &mut Report) -> Option<String> 
     if let Some(url) = &database.database_url {
         return Some(url.clone());
     }
+    if database.embedded == "off" {
+        report.add(
+            "database",
+            Level::Error,
+            "DATABASE_URL is not set and the embedded cluster is off (ANNUAIRE_EMBEDDED=off)",
+            Some("set DATABASE_URL to the PostgreSQL server"),
+        );
+        return None;
+    }
     let check = "embedded cluster";
     match EmbeddedCluster::status(&database.home) {
         Ok(status) if !status.initialized => {

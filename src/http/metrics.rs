@@ -12,6 +12,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use super::AppState;
+use super::request_log;
+use tracing::Instrument;
 
 /// Latency buckets in seconds: fine below a millisecond, where the claims route lives.
 const BUCKETS: [f64; 14] = [
@@ -141,6 +143,40 @@ fn render_health(out: &mut String, state: &AppState) {
     for (task, s) in &tasks {
         let _ = writeln!(out, "{name}{{task=\"{task}\"}} {}", u8::from(s.up));
     }
+    // Each configured job has a series from the start (`none` before its first run), so
+    // that alerts on them hold from the start.
+    let ops = state.status.ops();
+    let name = "annuaire_job_last_run_status";
+    family(
+        out,
+        name,
+        "gauge",
+        "The status of each job's latest finished run (1 on its status).",
+    );
+    for job in state.jobs.iter() {
+        let status = ops.job_status.get(&job.name).map_or("none", String::as_str);
+        let _ = writeln!(out, "{name}{{job=\"{}\",status=\"{status}\"}} 1", job.name);
+    }
+    let name = "annuaire_last_import_phase_seconds";
+    family(out, name, "gauge", "Seconds of each phase of the last finished import.");
+    for (phase, seconds) in &ops.import_phases {
+        let _ = writeln!(out, "{name}{{phase=\"{phase}\"}} {seconds}");
+    }
+    let name = "annuaire_last_import_changes";
+    family(
+        out,
+        name,
+        "gauge",
+        "Professionals added, changed and removed by the last finished import.",
+    );
+    for (change, count) in &ops.import_changes {
+        let _ = writeln!(out, "{name}{{change=\"{change}\"}} {count}");
+    }
+    let name = "annuaire_process_resident_memory_bytes";
+    family(out, name, "gauge", "Resident memory of this process.");
+    if let Some(bytes) = resident_bytes() {
+        let _ = writeln!(out, "{name} {bytes}");
+    }
     let name = "annuaire_search_index_ready";
     family(
         out,
@@ -154,16 +190,46 @@ fn render_health(out: &mut String, state: &AppState) {
 }
 
 /// Records every request under its route pattern (never the raw path: ids would make
-/// unbounded label values).
-/// The pattern is shared, not copied: the map's key is allocated once per route.
+/// unbounded label values), and logs it with its id (`request_log`).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let id = request_log::request_id(request.headers());
+    let id_text = id.to_str().unwrap_or_default();
+    let method = request.method().clone();
+    let quiet = request_log::high_volume(route);
+    let span = if quiet {
+        tracing::debug_span!("request", request_id = id_text, route)
+    } else {
+        tracing::info_span!("request", request_id = id_text, route)
+    };
     let started = Instant::now();
-    let response = next.run(request).await;
-    state.metrics.record(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let seconds = started.elapsed().as_secs_f64();
+    state.metrics.record(route, status, seconds);
+    let latency_ms = seconds * 1000.0;
+    span.in_scope(|| {
+        if quiet {
+            tracing::debug!(%method, status, latency_ms, "request");
+        } else {
+            tracing::info!(%method, status, latency_ms, "request");
+        }
+    });
+    response.headers_mut().insert(request_log::X_REQUEST_ID.clone(), id);
     response
+}
+
+/// This process's resident memory, from /proc (Linux).
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }

@@ -19,6 +19,7 @@ mod metrics;
 mod openapi;
 mod ops;
 mod page;
+pub mod request_log;
 mod search;
 
 use std::sync::Arc;

@@ -34,7 +34,25 @@ pub struct StoreStatus {
     /// Unix seconds of the last successful contact.
     last_contact: AtomicI64,
     last_import_status: std::sync::Mutex<Option<String>>,
+    /// What operators watch besides: job runs and the last import, read every
+    /// `OPS_EVERY` polls.
+    ops: std::sync::Mutex<OpsFacts>,
 }
+
+/// The latest run of each job, and the last finished import's phases and counts: gauges of
+/// the last run, not one series per run.
+#[derive(Debug, Default, Clone)]
+pub struct OpsFacts {
+    /// Job name → the status of its latest finished run.
+    pub job_status: std::collections::BTreeMap<String, String>,
+    /// Phase → seconds, of the last finished import.
+    pub import_phases: Vec<(String, f64)>,
+    /// `added`, `changed`, `removed` of the last finished import.
+    pub import_changes: Vec<(&'static str, i64)>,
+}
+
+/// Polls between two reads of the operations facts (2 s each: every 30 s).
+const OPS_EVERY: u32 = 15;
 
 impl StoreStatus {
     pub fn reachable(&self) -> bool {
@@ -53,6 +71,10 @@ impl StoreStatus {
 
     pub fn last_import_status(&self) -> Option<String> {
         self.last_import_status.lock().map(|s| s.clone()).unwrap_or(None)
+    }
+
+    pub fn ops(&self) -> OpsFacts {
+        self.ops.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
     fn contact(&self, ok: bool) {
@@ -96,6 +118,8 @@ pub struct Follower {
     pub published: watch::Sender<Published>,
     /// The latest purge the loaded snapshot reflects (0: none): a newer one reloads it.
     pub purge_seen: std::sync::atomic::AtomicI64,
+    /// Polls since the operations facts were last read.
+    pub ops_age: std::sync::atomic::AtomicU32,
 }
 
 impl Follower {
@@ -143,6 +167,16 @@ impl Follower {
         let purge = purge.unwrap_or(0);
         if let Ok(mut slot) = self.status.last_import_status.lock() {
             *slot = last_status.map(|s| s.to_string());
+        }
+        if self.ops_age.fetch_add(1, Ordering::Relaxed).is_multiple_of(OPS_EVERY) {
+            match read_ops(&self.pool).await {
+                Ok(ops) => {
+                    if let Ok(mut slot) = self.status.ops.lock() {
+                        *slot = ops;
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "cannot read the job and import facts"),
+            }
         }
         if reload_keys || !self.status.keys_loaded.load(Ordering::Relaxed) {
             match KeyRing::load(&self.pool).await {
@@ -233,4 +267,37 @@ async fn next_notification(listener: &mut Option<PgListener>) -> Option<String> 
             None
         }
     }
+}
+
+/// The latest finished run of each job, and the last finished import's phases and counts.
+async fn read_ops(pool: &sqlx::PgPool) -> Result<OpsFacts, sqlx::Error> {
+    let jobs: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT ON (job) job, status FROM job_run WHERE status <> 'running' ORDER BY job, id DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    type Import = (serde_json::Value, Option<i64>, Option<i64>, Option<i64>);
+    let import: Option<Import> = sqlx::query_as(
+        "SELECT phases, added, changed, removed FROM import_run WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let mut ops = OpsFacts {
+        job_status: jobs.into_iter().collect(),
+        ..OpsFacts::default()
+    };
+    if let Some((phases, added, changed, removed)) = import {
+        if let Some(phases) = phases.as_object() {
+            ops.import_phases = phases
+                .iter()
+                .filter_map(|(phase, ms)| Some((phase.clone(), ms.as_f64()? / 1000.0)))
+                .collect();
+        }
+        ops.import_changes = vec![
+            ("added", added.unwrap_or(0)),
+            ("changed", changed.unwrap_or(0)),
+            ("removed", removed.unwrap_or(0)),
+        ];
+    }
+    Ok(ops)
 }

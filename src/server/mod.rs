@@ -94,6 +94,7 @@ pub async fn run(
         load_snapshot: config.routes.serves_claims(),
         published,
         purge_seen: std::sync::atomic::AtomicI64::new(0),
+        ops_age: std::sync::atomic::AtomicU32::new(0),
     });
     let stop = shutdown.clone();
     supervisor.spawn("publication", move || {

@@ -40,6 +40,8 @@ pub struct DatabaseSettings {
     /// An explicit server; `None` runs the embedded cluster under `home`.
     pub url: Option<String>,
     pub home: PathBuf,
+    /// Whether the embedded cluster may stand in for a missing `url` (`ANNUAIRE_EMBEDDED`).
+    pub embedded: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +54,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("DATABASE_URL is required: the embedded cluster is off (ANNUAIRE_EMBEDDED=off)")]
+    NoDatabase,
 }
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -69,6 +73,7 @@ impl Store {
     pub async fn open(settings: &DatabaseSettings) -> Result<Store, StoreError> {
         let url = match &settings.url {
             Some(url) => url.clone(),
+            None if !settings.embedded => return Err(StoreError::NoDatabase),
             None => {
                 let home = settings.home.clone();
                 let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::ensure_running(&home))
