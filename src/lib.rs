@@ -5,6 +5,7 @@
 pub mod allocator;
 pub mod claims;
 pub mod commands;
+pub mod config;
 pub mod details;
 pub mod download;
 pub mod export;

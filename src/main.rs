@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use sqlx::PgPool;
 
 use annuaire::commands::cli::{
-    Cli, Command, DatabaseArgs, DbCommand, ImportArgs, ImportsCommand, JobsCommand, KeysCommand, ServeArgs,
-    SigningKeysCommand, StoreCommand,
+    Cli, Command, ConfigCommand, DatabaseArgs, DbCommand, ImportArgs, ImportsCommand, JobsCommand, KeysCommand,
+    ServeArgs, SigningKeysCommand, StoreCommand,
 };
 use annuaire::commands::{self, Outcome};
 use annuaire::download::{DownloadSettings, Downloader};
@@ -21,8 +21,36 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     annuaire::allocator::release_freed_memory_at_once();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // The config file's settings become environment variables the environment does not
+    // already set, before the parse: clap then layers flag > environment > file > default.
+    let from_file = match annuaire::config::file_of(&args) {
+        None => Vec::new(),
+        Some(file) => match annuaire::config::read(&file) {
+            // SAFETY: no other thread exists yet (the runtime starts below).
+            #[allow(unsafe_code)]
+            Ok(values) => unsafe { annuaire::config::apply(&values) },
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let matches = Cli::command().get_matches_from(&args);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     annuaire::logging::init(cli.log_format);
+    if let Command::Config(ConfigCommand::Show { json }) = &cli.command {
+        return match commands::config::show(&matches, &from_file, *json) {
+            Ok(outcome) => outcome.into(),
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     // Before the runtime starts its threads, which inherit it.
     if let Command::Store(StoreCommand::Import(_)) = &cli.command {
         annuaire::priority::lower(cli.database.nice);
@@ -53,6 +81,8 @@ async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         }
         Command::Db(command) => db(command, &DatabaseSettings::from(&cli.database)).await,
         Command::Doctor { json } => commands::doctor::run(&cli.database, json).await,
+        // Answered before the runtime starts (it needs the parsed matches).
+        Command::Config(_) => Ok(Outcome::Success),
         Command::Store(command) => {
             let store = Store::open(&DatabaseSettings::from(&cli.database)).await?;
             store_command(command, &store, &cli.database).await

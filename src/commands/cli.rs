@@ -19,6 +19,10 @@ use crate::store::DatabaseSettings;
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// A TOML file of settings, keyed by long flag name (`listen = "0.0.0.0:8080"`): beneath
+    /// the environment and the flags, above the defaults.
+    #[arg(long, env = "ANNUAIRE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Log lines on stderr: `text` (colours only on a terminal without NO_COLOR) or `json`
     /// (one object per line, for journald, Loki or ELK).
     #[arg(long, env = "ANNUAIRE_LOG_FORMAT", global = true, value_enum, default_value = "text")]
@@ -65,6 +69,9 @@ pub enum Command {
     /// Manage the embedded PostgreSQL cluster.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check this set-up and say what to do: the database (reachable, version, migrations),
     /// the embedded cluster, the jobs and their last runs, the CA bundle, the search index,
     /// the disk, the published generation's age. Migrates and starts nothing. Exit 0 when
@@ -427,6 +434,16 @@ pub const ENVIRONMENT_ONLY: [&str; 4] = [
     "RUST_LOG",
     "NO_COLOR",
 ];
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// The effective settings and where each comes from (flag, environment, file,
+    /// default), secrets masked.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 #[derive(Subcommand)]
 pub enum SigningKeysCommand {

@@ -4,6 +4,7 @@
 
 pub mod claims;
 pub mod cli;
+pub mod config;
 pub mod doctor;
 pub mod export;
 #[cfg(feature = "gen")]

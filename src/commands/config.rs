@@ -1,0 +1,118 @@
+//! `annuaire config show`: the effective settings and where each comes from (a flag, the
+//! environment, the config file, or the default), secrets masked.
+
+use std::collections::BTreeSet;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory};
+use serde::Serialize;
+
+use super::cli::{Cli, ENVIRONMENT_ONLY};
+use super::{Outcome, print_json};
+use crate::config::{self, Setting};
+
+#[derive(Serialize)]
+struct Shown {
+    key: String,
+    env: String,
+    /// Masked for secrets; absent when unset.
+    value: Option<String>,
+    source: &'static str,
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; other secrets → `***`.
+fn mask(setting: &Setting, value: &str) -> String {
+    if !setting.secret {
+        return value.to_owned();
+    }
+    if setting.env == "DATABASE_URL"
+        && let Ok(mut url) = reqwest::Url::parse(value)
+    {
+        if url.password().is_some() {
+            let _ = url.set_password(Some("***"));
+        }
+        return url.to_string();
+    }
+    "***".to_owned()
+}
+
+pub fn show(matches: &ArgMatches, from_file: &[String], json: bool) -> anyhow::Result<Outcome> {
+    let from_file: BTreeSet<&str> = from_file.iter().map(String::as_str).collect();
+    let defaults = defaults();
+    let mut shown = Vec::new();
+    for setting in config::settings().into_values() {
+        if setting.key == "config" {
+            continue;
+        }
+        let flag = matches
+            .try_get_raw(&setting.key.replace('-', "_"))
+            .ok()
+            .flatten()
+            .filter(|_| matches.value_source(&setting.key.replace('-', "_")) == Some(ValueSource::CommandLine));
+        let (value, source) = if let Some(mut raw) = flag {
+            (raw.next().map(|v| v.to_string_lossy().into_owned()), "flag")
+        } else if let Ok(value) = std::env::var(&setting.env) {
+            let source = if from_file.contains(setting.env.as_str()) {
+                "file"
+            } else {
+                "environment"
+            };
+            (Some(value), source)
+        } else {
+            (
+                defaults.iter().find(|(k, _)| *k == setting.key).map(|(_, v)| v.clone()),
+                "default",
+            )
+        };
+        shown.push(Shown {
+            value: value.map(|v| mask(&setting, &v)),
+            key: setting.key,
+            env: setting.env,
+            source,
+        });
+    }
+    for env in ENVIRONMENT_ONLY.iter().filter(|e| e.ends_with("_SECRET")) {
+        shown.push(Shown {
+            key: String::new(),
+            env: (*env).to_owned(),
+            value: std::env::var_os(env).map(|_| "***".to_owned()),
+            source: "environment",
+        });
+    }
+    if json {
+        print_json(&shown)?;
+        return Ok(Outcome::Success);
+    }
+    for s in &shown {
+        println!(
+            "{:<28} {:<36} {:<12} {}",
+            if s.key.is_empty() { "-" } else { &s.key },
+            s.env,
+            s.source,
+            s.value.as_deref().unwrap_or("(unset)")
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// Each setting's default, as clap has it.
+fn defaults() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![Cli::command()];
+    while let Some(command) = stack.pop() {
+        for arg in command.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                let values: Vec<String> = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .collect();
+                if !values.is_empty() {
+                    out.push((long.to_owned(), values.join(",")));
+                }
+            }
+        }
+        stack.extend(command.get_subcommands().cloned());
+    }
+    out
+}

@@ -1,0 +1,175 @@
+//! Settings from a file (`--config annuaire.toml`, `ANNUAIRE_CONFIG`), beneath the
+//! environment and the flags. The file's keys are the long flag names (`listen`,
+//! `database-url`; `_` for `-` works too), each a string, number, boolean or (for a list
+//! setting) an array. The layering is clap's own: a file setting becomes the setting's
+//! environment variable unless the environment already has it, so a flag beats the
+//! environment, the environment beats the file, and a default applies only when none of
+//! them gives the setting. Each value is checked against the setting's own parser at once,
+//! so that an error names the key and the file. Job definitions stay in `jobs/`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+use crate::commands::cli::Cli;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {reason}")]
+    File { file: String, reason: String },
+    #[error("{file}: {key}: {reason}")]
+    Key { file: String, key: String, reason: String },
+}
+
+/// A setting that may come from the file: its flag's long name and its variable.
+#[derive(Debug, Clone)]
+pub struct Setting {
+    pub key: String,
+    pub env: String,
+    pub secret: bool,
+}
+
+/// Settings whose values `config show` never prints whole.
+fn is_secret(env: &str) -> bool {
+    env == "DATABASE_URL" || env.starts_with("ANNUAIRE_ENTRA_") || env.ends_with("_SECRET")
+}
+
+/// Every setting of every command that has an environment variable, by key.
+pub fn settings() -> BTreeMap<String, Setting> {
+    let mut settings = BTreeMap::new();
+    let mut stack = vec![Cli::command()];
+    while let Some(command) = stack.pop() {
+        for arg in command.get_arguments() {
+            if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) {
+                let env = env.to_string_lossy().into_owned();
+                settings.insert(
+                    long.to_owned(),
+                    Setting {
+                        key: long.to_owned(),
+                        secret: is_secret(&env),
+                        env,
+                    },
+                );
+            }
+        }
+        stack.extend(command.get_subcommands().cloned());
+    }
+    settings
+}
+
+/// The config file the command line or the environment names, if any.
+pub fn file_of(args: &[OsString]) -> Option<PathBuf> {
+    let mut args = args.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--config" {
+            return args.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("ANNUAIRE_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Reads `file` and returns, for each of its settings, the variable to set and its value
+/// (checked by the setting's parser). Names the key and the file on any error.
+pub fn read(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let name = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::File {
+        file: name.clone(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
+        file: name.clone(),
+        reason: e.to_string().trim().replace('\n', " "),
+    })?;
+    let known = settings();
+    let command = Cli::command();
+    let mut values = Vec::new();
+    for (key, value) in table {
+        let bad = |reason: String| ConfigError::Key {
+            file: name.clone(),
+            key: key.clone(),
+            reason,
+        };
+        let setting = known.get(&key.replace('_', "-")).ok_or_else(|| {
+            bad("unknown setting (keys are the long flag names, such as listen or database-url)".to_owned())
+        })?;
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(x) => x.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(s) => Ok(s.clone()),
+                    other => Ok(other.to_string()),
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(bad)?
+                .join(","),
+            _ => return Err(bad("a string, number, boolean or array".to_owned())),
+        };
+        check(&command, &setting.key, &text).map_err(bad)?;
+        values.push((setting.env.clone(), text));
+    }
+    Ok(values)
+}
+
+/// Parses `value` as the argument `--key` would be, wherever it is declared: a command of
+/// that one argument parses it with the argument's own parser, bounds and choices.
+fn check(command: &clap::Command, key: &str, value: &str) -> Result<(), String> {
+    let mut stack = vec![command.clone()];
+    while let Some(command) = stack.pop() {
+        let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(key)).cloned() else {
+            stack.extend(command.get_subcommands().cloned());
+            continue;
+        };
+        if !arg.get_action().takes_values() {
+            // A switch: the environment's spelling of a boolean.
+            return match value {
+                "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off" => Ok(()),
+                _ => Err(format!("{value:?} is not true or false")),
+            };
+        }
+        let alone = clap::Command::new("annuaire")
+            .no_binary_name(true)
+            .arg(arg.required(false).global(false));
+        return alone
+            .try_get_matches_from([format!("--{key}"), value.to_owned()])
+            .map(|_| ())
+            .map_err(|e| {
+                e.to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+                    .to_owned()
+            });
+    }
+    Err("unknown setting".to_owned())
+}
+
+/// Applies the file's settings beneath the environment's: sets each variable the
+/// environment does not already set. Returns the keys it set (for `config show`).
+///
+/// # Safety
+/// Mutates the process environment: call it before any other thread starts.
+#[allow(unsafe_code)] // set_var: how a file's setting joins clap's environment layer
+pub unsafe fn apply(values: &[(String, String)]) -> Vec<String> {
+    let mut applied = Vec::new();
+    for (env, value) in values {
+        if std::env::var_os(env).is_none() {
+            // SAFETY: the caller runs this before any other thread exists.
+            unsafe { std::env::set_var(env, value) };
+            applied.push(env.clone());
+        }
+    }
+    applied
+}
