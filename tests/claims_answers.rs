@@ -11,13 +11,17 @@ use annuaire::keys::{self, Scope};
 use common::server::TestServer;
 use common::{lenient, published_db, samples};
 
-/// The headers of an answer as `name: value` lines, in the order sent, without `date`.
+/// The headers of an answer as `name: value` lines, in the order sent, without `date`; the
+/// request id (made per request) as `<id>`.
 fn headers_of(response: &reqwest::Response) -> Vec<String> {
     response
         .headers()
         .iter()
         .filter(|(name, _)| name.as_str() != "date")
-        .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap_or("<not ASCII>")))
+        .map(|(name, value)| match name.as_str() {
+            "x-request-id" => format!("{name}: <id>"),
+            _ => format!("{name}: {}", value.to_str().unwrap_or("<not ASCII>")),
+        })
         .collect()
 }
 
@@ -28,12 +32,13 @@ const SECURITY: [&str; 4] = [
     "referrer-policy: no-referrer",
 ];
 
-/// `first`, then the security headers, then `content-length` when there is a body (hyper
-/// adds it last).
+/// `first`, then the request id (issue 13), then the security headers, then
+/// `content-length` when there is a body (hyper adds it last).
 fn expected(first: &[&str], content_length: Option<usize>) -> Vec<String> {
     let length = content_length.map(|n| format!("content-length: {n}"));
     first
         .iter()
+        .chain(&["x-request-id: <id>"])
         .chain(&SECURITY)
         .map(|h| h.to_string())
         .chain(length)

@@ -122,11 +122,23 @@ impl HookSettings {
 }
 
 /// The claims document of the subject, or why there is none.
-pub(super) fn claims_for(
+fn claims_for(
     state: &AppState,
     mapping: &SubjectMapping,
     subject: Option<&str>,
 ) -> Result<Result<Value, String>, ApiError> {
+    match document_for(state, mapping, subject)? {
+        Ok(json) => Ok(Ok(serde_json::from_slice(&json).map_err(ApiError::internal)?)),
+        Err(reason) => Ok(Err(reason)),
+    }
+}
+
+/// The stored claims document (its JSON bytes) of the subject, or why there is none.
+pub(super) fn document_for(
+    state: &AppState,
+    mapping: &SubjectMapping,
+    subject: Option<&str>,
+) -> Result<Result<Vec<u8>, String>, ApiError> {
     if !state.status.loaded() {
         return Err(ApiError::not_ready());
     }
@@ -137,7 +149,7 @@ pub(super) fn claims_for(
         return Ok(Err("the subject does not map to a national id".to_owned()));
     };
     match state.snapshot.load().lookup(&id).map_err(ApiError::internal)? {
-        Answer::Found { json, .. } => Ok(Ok(serde_json::from_slice(&json).map_err(ApiError::internal)?)),
+        Answer::Found { json, .. } => Ok(Ok(json)),
         Answer::Removed { removed_at } => Ok(Err(format!(
             "{id} is no longer in the directory (removed {})",
             removed_at.format("%Y-%m-%d")

@@ -198,11 +198,9 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
     let id_text = id.to_str().unwrap_or_default();
     let method = request.method().clone();
     let quiet = request_log::high_volume(route);
-    let span = if quiet {
-        tracing::debug_span!("request", request_id = id_text, route)
-    } else {
-        tracing::info_span!("request", request_id = id_text, route)
-    };
+    // At `info` for every route, so that whatever is logged while serving a claim (an
+    // internal error, say) carries its id; only the end-of-request line is quieter.
+    let span = tracing::info_span!("request", request_id = id_text, route);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();

@@ -4,8 +4,15 @@
 //! its compact JSON text. Over 3 KB, the activities beyond the first of each exercice go,
 //! then the exercices beyond the first, then `SubjectRefPro` itself, each step said by
 //! `SubjectRefProTruncated: "true"`: never more than Entra accepts.
+//!
+//! Written from the stored document's own bytes (it is compact JSON): each member is kept
+//! or quoted as it is, without building a JSON tree, which cost this route more than
+//! Entra's token check; only a document over the limit is parsed to be cut.
 
-use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Entra's limit on the claims a custom claims provider returns: keys and values, as sent.
 pub const MAX_CLAIMS_BYTES: usize = 3 * 1024;
@@ -13,55 +20,85 @@ pub const MAX_CLAIMS_BYTES: usize = 3 * 1024;
 const REF_PRO: &str = "SubjectRefPro";
 const TRUNCATED: &str = "SubjectRefProTruncated";
 
-/// The Entra claims of a claims document (a JSON object; anything else gives none).
-pub fn entra_claims(document: &Value) -> Map<String, Value> {
-    let Some(document) = document.as_object() else {
-        return Map::new();
-    };
-    let mut claims = convert(document);
-    if size(&claims) <= MAX_CLAIMS_BYTES {
-        return claims;
+/// One claim's value as it will be written: a JSON text taken as it is, or made here.
+enum Claim<'a> {
+    Raw(&'a str),
+    Made(String),
+}
+
+impl Claim<'_> {
+    fn text(&self) -> &str {
+        match self {
+            Claim::Raw(text) => text,
+            Claim::Made(text) => text,
+        }
     }
-    let mut ref_pro = document.get(REF_PRO).cloned().unwrap_or(Value::Null);
+}
+
+/// The Entra `claims` object of a stored claims document, as JSON bytes; `None` if the
+/// document is not a JSON object.
+pub fn entra_claims(document: &[u8]) -> Option<Vec<u8>> {
+    let members: BTreeMap<&str, &RawValue> = serde_json::from_slice(document).ok()?;
+    let mut claims: BTreeMap<&str, Claim> = members.iter().map(|(key, raw)| (*key, convert(raw))).collect();
+    let written = write(&claims);
+    if written.len() <= MAX_CLAIMS_BYTES {
+        return Some(written);
+    }
+    let mut ref_pro: Value = members
+        .get(REF_PRO)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or(Value::Null);
+    claims.insert(TRUNCATED, Claim::Made("\"true\"".to_owned()));
     let cuts: [fn(&mut Value); 2] = [first_activities, first_exercice];
     for cut in cuts {
         cut(&mut ref_pro);
-        claims.insert(REF_PRO.to_owned(), Value::String(ref_pro.to_string()));
-        claims.insert(TRUNCATED.to_owned(), Value::String("true".to_owned()));
-        if size(&claims) <= MAX_CLAIMS_BYTES {
-            return claims;
+        claims.insert(REF_PRO, Claim::Made(quoted(&ref_pro.to_string())));
+        let written = write(&claims);
+        if written.len() <= MAX_CLAIMS_BYTES {
+            return Some(written);
         }
     }
     claims.remove(REF_PRO);
-    if size(&claims) <= MAX_CLAIMS_BYTES {
-        return claims;
+    let written = write(&claims);
+    if written.len() <= MAX_CLAIMS_BYTES {
+        return Some(written);
     }
     // Only an absurd document gets here (thousands of identifiers): its identity alone.
-    let mut identity = Map::new();
-    for key in ["SubjectNameID", TRUNCATED] {
-        if let Some(value) = claims.get(key) {
-            identity.insert(key.to_owned(), value.clone());
-        }
+    claims.retain(|key, _| *key == "SubjectNameID" || *key == TRUNCATED);
+    Some(write(&claims))
+}
+
+/// A string stays, an array of strings stays, anything else becomes its JSON text quoted.
+fn convert(raw: &RawValue) -> Claim<'_> {
+    let text = raw.get();
+    let strings_only = || {
+        serde_json::from_str::<Vec<&RawValue>>(text).is_ok_and(|items| items.iter().all(|i| i.get().starts_with('"')))
+    };
+    if text.starts_with('"') || (text.starts_with('[') && strings_only()) {
+        Claim::Raw(text)
+    } else {
+        Claim::Made(quoted(text))
     }
-    identity
 }
 
-fn convert(document: &Map<String, Value>) -> Map<String, Value> {
-    document
-        .iter()
-        .map(|(key, value)| {
-            let value = match value {
-                Value::String(_) => value.clone(),
-                Value::Array(items) if items.iter().all(Value::is_string) => value.clone(),
-                other => Value::String(other.to_string()),
-            };
-            (key.clone(), value)
-        })
-        .collect()
+/// `text` as a JSON string.
+fn quoted(text: &str) -> String {
+    Value::String(text.to_owned()).to_string()
 }
 
-fn size(claims: &Map<String, Value>) -> usize {
-    serde_json::to_vec(claims).map_or(usize::MAX, |bytes| bytes.len())
+fn write(claims: &BTreeMap<&str, Claim>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAX_CLAIMS_BYTES);
+    out.push(b'{');
+    for (i, (key, claim)) in claims.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(quoted(key).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(claim.text().as_bytes());
+    }
+    out.push(b'}');
+    out
 }
 
 fn first_activities(ref_pro: &mut Value) {
@@ -103,9 +140,14 @@ mod tests {
         })
     }
 
+    fn claims_of(document: &Value) -> (usize, serde_json::Map<String, Value>) {
+        let bytes = entra_claims(&serde_json::to_vec(document).unwrap()).unwrap();
+        (bytes.len(), serde_json::from_slice(&bytes).unwrap())
+    }
+
     #[test]
     fn strings_stay_arrays_of_strings_stay_the_rest_is_compact_json() {
-        let claims = entra_claims(&document(1, 1));
+        let (_, claims) = claims_of(&document(1, 1));
         assert_eq!(claims["given_name"], "Hélène");
         assert_eq!(claims["SubjectRole"], json!(["10^1.2.250.1.213.1.1.5.5"]));
         assert_eq!(
@@ -115,21 +157,22 @@ mod tests {
         let ref_pro: Value = serde_json::from_str(claims[REF_PRO].as_str().unwrap()).unwrap();
         assert_eq!(ref_pro, document(1, 1)[REF_PRO]);
         assert!(!claims.contains_key(TRUNCATED));
+        assert!(entra_claims(b"[1, 2]").is_none());
     }
 
     #[test]
     fn over_3_kb_activities_then_exercices_go_and_it_is_said() {
         // Many activities in two exercices: the first activity of each fits.
-        let claims = entra_claims(&document(2, 40));
-        assert!(size(&claims) <= MAX_CLAIMS_BYTES);
+        let (size, claims) = claims_of(&document(2, 40));
+        assert!(size <= MAX_CLAIMS_BYTES);
         assert_eq!(claims[TRUNCATED], "true");
         let ref_pro: Value = serde_json::from_str(claims[REF_PRO].as_str().unwrap()).unwrap();
         let exercices = ref_pro["exercices"].as_array().unwrap();
         assert_eq!(exercices.len(), 2);
         assert!(exercices.iter().all(|e| e["activities"] == json!([activity(0)])));
         // Many exercices: only the first is kept.
-        let claims = entra_claims(&document(60, 3));
-        assert!(size(&claims) <= MAX_CLAIMS_BYTES);
+        let (size, claims) = claims_of(&document(60, 3));
+        assert!(size <= MAX_CLAIMS_BYTES);
         let ref_pro: Value = serde_json::from_str(claims[REF_PRO].as_str().unwrap()).unwrap();
         assert_eq!(ref_pro["exercices"].as_array().unwrap().len(), 1);
         assert_eq!(claims[TRUNCATED], "true");
@@ -140,8 +183,8 @@ mod tests {
                 .map(|n| json!({"identifiant": format!("{n:012}")}))
                 .collect::<Vec<_>>()
         );
-        let claims = entra_claims(&huge);
-        assert!(size(&claims) <= MAX_CLAIMS_BYTES);
+        let (size, claims) = claims_of(&huge);
+        assert!(size <= MAX_CLAIMS_BYTES);
         assert_eq!(claims["SubjectNameID"], "810003456125");
     }
 }

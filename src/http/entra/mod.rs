@@ -12,12 +12,11 @@ pub mod token;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::Json;
-use super::hooks::{UnknownSubject, claims_for};
+use super::hooks::{UnknownSubject, document_for};
 use axum::body::Bytes;
 pub use claims::{MAX_CLAIMS_BYTES, entra_claims};
 pub use token::{EntraAuth, EntraSettings};
@@ -64,11 +63,15 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         .and_then(|user| user.get(entra.settings.subject_attribute.as_str()))
         .and_then(Value::as_str);
     let mapping = state.hooks.mapping_or_global(&entra.settings.mapping);
-    match claims_for(&state, mapping, subject)? {
-        Ok(document) => Ok(provide(entra_claims(&document))),
+    match document_for(&state, mapping, subject)? {
+        Ok(document) => {
+            let claims = entra_claims(&document)
+                .ok_or_else(|| ApiError::internal("a stored claims document is not a JSON object"))?;
+            Ok(provide(&claims))
+        }
         Err(reason) => match state.hooks.unknown {
             UnknownSubject::Deny => Err(ApiError::new(StatusCode::FORBIDDEN, reason)),
-            UnknownSubject::Allow => Ok(provide(Map::new())),
+            UnknownSubject::Allow => Ok(provide(b"{}")),
         },
     }
 }
@@ -95,16 +98,14 @@ struct AuthenticationContext {
     user: Option<Map<String, Value>>,
 }
 
-/// Microsoft's response to the callout, exactly: one `provideClaimsForToken` action.
-fn provide(claims: Map<String, Value>) -> Response {
-    Json(json!({
-        "data": {
-            "@odata.type": "microsoft.graph.onTokenIssuanceStartResponseData",
-            "actions": [{
-                "@odata.type": "microsoft.graph.tokenIssuanceStart.provideClaimsForToken",
-                "claims": claims,
-            }]
-        }
-    }))
-    .into_response()
+/// Microsoft's response to the callout, exactly: one `provideClaimsForToken` action around
+/// the `claims` object (written as bytes: it is already JSON).
+fn provide(claims: &[u8]) -> Response {
+    const HEAD: &[u8] = br#"{"data":{"@odata.type":"microsoft.graph.onTokenIssuanceStartResponseData","actions":[{"@odata.type":"microsoft.graph.tokenIssuanceStart.provideClaimsForToken","claims":"#;
+    const TAIL: &[u8] = b"}]}}";
+    let mut body = Vec::with_capacity(HEAD.len() + claims.len() + TAIL.len());
+    body.extend_from_slice(HEAD);
+    body.extend_from_slice(claims);
+    body.extend_from_slice(TAIL);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
