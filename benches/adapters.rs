@@ -91,7 +91,8 @@ fn main() {
                 format!("https://login.microsoftonline.com/{TENANT}/v2.0"),
             )
             .env("ANNUAIRE_ENTRA_AUDIENCE", AUDIENCE)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            // As the replicas an IdP calls run: no search index built beside the measures.
+            .args(["serve", "--routes", "claims", "--listen", &format!("127.0.0.1:{port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
