@@ -66,6 +66,7 @@ impl EntraSettings {
 struct CallerClaims {
     azp: Option<String>,
     appid: Option<String>,
+    exp: i64,
 }
 
 type Keys = HashMap<String, Arc<DecodingKey>>;
@@ -78,7 +79,14 @@ pub struct EntraAuth {
     /// When the keys were last fetched: an unknown `kid` refetches at most once a minute.
     fetched: tokio::sync::Mutex<Option<Instant>>,
     validation: Validation,
+    /// Tokens already validated, with their `exp`: Entra sends the same client-credentials
+    /// token for an hour, and an RS256 check on every callout is most of this route's
+    /// cost. Keyed by the whole token (never a hash of it), at most `VALIDATED_TOKENS`.
+    validated: std::sync::Mutex<HashMap<String, i64>>,
 }
+
+/// Entra holds one token per tenant at a time; a few tenants or a rotation fit.
+const VALIDATED_TOKENS: usize = 16;
 
 impl EntraAuth {
     pub fn new(settings: EntraSettings, client: reqwest::Client) -> EntraAuth {
@@ -94,6 +102,7 @@ impl EntraAuth {
             keys: ArcSwap::default(),
             fetched: tokio::sync::Mutex::new(None),
             validation,
+            validated: std::sync::Mutex::default(),
         }
     }
 
@@ -105,6 +114,12 @@ impl EntraAuth {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or("no bearer token")?;
+        let now = chrono::Utc::now().timestamp();
+        let leeway = LEEWAY_SECONDS as i64;
+        let known = self.validated.lock().ok().and_then(|known| known.get(token).copied());
+        if known.is_some_and(|exp| now <= exp + leeway) {
+            return Ok(());
+        }
         // `alg: none` and every algorithm but RS256 fail here or just below.
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("token header: {e}"))?;
         if header.alg != Algorithm::RS256 {
@@ -118,13 +133,23 @@ impl EntraAuth {
                 self.key(&kid).ok_or_else(|| format!("unknown key {kid:?}"))?
             }
         };
-        let token = jsonwebtoken::decode::<CallerClaims>(token, &key, &self.validation)
+        let decoded = jsonwebtoken::decode::<CallerClaims>(token, &key, &self.validation)
             .map_err(|e| format!("token refused: {e}"))?;
-        let caller = token.claims.azp.or(token.claims.appid);
+        let caller = decoded.claims.azp.or(decoded.claims.appid);
         if caller.as_deref() != Some(EVENTS_SERVICE_APP_ID) {
             return Err(format!(
                 "caller {caller:?} is not Entra's authentication events service"
             ));
+        }
+        if let Ok(mut known) = self.validated.lock() {
+            if known.len() >= VALIDATED_TOKENS {
+                known.retain(|_, exp| now <= *exp + leeway);
+                if known.len() >= VALIDATED_TOKENS {
+                    known.clear();
+                }
+            }
+            // `exp` is required by the validation: it is there.
+            known.insert(token.to_owned(), decoded.claims.exp);
         }
         Ok(())
     }
