@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::annuaire;
 use common::published::Published;
-use common::serving::{RATE, Server, free_port, open_loop_with, percentile};
+use common::serving::{self, RATE, Server, free_port, open_loop_with, percentile};
 use serde_json::{Value, json};
 
 mod common;
@@ -78,6 +78,7 @@ fn main() {
 
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
     let _server = Server(
         annuaire()
             .env("DATABASE_URL", &published.url)
@@ -98,23 +99,8 @@ fn main() {
             .spawn()
             .expect("serve starts"),
     );
-    annuaire::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client");
-    let started = Instant::now();
-    runtime.block_on(async {
-        while !client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(started.elapsed() < Duration::from_secs(120), "serve never became ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    let client = serving::client();
+    runtime.block_on(serving::ready(&client, &base, started));
     let token = entra_token();
     let bodies: Vec<Vec<u8>> = ids.iter().map(|id| serde_json::to_vec(&callout(id)).unwrap()).collect();
     let hydra: Vec<Vec<u8>> = ids

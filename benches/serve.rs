@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::published::Published;
 use common::serving::{
-    BackendNicer, RATE, Server, backends, free_port, open_loop, percentile, rss_mib, server_histogram,
+    self, BackendNicer, RATE, Server, backends, free_port, open_loop, percentile, rss_mib, server_histogram,
     server_histogram_of, server_p99,
 };
 use common::{annuaire, generate, psql};
@@ -136,25 +136,8 @@ fn main() {
             .spawn()
             .expect("serve starts"),
     );
-    annuaire::install_crypto_provider();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .expect("client");
-    let startup = runtime.block_on(async {
-        loop {
-            if client
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-            {
-                return started.elapsed();
-            }
-            assert!(started.elapsed() < Duration::from_secs(120), "serve never became ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    });
+    let client = serving::client();
+    let startup = runtime.block_on(serving::ready(&client, &base, started));
     let rss_ready = rss_mib(&server.0);
 
     // Both runs pick a random id and send the key: only the route differs.

@@ -36,27 +36,31 @@ fn is_secret(env: &str) -> bool {
     env == "DATABASE_URL" || env.starts_with("ANNUAIRE_ENTRA_") || env.ends_with("_SECRET")
 }
 
-/// Every setting of every command that has an environment variable, by key.
-pub fn settings() -> BTreeMap<String, Setting> {
-    let mut settings = BTreeMap::new();
+/// Every argument of every command, subcommands included.
+pub fn all_arguments() -> Vec<clap::Arg> {
+    let mut arguments = Vec::new();
     let mut stack = vec![Cli::command()];
     while let Some(command) = stack.pop() {
-        for arg in command.get_arguments() {
-            if let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) {
-                let env = env.to_string_lossy().into_owned();
-                settings.insert(
-                    long.to_owned(),
-                    Setting {
-                        key: long.to_owned(),
-                        secret: is_secret(&env),
-                        env,
-                    },
-                );
-            }
-        }
+        arguments.extend(command.get_arguments().cloned());
         stack.extend(command.get_subcommands().cloned());
     }
-    settings
+    arguments
+}
+
+/// Every setting of every command that has an environment variable, by key.
+pub fn settings() -> BTreeMap<String, Setting> {
+    all_arguments()
+        .iter()
+        .filter_map(|arg| {
+            let (long, env) = (arg.get_long()?, arg.get_env()?.to_string_lossy().into_owned());
+            let setting = Setting {
+                key: long.to_owned(),
+                secret: is_secret(&env),
+                env,
+            };
+            Some((long.to_owned(), setting))
+        })
+        .collect()
 }
 
 /// The config file the command line or the environment names, if any.
@@ -89,7 +93,6 @@ pub fn read(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         reason: e.to_string().trim().replace('\n', " "),
     })?;
     let known = settings();
-    let command = Cli::command();
     let mut values = Vec::new();
     for (key, value) in table {
         let bad = |reason: String| ConfigError::Key {
@@ -116,7 +119,7 @@ pub fn read(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
                 .join(","),
             _ => return Err(bad("a string, number, boolean or array".to_owned())),
         };
-        check(&command, &setting.key, &text).map_err(bad)?;
+        check(&setting.key, &text).map_err(bad)?;
         values.push((setting.env.clone(), text));
     }
     Ok(values)
@@ -124,36 +127,32 @@ pub fn read(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
 
 /// Parses `value` as the argument `--key` would be, wherever it is declared: a command of
 /// that one argument parses it with the argument's own parser, bounds and choices.
-fn check(command: &clap::Command, key: &str, value: &str) -> Result<(), String> {
-    let mut stack = vec![command.clone()];
-    while let Some(command) = stack.pop() {
-        let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(key)).cloned() else {
-            stack.extend(command.get_subcommands().cloned());
-            continue;
+fn check(key: &str, value: &str) -> Result<(), String> {
+    let arg = all_arguments()
+        .into_iter()
+        .find(|a| a.get_long() == Some(key))
+        .ok_or("unknown setting")?;
+    if !arg.get_action().takes_values() {
+        // A switch: the environment's spelling of a boolean.
+        return match value {
+            "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off" => Ok(()),
+            _ => Err(format!("{value:?} is not true or false")),
         };
-        if !arg.get_action().takes_values() {
-            // A switch: the environment's spelling of a boolean.
-            return match value {
-                "true" | "false" | "1" | "0" | "yes" | "no" | "on" | "off" => Ok(()),
-                _ => Err(format!("{value:?} is not true or false")),
-            };
-        }
-        let alone = clap::Command::new("annuaire")
-            .no_binary_name(true)
-            .arg(arg.required(false).global(false));
-        return alone
-            .try_get_matches_from([format!("--{key}"), value.to_owned()])
-            .map(|_| ())
-            .map_err(|e| {
-                e.to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .trim_start_matches("error: ")
-                    .to_owned()
-            });
     }
-    Err("unknown setting".to_owned())
+    let alone = clap::Command::new("annuaire")
+        .no_binary_name(true)
+        .arg(arg.required(false).global(false));
+    alone
+        .try_get_matches_from([format!("--{key}"), value.to_owned()])
+        .map(|_| ())
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned()
+        })
 }
 
 /// Applies the file's settings beneath the environment's: sets each variable the

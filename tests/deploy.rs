@@ -75,15 +75,7 @@ async fn alerts_and_dashboard_name_only_metrics_exported_from_the_start() {
     let db = published_db("ps-libreacces").await;
     let server = TestServer::start(db.pool.clone(), HookSettings::default()).await;
     // Nothing requested yet but the probes: the families are there from the start.
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let exported: BTreeSet<String> = metrics
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -329,11 +321,7 @@ async fn the_binary_runs_as_the_image_would() {
     assert!(env.contains(&"ANNUAIRE_EMBEDDED".to_owned()), "{env:?}");
     let home = tempfile::tempdir().unwrap();
     std::fs::set_permissions(home.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
 
     // No DATABASE_URL: the image has no embedded cluster, and says what is missing.
     let out = as_image(port, home.path(), None).arg("serve").output().unwrap();

@@ -140,15 +140,7 @@ async fn a_failing_background_task_is_restarted_and_reported() {
         }
     })
     .await;
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("annuaire_task_restarts_total{task=\"publication\"} 0"),
         "{metrics}"

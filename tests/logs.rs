@@ -15,14 +15,6 @@ use serde_json::Value;
 use common::published_db;
 use common::server::wait_for;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Serving {
     child: Child,
     base: String,
@@ -30,7 +22,7 @@ struct Serving {
 
 impl Serving {
     async fn start(url: &str, format: &str) -> Serving {
-        let port = free_port();
+        let port = common::free_port();
         let child = Command::new(common::cargo_bin())
             .args([
                 "serve",

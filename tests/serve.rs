@@ -153,15 +153,7 @@ async fn operational_routes_describe_the_service() {
         ),
         (Some(true), Some("reachable"), Some(17))
     );
-    let metrics = server
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for needle in [
         "annuaire_http_requests_total{route=\"/v1/claims/{id}\",status=\"200\"} 1",
         "annuaire_http_request_duration_seconds_bucket{route=\"/v1/claims/{id}\",le=\"+Inf\"} 1",

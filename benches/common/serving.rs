@@ -7,6 +7,32 @@ use std::time::{Duration, Instant};
 /// The fixed rate of the latency measurements (requests per second).
 pub const RATE: u64 = 5_000;
 
+/// The load generator's client: enough idle connections for every request in flight.
+pub fn client() -> reqwest::Client {
+    annuaire::install_crypto_provider();
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .expect("client")
+}
+
+/// Waits until the server at `base` is ready (at most two minutes from `started`); returns
+/// the time from `started`.
+pub async fn ready(client: &reqwest::Client, base: &str, started: Instant) -> Duration {
+    loop {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "serve never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
+use clap::ArgMatches;
 use clap::parser::ValueSource;
-use clap::{ArgMatches, CommandFactory};
 use serde::Serialize;
 
-use super::cli::{Cli, ENVIRONMENT_ONLY};
+use super::cli::ENVIRONMENT_ONLY;
 use super::{Outcome, print_json};
 use crate::config::{self, Setting};
 
@@ -97,22 +97,15 @@ pub fn show(matches: &ArgMatches, from_file: &[String], json: bool) -> anyhow::R
 
 /// Each setting's default, as clap has it.
 fn defaults() -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![Cli::command()];
-    while let Some(command) = stack.pop() {
-        for arg in command.get_arguments() {
-            if let Some(long) = arg.get_long() {
-                let values: Vec<String> = arg
-                    .get_default_values()
-                    .iter()
-                    .map(|v| v.to_string_lossy().into_owned())
-                    .collect();
-                if !values.is_empty() {
-                    out.push((long.to_owned(), values.join(",")));
-                }
-            }
-        }
-        stack.extend(command.get_subcommands().cloned());
-    }
-    out
+    config::all_arguments()
+        .iter()
+        .filter_map(|arg| {
+            let values: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            Some((arg.get_long()?.to_owned(), values.join(","))).filter(|_| !values.is_empty())
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -13,7 +13,7 @@ use sqlx::postgres::PgPoolOptions;
 use super::cli::DatabaseArgs;
 use super::{Outcome, print_json};
 use crate::store::embedded::EmbeddedCluster;
-use crate::store::{EMBEDDED_DATABASE, MIGRATOR};
+use crate::store::{EMBEDDED_DATABASE, JobRunStatus, MIGRATOR};
 
 /// A published generation older than this is an error: the nightly refresh stopped.
 const MAX_GENERATION_AGE_HOURS: i64 = 36;
@@ -122,11 +122,7 @@ fn database_url(database: &DatabaseArgs, report: &mut Report) -> Option<String> 
                     format!("running (pid {pid}, {})", status.data_dir.display()),
                     None,
                 );
-                Some(format!(
-                    "postgres://postgres@localhost/{EMBEDDED_DATABASE}?host={}&port={}&sslmode=disable",
-                    status.socket_dir.display(),
-                    status.port
-                ))
+                Some(status.url(EMBEDDED_DATABASE))
             }
             None => {
                 report.add(
@@ -207,15 +203,8 @@ async fn migrations(pool: &PgPool, report: &mut Report) -> bool {
 
 /// The published generation and its age; returns its id.
 async fn generation(pool: &PgPool, report: &mut Report) -> Option<i64> {
-    type Published = (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-    let row: Option<Published> = sqlx::query_as(
-        "SELECT r.id, r.extract_ts, r.published_at FROM publication p JOIN import_run r ON r.id = p.run_id",
-    )
-    .fetch_optional(pool)
-    .await
-    .ok()
-    .flatten();
-    let Some((id, extract_ts, published_at)) = row else {
+    let publication = crate::store::published::publication(pool).await.unwrap_or_default();
+    let Some(id) = publication.generation.map(|g| g.0) else {
         report.add(
             "published generation",
             Level::Error,
@@ -224,11 +213,13 @@ async fn generation(pool: &PgPool, report: &mut Report) -> Option<i64> {
         );
         return None;
     };
-    let age = published_at.map(|at| Utc::now() - at);
+    let age = publication.published_at.map(|at| Utc::now() - at);
     let hours = age.map_or(i64::MAX, |a| a.num_hours());
     let detail = format!(
         "generation {id}, extract of {}, published {} h ago",
-        extract_ts.map_or("?".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
+        publication
+            .extract_ts
+            .map_or("?".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string()),
         hours
     );
     if hours > MAX_GENERATION_AGE_HOURS {
@@ -285,24 +276,19 @@ fn jobs(dir: &Path, report: &mut Report) -> Vec<String> {
 }
 
 async fn last_runs(pool: &PgPool, jobs: &[String], report: &mut Report) {
+    let latest = crate::store::job_runs::latest_finished(pool).await.unwrap_or_default();
     for job in jobs {
-        let last: Option<(String, DateTime<Utc>, Option<String>)> =
-            sqlx::query_as("SELECT status, started_at, message FROM job_run WHERE job = $1 ORDER BY id DESC LIMIT 1")
-                .bind(job)
-                .fetch_optional(pool)
-                .await
-                .ok()
-                .flatten();
         let check = format!("last run of {job}");
-        match last {
+        match latest.iter().find(|run| &run.job == job) {
             None => report.add(&check, Level::Ok, "never run yet", None),
-            Some((status, at, message)) => {
+            Some(run) => {
                 let detail = format!(
-                    "{status} at {}{}",
-                    at.format("%Y-%m-%d %H:%M UTC"),
-                    message.map(|m| format!(": {m}")).unwrap_or_default()
+                    "{} at {}{}",
+                    run.status,
+                    run.started_at.format("%Y-%m-%d %H:%M UTC"),
+                    run.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
                 );
-                let level = if status == "failed" || status == "held" {
+                let level = if matches!(run.status, JobRunStatus::Failed | JobRunStatus::Held) {
                     Level::Warning
                 } else {
                     Level::Ok

@@ -85,7 +85,7 @@ fn basic_password(value: &str) -> Option<String> {
 }
 
 /// The token of `Bearer <token>`; the scheme is case-insensitive (RFC 9110 §11.1).
-fn bearer_token(value: &str) -> Option<&str> {
+pub(super) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim_start().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

@@ -224,16 +224,10 @@ fn answer(state: &AppState, id: &NationalId, headers: &ClaimsHeaders) -> Result<
     match snapshot.lookup(id).map_err(ApiError::internal)? {
         Answer::Found { json, etag } => {
             let mut response = match signer {
-                None if headers.matches(etag.as_str()) => not_modified(&etag),
                 None => {
-                    let mut response = Response::new(Body::from(json));
-                    let response_headers = response.headers_mut();
-                    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-                    response_headers.insert(
-                        header::ETAG,
-                        HeaderValue::from_bytes(etag.as_bytes()).map_err(ApiError::internal)?,
-                    );
-                    response
+                    let tag = HeaderValue::from_bytes(etag.as_bytes()).map_err(ApiError::internal)?;
+                    let body = (!headers.matches(etag.as_str())).then(|| (Body::from(json), "application/json"));
+                    tagged(body, tag)
                 }
                 Some(signer) => signed(signer, id, &snapshot, &json, &etag, headers)?,
             };
@@ -250,12 +244,24 @@ fn answer(state: &AppState, id: &NationalId, headers: &ClaimsHeaders) -> Result<
     }
 }
 
-fn not_modified(etag: &ETag) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::NOT_MODIFIED;
-    if let Ok(value) = HeaderValue::from_bytes(etag.as_bytes()) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
+/// A body of its content type, or a 304 when `body` is `None` (the client holds this
+/// version), with the entity tag either way.
+fn tagged(body: Option<(Body, &'static str)>, etag: HeaderValue) -> Response {
+    let mut response = match body {
+        Some((body, content_type)) => {
+            let mut response = Response::new(body);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            response
+        }
+        None => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            response
+        }
+    };
+    response.headers_mut().insert(header::ETAG, etag);
     response
 }
 
@@ -272,10 +278,8 @@ fn signed(
     let quoted = etag.as_str();
     let tag = format!("{}.jws\"", &quoted[..quoted.len().saturating_sub(1)]);
     let tag_value = HeaderValue::from_str(&tag).map_err(ApiError::internal)?;
-    let mut response = if headers.matches(&tag) {
-        let mut response = Response::new(Body::empty());
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        response
+    let body = if headers.matches(&tag) {
+        None
     } else {
         let generation = snapshot.generation.map_or(0, |g| g.0);
         let jws = signer
@@ -286,14 +290,9 @@ fn signed(
                 }
                 other => ApiError::internal(other),
             })?;
-        let mut response = Response::new(Body::from(jws));
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"));
-        response
+        Some((Body::from(jws), "application/jwt"))
     };
-    response.headers_mut().insert(header::ETAG, tag_value);
-    Ok(response)
+    Ok(tagged(body, tag_value))
 }
 
 #[cfg(test)]

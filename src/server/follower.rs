@@ -271,11 +271,7 @@ async fn next_notification(listener: &mut Option<PgListener>) -> Option<String> 
 
 /// The latest finished run of each job, and the last finished import's phases and counts.
 async fn read_ops(pool: &sqlx::PgPool) -> Result<OpsFacts, sqlx::Error> {
-    let jobs: Vec<(String, String)> = sqlx::query_as(
-        "SELECT DISTINCT ON (job) job, status FROM job_run WHERE status <> 'running' ORDER BY job, id DESC",
-    )
-    .fetch_all(pool)
-    .await?;
+    let jobs = crate::store::job_runs::latest_finished(pool).await?;
     type Import = (serde_json::Value, Option<i64>, Option<i64>, Option<i64>);
     let import: Option<Import> = sqlx::query_as(
         "SELECT phases, added, changed, removed FROM import_run WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
@@ -283,7 +279,7 @@ async fn read_ops(pool: &sqlx::PgPool) -> Result<OpsFacts, sqlx::Error> {
     .fetch_optional(pool)
     .await?;
     let mut ops = OpsFacts {
-        job_status: jobs.into_iter().collect(),
+        job_status: jobs.into_iter().map(|run| (run.job, run.status.to_string())).collect(),
         ..OpsFacts::default()
     };
     if let Some((phases, added, changed, removed)) = import {

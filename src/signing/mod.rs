@@ -94,16 +94,18 @@ impl Signer {
     }
 
     /// Creates the first key if there is none (one across replicas), then loads the keys
-    /// when their list differs from the one held.
+    /// when their list differs from the one held. Called on every poll: a store that has
+    /// keys costs one query of their ids.
     pub async fn reload(&self, pool: &PgPool) -> Result<(), SigningError> {
-        if self.held.load().keys.is_empty() {
+        let mut kids = signing_keys::kids(pool).await?;
+        if kids.is_empty() {
             // Made before the lock is taken, used only if no replica made one first.
             let key = generate(&self.settings.sealing)?;
             if signing_keys::ensure_one(pool, key).await? {
                 tracing::info!("first claims signing key created");
             }
+            kids = signing_keys::kids(pool).await?;
         }
-        let kids = signing_keys::kids(pool).await?;
         let held = self.held.load();
         if held
             .keys

@@ -92,6 +92,17 @@ pub async fn recent(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<JobRun>, 
     .await
 }
 
+/// The latest finished run of each job that has one.
+pub async fn latest_finished(db: impl PgExecutor<'_>) -> Result<Vec<JobRun>, sqlx::Error> {
+    sqlx::query_as(concat!(
+        "SELECT DISTINCT ON (job) ",
+        job_run_columns!(),
+        " FROM job_run WHERE status <> 'running' ORDER BY job, id DESC"
+    ))
+    .fetch_all(db)
+    .await
+}
+
 /// The size of the last download this job published, if any.
 pub async fn last_published_bytes(db: impl PgExecutor<'_>, job: &str) -> Result<Option<i64>, sqlx::Error> {
     sqlx::query_scalar(

@@ -158,6 +158,12 @@ pub fn annuaire_cli(url: &str, args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// A port free on the loopback now, for a server started as a child process.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// The sample data files shipped with the repository.
 pub fn samples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data-samples")

@@ -53,6 +53,17 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// The Prometheus text of `/metrics` (an open route).
+    pub async fn metrics(&self) -> String {
+        let reply = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers");
+        reply.text().await.expect("a text body")
+    }
+
     pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

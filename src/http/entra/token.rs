@@ -110,9 +110,7 @@ impl EntraAuth {
     /// the caller answers a bare 401).
     pub async fn validate(&self, authorization: Option<&str>) -> Result<(), String> {
         let token = authorization
-            .and_then(|value| value.trim_start().split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
+            .and_then(crate::http::auth::bearer_token)
             .ok_or("no bearer token")?;
         let now = chrono::Utc::now().timestamp();
         let leeway = LEEWAY_SECONDS as i64;

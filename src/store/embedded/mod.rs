@@ -132,6 +132,13 @@ pub struct ClusterStatus {
 }
 
 impl ClusterStatus {
+    /// The URL of `database` in this cluster, as `EmbeddedCluster::url` gives it.
+    pub fn url(&self, database: &str) -> String {
+        socket_url(&self.socket_dir, self.port, database)
+    }
+}
+
+impl ClusterStatus {
     pub fn running(&self) -> bool {
         self.pid.is_some()
     }
@@ -142,12 +149,7 @@ impl EmbeddedCluster {
     /// `postgres://postgres@localhost/annuaire?host=/abs/socket/dir&port=5432&sslmode=disable`
     /// (sqlx takes a `host` query parameter starting with `/` as a socket directory).
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}@localhost/{}?host={}&port={}&sslmode=disable",
-            percent_encode(database.as_bytes()),
-            percent_encode(self.socket_dir.as_os_str().as_bytes()),
-            self.port
-        )
+        socket_url(&self.socket_dir, self.port, database)
     }
 
     /// Connect options for `database`, independent of `PG*` environment variables that
@@ -220,6 +222,15 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// Percent-encodes all but unreserved characters and `/` (kept for readable socket paths).
+/// The URL of `database` through the socket in `socket_dir`.
+fn socket_url(socket_dir: &Path, port: u16, database: &str) -> String {
+    format!(
+        "postgres://{SUPERUSER}@localhost/{}?host={}&port={port}&sslmode=disable",
+        percent_encode(database.as_bytes()),
+        percent_encode(socket_dir.as_os_str().as_bytes()),
+    )
+}
+
 fn percent_encode(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
