@@ -26,7 +26,7 @@ pub fn lower(nice: i32) {
     #[allow(unsafe_code)]
     let result = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice.min(19)) };
     if result != 0 {
-        tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower a background thread's CPU priority");
+        tracing::warn!(nice, error = %std::io::Error::last_os_error(), "cannot lower the import's CPU priority");
     }
 }
 

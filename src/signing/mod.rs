@@ -5,12 +5,10 @@
 //!
 //! Keys live in Postgres (`store::signing_keys`), sealed at rest (`seal`), so that every
 //! replica signs with the same key; each server holds them in memory, parsed once, and
-//! reloads them when the list changes. The JWS is framed here: jsonwebtoken's `encode`
-//! parses the PKCS#8 document and derives the key pair again for every signature, about
-//! twice the cost, on the claims path. Its signature is finished from a presignature made
-//! ahead of time (`presign`), or made whole by ring's ECDSA when none is ready.
+//! reloads them when the list changes. The JWS is framed here over ring's ECDSA with the key
+//! pair kept: jsonwebtoken's `encode` parses the PKCS#8 document and derives the key pair
+//! again for every signature, about twice the cost, on the claims path.
 
-mod presign;
 pub mod seal;
 
 use std::sync::Arc;
@@ -20,7 +18,6 @@ use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use p256::pkcs8::DecodePrivateKey;
 use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
@@ -60,8 +57,6 @@ struct HeldKey {
     activates_at: i64,
     jwk: Value,
     pair: EcdsaKeyPair,
-    /// The private scalar, for signatures finished from a presignature.
-    secret: p256::NonZeroScalar,
     /// `base64url({"alg":"ES256","kid":…,"typ":"JWT"})`, rendered once.
     header: String,
 }
@@ -86,7 +81,6 @@ pub struct Signer {
     issuer_json: String,
     held: ArcSwap<Held>,
     rng: SystemRandom,
-    presigned: presign::Presignatures,
 }
 
 impl Signer {
@@ -96,7 +90,6 @@ impl Signer {
             settings,
             held: ArcSwap::default(),
             rng: SystemRandom::new(),
-            presigned: presign::Presignatures::start(),
         }
     }
 
@@ -137,16 +130,12 @@ impl Signer {
             .map_err(SigningError::Key)?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &self.rng)
             .map_err(|e| SigningError::Key(format!("signing key {} is not a P-256 key: {e}", row.kid)))?;
-        let secret = p256::SecretKey::from_pkcs8_der(&pkcs8)
-            .map(|secret| p256::NonZeroScalar::from(&secret))
-            .map_err(|e| SigningError::Key(format!("signing key {} is not a P-256 key: {e}", row.kid)))?;
         let header = json!({"alg": "ES256", "kid": row.kid, "typ": "JWT"});
         Ok(HeldKey {
             kid: row.kid.clone(),
             activates_at: row.activates_at.timestamp_millis(),
             jwk: row.public_jwk.clone(),
             pair,
-            secret,
             header: URL_SAFE_NO_PAD.encode(header.to_string()),
         })
     }
@@ -181,23 +170,12 @@ impl Signer {
         jws.push_str(&key.header);
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(&payload, &mut jws);
-        let digest: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, jws.as_bytes())
-            .as_ref()
-            .try_into()
-            .expect("SHA-256 is 32 bytes");
-        let presigned = self.presigned.sign(&key.secret, &digest);
+        let signature = key
+            .pair
+            .sign(&self.rng, jws.as_bytes())
+            .map_err(|_| SigningError::Key("the signature failed".to_owned()))?;
         jws.push('.');
-        match presigned {
-            Some(signature) => URL_SAFE_NO_PAD.encode_string(signature, &mut jws),
-            None => {
-                let signing_input = &jws.as_bytes()[..jws.len() - 1];
-                let signature = key
-                    .pair
-                    .sign(&self.rng, signing_input)
-                    .map_err(|_| SigningError::Key("the signature failed".to_owned()))?;
-                URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
-            }
-        }
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
         Ok(jws)
     }
 
@@ -334,8 +312,7 @@ mod tests {
         assert_eq!(payload["given_name"], "Hélène");
         assert_eq!(payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(), 300);
         // A fixed-size P-256 signature (r and s, 32 bytes each), of header.payload, under
-        // the published key: finished from a presignature or made whole, the same to a
-        // verifier.
+        // the published key.
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         assert_eq!(signature.len(), 64);
         let jwk = &signer.jwks()["keys"][0];
