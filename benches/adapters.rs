@@ -54,11 +54,12 @@ fn entra_token() -> String {
     jsonwebtoken::encode(&header, &claims, &key).unwrap()
 }
 
+/// Microsoft's documented callout body, as the contract test sends it: the whole user
+/// object and both service principals, which the route reads past.
 fn callout(id: &str) -> Value {
-    json!({"type": "microsoft.graph.authenticationEvent.tokenIssuanceStart", "data": {
-        "@odata.type": "microsoft.graph.onTokenIssuanceStartCalloutData", "tenantId": TENANT,
-        "authenticationContext": {"correlationId": "aaaa0000-bb11-2222-33cc-444444dddddd", "protocol": "OAUTH2.0",
-            "user": {"id": "00aa00aa-bb11-cc22-dd33-44ee44ee44ee", "onPremisesSamAccountName": id, "userType": "Member"}}}})
+    let mut body: Value = serde_json::from_str(&fixture("callout.json")).unwrap();
+    body["data"]["authenticationContext"]["user"]["onPremisesSamAccountName"] = json!(id);
+    body
 }
 
 fn line(label: &str, latencies: &[Duration], baseline: &[Duration]) -> String {

@@ -77,50 +77,10 @@ fn sign(kid: &str, claims: &Value) -> String {
 }
 
 /// Microsoft's documented callout body (custom-extension-troubleshoot, "Call your REST API
-/// directly"), the user's `onPremisesSamAccountName` set to a professional's id.
+/// directly"; `fixtures/entra/callout.json`), the user's `onPremisesSamAccountName` set to
+/// a professional's id.
 fn callout(sam_account_name: &str) -> Value {
-    let mut body = json!({
-        "type": "microsoft.graph.authenticationEvent.tokenIssuanceStart",
-        "source": "/tenants/aaaabbbb-0000-cccc-1111-dddd2222eeee/applications/00001111-aaaa-2222-bbbb-3333cccc4444",
-        "data": {
-            "@odata.type": "microsoft.graph.onTokenIssuanceStartCalloutData",
-            "tenantId": "aaaabbbb-0000-cccc-1111-dddd2222eeee",
-            "authenticationEventListenerId": "11112222-bbbb-3333-cccc-4444dddd5555",
-            "customAuthenticationExtensionId": "22223333-cccc-4444-dddd-5555eeee6666",
-            "authenticationContext": {
-                "correlationId": "aaaa0000-bb11-2222-33cc-444444dddddd",
-                "client": {"ip": "127.0.0.1", "locale": "en-us", "market": "en-us"},
-                "protocol": "OAUTH2.0",
-                "clientServicePrincipal": {
-                    "id": "aaaaaaaa-0000-1111-2222-bbbbbbbbbbbb",
-                    "appId": "00001111-aaaa-2222-bbbb-3333cccc4444",
-                    "appDisplayName": "My Test application",
-                    "displayName": "My Test application"
-                },
-                "resourceServicePrincipal": {
-                    "id": "aaaaaaaa-0000-1111-2222-bbbbbbbbbbbb",
-                    "appId": "00001111-aaaa-2222-bbbb-3333cccc4444",
-                    "appDisplayName": "My Test application",
-                    "displayName": "My Test application"
-                },
-                "user": {
-                    "companyName": "Casey Jensen",
-                    "createdDateTime": "2023-08-16T00:00:00Z",
-                    "displayName": "Casey Jensen",
-                    "givenName": "Casey",
-                    "id": "00aa00aa-bb11-cc22-dd33-44ee44ee44ee",
-                    "mail": "casey@contoso.com",
-                    "onPremisesSamAccountName": "Casey Jensen",
-                    "onPremisesSecurityIdentifier": "<Enter Security Identifier>",
-                    "onPremisesUserPrincipalName": "Casey Jensen",
-                    "preferredLanguage": "en-us",
-                    "surname": "Jensen",
-                    "userPrincipalName": "casey@contoso.com",
-                    "userType": "Member"
-                }
-            }
-        }
-    });
+    let mut body: Value = serde_json::from_str(&fixture("callout.json")).unwrap();
     body["data"]["authenticationContext"]["user"]["onPremisesSamAccountName"] = json!(sam_account_name);
     body
 }

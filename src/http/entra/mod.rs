@@ -12,13 +12,13 @@ pub mod token;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
 
 use super::AppState;
 use super::error::ApiError;
 use super::hooks::{UnknownSubject, document_for};
 use axum::body::Bytes;
 pub use claims::{MAX_CLAIMS_BYTES, entra_claims};
+use claims::{Members, Text};
 pub use token::{EntraAuth, EntraSettings};
 
 const CALLOUT_TYPE: &str = "microsoft.graph.onTokenIssuanceStartCalloutData";
@@ -58,12 +58,12 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
         return Err(not_a_callout());
     }
     let user = callout.data.authentication_context.and_then(|context| context.user);
+    // A string attribute; null (unset) or anything else is no subject.
     let subject = user
-        .as_ref()
-        .and_then(|user| user.get(entra.settings.subject_attribute.as_str()))
-        .and_then(Value::as_str);
+        .and_then(|user| user.get(&entra.settings.subject_attribute))
+        .and_then(|value| serde_json::from_str::<Text>(value.get()).ok());
     let mapping = state.hooks.mapping_or_global(&entra.settings.mapping);
-    match document_for(&state, mapping, subject)? {
+    match document_for(&state, mapping, subject.as_ref().map(|Text(text)| text.as_ref()))? {
         Ok(document) => {
             let claims = entra_claims(&document)
                 .ok_or_else(|| ApiError::internal("a stored claims document is not a JSON object"))?;
@@ -88,14 +88,15 @@ struct Callout<'a> {
 struct CalloutData<'a> {
     #[serde(rename = "@odata.type", borrow)]
     odata_type: std::borrow::Cow<'a, str>,
-    #[serde(rename = "authenticationContext")]
-    authentication_context: Option<AuthenticationContext>,
+    #[serde(rename = "authenticationContext", borrow)]
+    authentication_context: Option<AuthenticationContext<'a>>,
 }
 
 #[derive(serde::Deserialize)]
-struct AuthenticationContext {
-    /// The user's attributes: strings, or null when unset.
-    user: Option<Map<String, Value>>,
+struct AuthenticationContext<'a> {
+    /// The user's attributes (strings, or null when unset), read unparsed: only one is used.
+    #[serde(borrow)]
+    user: Option<Members<'a>>,
 }
 
 /// Microsoft's response to the callout, exactly: one `provideClaimsForToken` action around
