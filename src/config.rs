@@ -23,12 +23,14 @@ pub enum ConfigError {
     Key { file: String, key: String, reason: String },
 }
 
-/// A setting that may come from the file: its flag's long name and its variable.
+/// A setting that may come from the file: its flag's long name, its variable, and the
+/// argument itself (its parser checks a file's value; its default is shown).
 #[derive(Debug, Clone)]
 pub struct Setting {
     pub key: String,
     pub env: String,
     pub secret: bool,
+    pub arg: clap::Arg,
 }
 
 /// Settings whose values `config show` never prints whole.
@@ -37,7 +39,7 @@ fn is_secret(env: &str) -> bool {
 }
 
 /// Every argument of every command, subcommands included.
-pub fn all_arguments() -> Vec<clap::Arg> {
+fn all_arguments() -> Vec<clap::Arg> {
     let mut arguments = Vec::new();
     let mut stack = vec![Cli::command()];
     while let Some(command) = stack.pop() {
@@ -47,18 +49,23 @@ pub fn all_arguments() -> Vec<clap::Arg> {
     arguments
 }
 
-/// Every setting of every command that has an environment variable, by key.
+/// Every setting of every command that has an environment variable, by key (a setting
+/// several commands share is declared alike in each).
 pub fn settings() -> BTreeMap<String, Setting> {
     all_arguments()
-        .iter()
+        .into_iter()
         .filter_map(|arg| {
-            let (long, env) = (arg.get_long()?, arg.get_env()?.to_string_lossy().into_owned());
+            let (long, env) = (
+                arg.get_long()?.to_owned(),
+                arg.get_env()?.to_string_lossy().into_owned(),
+            );
             let setting = Setting {
-                key: long.to_owned(),
+                key: long.clone(),
                 secret: is_secret(&env),
                 env,
+                arg,
             };
-            Some((long.to_owned(), setting))
+            Some((long, setting))
         })
         .collect()
 }
@@ -111,27 +118,23 @@ pub fn read(file: &Path) -> Result<Vec<(String, String)>, ConfigError> {
             toml::Value::Array(items) => items
                 .iter()
                 .map(|item| match item {
-                    toml::Value::String(s) => Ok(s.clone()),
-                    other => Ok(other.to_string()),
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
                 })
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(bad)?
+                .collect::<Vec<_>>()
                 .join(","),
             _ => return Err(bad("a string, number, boolean or array".to_owned())),
         };
-        check(&setting.key, &text).map_err(bad)?;
+        check(setting, &text).map_err(bad)?;
         values.push((setting.env.clone(), text));
     }
     Ok(values)
 }
 
-/// Parses `value` as the argument `--key` would be, wherever it is declared: a command of
-/// that one argument parses it with the argument's own parser, bounds and choices.
-fn check(key: &str, value: &str) -> Result<(), String> {
-    let arg = all_arguments()
-        .into_iter()
-        .find(|a| a.get_long() == Some(key))
-        .ok_or("unknown setting")?;
+/// Parses `value` as the setting's argument would be: a command of that one argument
+/// parses it with the argument's own parser, bounds and choices.
+fn check(setting: &Setting, value: &str) -> Result<(), String> {
+    let (key, arg) = (&setting.key, setting.arg.clone());
     if !arg.get_action().takes_values() {
         // A switch: the environment's spelling of a boolean.
         return match value {

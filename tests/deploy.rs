@@ -102,6 +102,15 @@ async fn alerts_and_dashboard_name_only_metrics_exported_from_the_start() {
     server.stop().await;
 }
 
+/// A YAML list of strings (a command's arguments).
+fn strings(list: &Value) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// Every `[env: NAME=` and `--flag` in the help of the commands the files run.
 fn known_settings() -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut env, mut flags) = (BTreeSet::new(), BTreeSet::new());
@@ -154,12 +163,7 @@ fn deploy_files_parse_and_give_the_binary_only_what_it_knows() {
         }
         services += 1;
         let env: Vec<String> = service["environment"].as_object().unwrap().keys().cloned().collect();
-        let args: Vec<String> = service["command"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a.as_str().unwrap().to_owned())
-            .collect();
+        let args = strings(&service["command"]);
         check_settings(&format!("compose.yaml {name}"), &env, &args, &known);
     }
     assert_eq!(services, 3, "the import and two replicas");
@@ -181,12 +185,7 @@ fn deploy_files_parse_and_give_the_binary_only_what_it_knows() {
                     .iter()
                     .map(|e| e["name"].as_str().unwrap().to_owned())
                     .collect();
-                let args: Vec<String> = container["args"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap().to_owned())
-                    .collect();
+                let args = strings(&container["args"]);
                 check_settings("deployment.yaml", &env, &args, &known);
                 assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
                 assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");

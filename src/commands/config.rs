@@ -38,7 +38,6 @@ fn mask(setting: &Setting, value: &str) -> String {
 
 pub fn show(matches: &ArgMatches, from_file: &[String], json: bool) -> anyhow::Result<Outcome> {
     let from_file: BTreeSet<&str> = from_file.iter().map(String::as_str).collect();
-    let defaults = defaults();
     let mut shown = Vec::new();
     for setting in config::settings().into_values() {
         if setting.key == "config" {
@@ -59,10 +58,7 @@ pub fn show(matches: &ArgMatches, from_file: &[String], json: bool) -> anyhow::R
             };
             (Some(value), source)
         } else {
-            (
-                defaults.iter().find(|(k, _)| *k == setting.key).map(|(_, v)| v.clone()),
-                "default",
-            )
+            (default_of(&setting.arg), "default")
         };
         shown.push(Shown {
             value: value.map(|v| mask(&setting, &v)),
@@ -95,17 +91,12 @@ pub fn show(matches: &ArgMatches, from_file: &[String], json: bool) -> anyhow::R
     Ok(Outcome::Success)
 }
 
-/// Each setting's default, as clap has it.
-fn defaults() -> Vec<(String, String)> {
-    config::all_arguments()
+/// The setting's default, as clap has it.
+fn default_of(arg: &clap::Arg) -> Option<String> {
+    let values: Vec<String> = arg
+        .get_default_values()
         .iter()
-        .filter_map(|arg| {
-            let values: Vec<String> = arg
-                .get_default_values()
-                .iter()
-                .map(|v| v.to_string_lossy().into_owned())
-                .collect();
-            Some((arg.get_long()?.to_owned(), values.join(","))).filter(|_| !values.is_empty())
-        })
-        .collect()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
 }

@@ -71,10 +71,14 @@ enum Claim<'a> {
 /// The Entra `claims` object of a stored claims document, as JSON bytes; `None` if the
 /// document is not a JSON object.
 pub fn entra_claims(document: &[u8]) -> Option<Vec<u8>> {
-    let Members(mut members) = serde_json::from_slice(document).ok()?;
+    let mut members: Members = serde_json::from_slice(document).ok()?;
     // In key order, as a `claims` object has always been written.
-    members.sort_by(|a, b| a.0.cmp(&b.0));
-    let claims: Vec<(&str, Claim)> = members.iter().map(|(key, raw)| (key.as_ref(), convert(raw))).collect();
+    members.0.sort_by(|a, b| a.0.cmp(&b.0));
+    let claims: Vec<(&str, Claim)> = members
+        .0
+        .iter()
+        .map(|(key, raw)| (key.as_ref(), convert(raw)))
+        .collect();
     let written = write(claims.iter().map(|(key, claim)| (*key, claim)));
     if written.len() <= MAX_CLAIMS_BYTES {
         return Some(written);
@@ -83,9 +87,8 @@ pub fn entra_claims(document: &[u8]) -> Option<Vec<u8>> {
     let mut claims: BTreeMap<&str, Claim> = claims.into_iter().collect();
     let write_map = |claims: &BTreeMap<&str, Claim>| write(claims.iter().map(|(key, claim)| (*key, claim)));
     let mut ref_pro: Value = members
-        .iter()
-        .find(|(key, _)| key == REF_PRO)
-        .and_then(|(_, raw)| serde_json::from_str(raw.get()).ok())
+        .get(REF_PRO)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
         .unwrap_or(Value::Null);
     claims.insert(TRUNCATED, Claim::Raw("\"true\""));
     let cuts: [fn(&mut Value); 2] = [first_activities, first_exercice];
