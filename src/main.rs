@@ -120,6 +120,11 @@ async fn store_command(command: StoreCommand, store: &Store, database: &Database
                 activate_after,
                 sealing,
             } => commands::signing_keys::rotate(pool, activate_after, &sealing.sealing()?).await,
+            SigningKeysCommand::Retire {
+                kid,
+                unproven_secret,
+                sealing,
+            } => commands::signing_keys::retire(pool, &kid, &sealing.sealing()?, unproven_secret).await,
         },
     }
 }

@@ -1,6 +1,7 @@
 //! `annuaire doctor` against real Postgres: exit 0 on a healthy store (a missing search
 //! index is only a warning), and non-zero naming the problem with a wrong `DATABASE_URL`,
-//! a missing jobs folder, pending migrations, nothing published, or an old generation.
+//! a missing jobs folder, pending migrations, nothing published, or an old generation; a
+//! signing key that the secret cannot open is an error.
 
 mod common;
 
@@ -12,14 +13,23 @@ use serde_json::Value;
 use common::{published_db, test_db};
 
 fn doctor(url: &str, jobs: &Path, home: &Path) -> (Option<i32>, Value, String) {
-    let out: Output = std::process::Command::new(common::cargo_bin())
+    doctor_with_secret(url, jobs, home, None)
+}
+
+/// The doctor with `secret` as ANNUAIRE_SIGNING_KEY_SECRET (none: unset).
+fn doctor_with_secret(url: &str, jobs: &Path, home: &Path, secret: Option<&str>) -> (Option<i32>, Value, String) {
+    let mut command = std::process::Command::new(common::cargo_bin());
+    command
         .args(["doctor", "--json", "--jobs-dir"])
         .arg(jobs)
         .env("DATABASE_URL", url)
         .env("ANNUAIRE_HOME", home)
         .env("RUST_LOG", "warn")
-        .output()
-        .expect("the binary runs");
+        .env_remove("ANNUAIRE_SIGNING_KEY_SECRET");
+    if let Some(secret) = secret {
+        command.env("ANNUAIRE_SIGNING_KEY_SECRET", secret);
+    }
+    let out: Output = command.output().expect("the binary runs");
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     (
         out.status.code(),
@@ -96,4 +106,47 @@ async fn doctor_passes_a_healthy_store_and_names_each_problem() {
         .await
         .unwrap();
     assert_eq!(tables, 0, "the doctor migrated nothing");
+}
+
+#[tokio::test]
+async fn doctor_reports_a_signing_key_the_secret_cannot_open_as_an_error() {
+    use annuaire::signing::{Sealing, generate};
+    use annuaire::store::signing_keys;
+    const SECRET: &str = "the servers' secret, more than thirty-two characters";
+    const OTHER: &str = "a mistyped secret, also more than thirty-two characters";
+    let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let home = tempfile::tempdir().unwrap();
+    let db = published_db("ps-libreacces").await;
+    let (_, report, _) = doctor_with_secret(&db.url, &jobs, home.path(), Some(SECRET));
+    assert_eq!(check(&report, "signing keys").0, "ok", "none stored: signed claims off");
+
+    let good = generate(&Sealing::from_secret(SECRET).unwrap()).unwrap();
+    signing_keys::add(&db.pool, &good, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let (code, report, stderr) = doctor_with_secret(&db.url, &jobs, home.path(), Some(SECRET));
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(check(&report, "signing keys").0, "ok");
+
+    let bad = generate(&Sealing::from_secret(OTHER).unwrap()).unwrap();
+    signing_keys::add(&db.pool, &bad, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let (code, report, _) = doctor_with_secret(&db.url, &jobs, home.path(), Some(SECRET));
+    assert_eq!(code, Some(1));
+    let (status, detail) = check(&report, "signing keys");
+    assert_eq!(status, "error");
+    assert_eq!(
+        detail,
+        format!(
+            "unusable ({}: it was not sealed under this ANNUAIRE_SIGNING_KEY_SECRET)",
+            bad.kid
+        )
+    );
+
+    // Without the secret the doctor cannot tell: a warning, not an error.
+    let (_, report, _) = doctor_with_secret(&db.url, &jobs, home.path(), None);
+    let (status, detail) = check(&report, "signing keys");
+    assert_eq!(status, "warning");
+    assert!(detail.contains("not checked"), "{detail}");
 }

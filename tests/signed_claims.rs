@@ -3,7 +3,9 @@
 //! the signer's) verifies against `/.well-known/jwks.json`; its payload is the claims
 //! document plus `iss`, `sub`, `iat`, `exp` and `generation`. The key is created at start,
 //! stored sealed; a rotation publishes the new key at once, signs with it after the delay,
-//! and old tokens stay verifiable. Without an issuer: 406, and no JWKS.
+//! and old tokens stay verifiable. Without an issuer: 406, and no JWKS. A key sealed under
+//! another secret: a rotation is refused, the key published but never signing,
+//! `/readyz` says so without changing its status, and `retire` removes it (not a good one).
 
 mod common;
 
@@ -254,5 +256,168 @@ async fn signed_claims_verify_with_another_jose_implementation_and_survive_a_rot
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+    server.stop().await;
+}
+
+const OTHER_SECRET: &str = "a mistyped secret, also more than thirty-two characters";
+
+/// `annuaire signing-keys <args>` with `secret` as ANNUAIRE_SIGNING_KEY_SECRET: its exit
+/// status and stderr.
+fn signing_keys(url: &str, secret: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(common::cargo_bin())
+        .arg("signing-keys")
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("ANNUAIRE_SIGNING_KEY_SECRET", secret)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+async fn stored_kids(pool: &sqlx::PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT kid FROM signing_key ORDER BY activates_at, kid")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn readyz(server: &TestServer) -> (u16, Value) {
+    let reply = server.client.get(server.url("/readyz")).send().await.unwrap();
+    (reply.status().as_u16(), reply.json().await.unwrap())
+}
+
+fn published_kids(jwks: &Value) -> Vec<String> {
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+#[tokio::test]
+async fn a_key_sealed_under_another_secret_is_refused_published_skipped_reported_and_retired() {
+    let db = published_db("ps-libreacces").await;
+    let pool = db.pool.clone();
+    let (_, api_key) = keys::create(&pool, "idp", &[Scope::Claims]).await.unwrap();
+    let config = || ServerConfig {
+        signing: Some(SigningSettings {
+            issuer: ISSUER.to_owned(),
+            ttl: Duration::from_secs(300),
+            sealing: Sealing::from_secret(SECRET).unwrap(),
+        }),
+        ..ServerConfig::new(HookSettings::default())
+    };
+    let server = TestServer::start_with(pool.clone(), config()).await;
+    let good = stored_kids(&pool).await;
+    assert_eq!(good.len(), 1, "the first key, made at start");
+    let good = good[0].clone();
+    assert_eq!(readyz(&server).await.1["signing"], "ready");
+
+    // A rotation with a mistyped secret is refused, naming the key it cannot open, and
+    // stores nothing.
+    let (ok, stderr) = signing_keys(&db.url, OTHER_SECRET, &["rotate", "--activate-after", "0"]);
+    assert!(!ok, "a rotation with a wrong secret is refused");
+    assert!(
+        stderr.contains(&format!("the secret cannot open signing key {good}")) && stderr.contains("nothing was stored"),
+        "{stderr}"
+    );
+    assert_eq!(stored_kids(&pool).await, vec![good.clone()]);
+
+    // What the unchecked rotation left behind: a signing key under another secret.
+    let stranger = annuaire::signing::generate(&Sealing::from_secret(OTHER_SECRET).unwrap()).unwrap();
+    annuaire::store::signing_keys::add(&pool, &stranger, Duration::ZERO)
+        .await
+        .unwrap();
+    let bad = stranger.kid.clone();
+    let mut both = vec![good.clone(), bad.clone()];
+    both.sort();
+    wait_for("both keys in the JWKS", Duration::from_secs(10), || async {
+        published_kids(&jwks(&server).await) == both
+    })
+    .await;
+    let check_replica = |server: &TestServer| {
+        let (api_key, good, bad, both) = (api_key.clone(), good.clone(), bad.clone(), both.clone());
+        let (client, base) = (server.client.clone(), server.base.clone());
+        async move {
+            let server_jwks: Value = client
+                .get(format!("{base}/.well-known/jwks.json"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(published_kids(&server_jwks), both, "every stored key is published");
+            let reply = client
+                .get(format!("{base}/v1/claims/{ID}"))
+                .bearer_auth(&api_key)
+                .header("accept", "application/jwt")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status(), 200, "signed claims still answered");
+            let token = reply.text().await.unwrap();
+            assert_eq!(kid_of(&token), good, "signed with the newest key that opens");
+            assert!(pyjwt_verify(&server_jwks, &token).is_ok());
+            let reply = client.get(format!("{base}/readyz")).send().await.unwrap();
+            assert_eq!(reply.status(), 200, "plain claims stay in rotation");
+            let body: Value = reply.json().await.unwrap();
+            let signing = body["signing"].as_str().unwrap().to_owned();
+            assert_eq!(
+                signing,
+                format!("unusable ({bad}: it was not sealed under this ANNUAIRE_SIGNING_KEY_SECRET)")
+            );
+        }
+    };
+    check_replica(&server).await;
+    // A replica started now, which never held the good key alone, does the same.
+    server.stop().await;
+    let server = TestServer::start_with(pool.clone(), config()).await;
+    check_replica(&server).await;
+
+    // Even the servers' secret cannot rotate while a key it cannot open is stored.
+    let (ok, stderr) = signing_keys(&db.url, SECRET, &["rotate"]);
+    assert!(
+        !ok && stderr.contains(&format!("cannot open signing key {bad}")),
+        "{stderr}"
+    );
+    // The openable signing key is not retired; the one that does not open is.
+    let (ok, stderr) = signing_keys(&db.url, SECRET, &["retire", &good]);
+    assert!(!ok, "the signing key is not retired");
+    assert!(
+        stderr.contains(&format!("signing key {good} is signing")) && stderr.contains("only a pending key"),
+        "{stderr}"
+    );
+    // Nor by a mistyped secret, which opens neither key.
+    let (ok, stderr) = signing_keys(
+        &db.url,
+        "yet another secret of thirty-two characters",
+        &["retire", &good],
+    );
+    assert!(
+        !ok && stderr.contains("opens none of the stored signing keys"),
+        "{stderr}"
+    );
+    let (ok, stderr) = signing_keys(&db.url, SECRET, &["retire", &bad]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stored_kids(&pool).await, vec![good.clone()]);
+    wait_for("the retired key out of the JWKS", Duration::from_secs(10), || async {
+        published_kids(&jwks(&server).await) == vec![good.clone()]
+    })
+    .await;
+    let (status, ready) = readyz(&server).await;
+    assert_eq!((status, ready["signing"].as_str()), (200, Some("ready")));
+
+    // A pending key can be retired, whatever its secret.
+    let (ok, stderr) = signing_keys(&db.url, SECRET, &["rotate"]);
+    assert!(ok, "{stderr}");
+    let pending = stored_kids(&pool).await.into_iter().find(|k| *k != good).unwrap();
+    let (ok, stderr) = signing_keys(&db.url, SECRET, &["retire", &pending]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stored_kids(&pool).await, vec![good.clone()]);
     server.stop().await;
 }

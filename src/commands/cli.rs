@@ -74,7 +74,8 @@ pub enum Command {
     Config(ConfigCommand),
     /// Check this set-up and say what to do: the database (reachable, version, migrations),
     /// the embedded cluster, the jobs and their last runs, the CA bundle, the search index,
-    /// the disk, the published generation's age. Migrates and starts nothing. Exit 0 when
+    /// the disk, the published generation's age, the signing keys (each must open under
+    /// ANNUAIRE_SIGNING_KEY_SECRET, as on the servers). Migrates and starts nothing. Exit 0 when
     /// nothing is an error, 1 otherwise.
     Doctor {
         #[arg(long)]
@@ -455,11 +456,29 @@ pub enum SigningKeysCommand {
     },
     /// Add a new key. It is published in the JWKS at once and signs after the delay, so that
     /// relying parties' cached JWKS know it first; the previous key stays published until
-    /// the tokens it signed have expired.
+    /// the tokens it signed have expired. Refused, storing nothing, unless
+    /// ANNUAIRE_SIGNING_KEY_SECRET opens every stored key: a mistyped secret would make a
+    /// signing key that no server can open.
     Rotate {
         /// Seconds before the new key signs (default: an hour).
         #[arg(long, default_value_t = 3600)]
         activate_after: u64,
+        #[command(flatten)]
+        sealing: SealingArgs,
+    },
+    /// Remove a key that is pending (it has signed nothing yet), or one that
+    /// ANNUAIRE_SIGNING_KEY_SECRET cannot open (sealed under another secret: it never signs
+    /// and blocks rotations; `/readyz` says `signing: unusable (<kid>: ...)`). Any other key
+    /// is refused: the tokens it signed must stay verifiable. The secret must open another
+    /// stored key, which shows it is the servers' one.
+    #[command(after_help = "Example: annuaire signing-keys retire 3q2-7w_Xk9...  (kids: annuaire signing-keys list)")]
+    Retire {
+        /// The key's kid, as `annuaire signing-keys list` shows it.
+        kid: String,
+        /// Retire even though the secret opens no stored key (every key sealed under a lost
+        /// secret): nothing then shows that this secret is not itself mistyped.
+        #[arg(long)]
+        unproven_secret: bool,
         #[command(flatten)]
         sealing: SealingArgs,
     },

@@ -12,6 +12,7 @@ use sqlx::postgres::PgPoolOptions;
 
 use super::cli::DatabaseArgs;
 use super::{Outcome, print_json};
+use crate::signing::{KeyProblem, SealError, Sealing, SigningState};
 use crate::store::embedded::EmbeddedCluster;
 use crate::store::{EMBEDDED_DATABASE, JobRunStatus, MIGRATOR};
 
@@ -68,6 +69,9 @@ pub async fn run(database: &DatabaseArgs, json: bool) -> anyhow::Result<Outcome>
         (Some(pool), true) => generation(pool, &mut report).await,
         _ => None,
     };
+    if let (Some(pool), true) = (&pool, migrated) {
+        signing_keys(pool, &mut report).await;
+    }
     let jobs = jobs(&database.jobs_dir, &mut report);
     if let (Some(pool), true) = (&pool, migrated) {
         last_runs(pool, &jobs, &mut report).await;
@@ -235,6 +239,72 @@ async fn generation(pool: &PgPool, report: &mut Report) -> Option<i64> {
         report.add("published generation", Level::Ok, detail, None);
     }
     Some(id)
+}
+
+/// Whether every stored signing key opens under this environment's
+/// ANNUAIRE_SIGNING_KEY_SECRET, as it must on the servers: one that does not never signs,
+/// and blocks rotations.
+async fn signing_keys(pool: &PgPool, report: &mut Report) {
+    let check = "signing keys";
+    let rows = match crate::store::signing_keys::list(pool).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            report.add(check, Level::Error, format!("cannot read them: {error}"), None);
+            return;
+        }
+    };
+    if rows.is_empty() {
+        let detail = "none: signed claims are off, or no server with ANNUAIRE_ISSUER started yet";
+        report.add(check, Level::Ok, detail, None);
+        return;
+    }
+    let sealing = match std::env::var("ANNUAIRE_SIGNING_KEY_SECRET") {
+        Ok(secret) if !secret.is_empty() => match Sealing::from_secret(&secret) {
+            Ok(sealing) => sealing,
+            Err(error) => {
+                report.add(check, Level::Error, error, Some("set the servers' secret"));
+                return;
+            }
+        },
+        _ => Sealing::Unsealed,
+    };
+    let unopened = crate::signing::unopenable(&sealing, &rows);
+    let Some(newest) = unopened.first() else {
+        report.add(
+            check,
+            Level::Ok,
+            format!("{} stored, each opens here", rows.len()),
+            None,
+        );
+        return;
+    };
+    if unopened
+        .iter()
+        .all(|bad| bad.why == KeyProblem::Seal(SealError::NoSecret))
+    {
+        report.add(
+            check,
+            Level::Warning,
+            format!(
+                "{} sealed, not checked: ANNUAIRE_SIGNING_KEY_SECRET is not set here",
+                unopened.len()
+            ),
+            Some("run the doctor with the servers' ANNUAIRE_SIGNING_KEY_SECRET"),
+        );
+        return;
+    }
+    let more = match unopened.len() {
+        1 => String::new(),
+        n => format!(", and {} more", n - 1),
+    };
+    report.add(
+        check,
+        Level::Error,
+        format!("{}{more}", SigningState::Unusable(newest.clone())),
+        Some(
+            "if this is the servers' ANNUAIRE_SIGNING_KEY_SECRET, remove the key: annuaire signing-keys retire <kid>; otherwise set the right secret",
+        ),
+    );
 }
 
 fn jobs(dir: &Path, report: &mut Report) -> Vec<String> {

@@ -1,11 +1,12 @@
-//! `annuaire signing-keys list|rotate`: the keys that sign claims for relying parties.
+//! `annuaire signing-keys list|rotate|retire`: the keys that sign claims for relying parties.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
 
 use super::{Outcome, print_json};
-use crate::signing::{self, Sealing};
+use crate::signing::Sealing;
+use crate::signing::rotation::{self, Retired};
 use crate::store::signing_keys;
 
 pub async fn list(pool: &PgPool, json: bool) -> anyhow::Result<Outcome> {
@@ -40,12 +41,20 @@ pub async fn list(pool: &PgPool, json: bool) -> anyhow::Result<Outcome> {
 }
 
 pub async fn rotate(pool: &PgPool, activate_after: u64, sealing: &Sealing) -> anyhow::Result<Outcome> {
-    let key = signing::generate(sealing)?;
-    let added = signing_keys::add(pool, &key, Duration::from_secs(activate_after)).await?;
+    let added = rotation::rotate(pool, sealing, Duration::from_secs(activate_after)).await?;
     println!(
         "added signing key {}: published in the JWKS now, signs from {}; the previous key stays published until its tokens expire",
         added.kid,
         added.activates_at.to_rfc3339()
     );
+    Ok(Outcome::Success)
+}
+
+pub async fn retire(pool: &PgPool, kid: &str, sealing: &Sealing, unproven_secret: bool) -> anyhow::Result<Outcome> {
+    let why = match rotation::retire(pool, sealing, kid, unproven_secret).await? {
+        Retired::Pending => "it had signed nothing yet".to_owned(),
+        Retired::Unopenable(problem) => problem.to_string(),
+    };
+    println!("retired signing key {kid} ({why}): servers drop it from the JWKS within seconds");
     Ok(Outcome::Success)
 }

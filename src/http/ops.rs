@@ -19,13 +19,14 @@ pub async fn healthz() -> &'static str {
 /// as soon as a published generation is loaded, whatever the state of the search index, so
 /// that it stays the probe for the claims API's load balancers; admin-only replicas once the
 /// search index is in place. While Postgres is unreachable the server stays ready (it
-/// serves its last snapshot) and says so in `store`.
+/// serves its last snapshot) and says so in `store`. A signing key this replica cannot open
+/// is said in `signing` but leaves the status as it is: plain claims must stay in rotation.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Serving: `{\"ready\": true, \"claims\": \"ready\", \"search\": \"building\", \"generation\": 12, \"store\": \"reachable\", \"tasks\": {...}}`"),
+        (status = 200, description = "Serving: `{\"ready\": true, \"claims\": \"ready\", \"search\": \"building\", \"signing\": \"ready\", \"generation\": 12, \"store\": \"reachable\", \"tasks\": {...}}`; `signing` is `ready`, `off`, `loading` or `unusable (<kid>: <why>)`"),
         (status = 503, description = "Not ready yet (no generation loaded; on admin replicas, index building)"),
     )
 )]
@@ -49,6 +50,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "claims": if !state.routes.serves_claims() { "off" } else if claims_ready { "ready" } else { "loading" },
         "search": search,
         "search_generation": index.as_ref().and_then(|i| i.generation()),
+        "signing": state.signer.as_ref().map_or("off".to_owned(), |signer| signer.state().to_string()),
         "generation": snapshot.generation,
         "professionals": snapshot.len(),
         "extract_ts": snapshot.extract_ts,
@@ -83,7 +85,8 @@ pub async fn openapi() -> Response {
 
 /// The public keys that sign claims (`Accept: application/jwt`), for relying parties to
 /// check them: open, like the other well-known documents. A rotated key appears here before
-/// it signs; a superseded one stays while the tokens it signed may live.
+/// it signs; a superseded one stays while the tokens it signed may live; a key this replica
+/// cannot open is served too (another replica may sign with it).
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",

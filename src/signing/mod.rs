@@ -5,10 +5,13 @@
 //!
 //! Keys live in Postgres (`store::signing_keys`), sealed at rest (`seal`), so that every
 //! replica signs with the same key; each server holds them in memory, parsed once, and
-//! reloads them when the list changes. The JWS is framed here over ring's ECDSA with the key
-//! pair kept: jsonwebtoken's `encode` parses the PKCS#8 document and derives the key pair
-//! again for every signature, about twice the cost, on the claims path.
+//! reloads them when the list changes. A key this replica cannot open is still published
+//! (its public half is stored in clear) and never signs here. The JWS is framed here over
+//! ring's ECDSA with the key pair kept: jsonwebtoken's `encode` parses the PKCS#8 document
+//! and derives the key pair again for every signature, about twice the cost, on the claims
+//! path.
 
+pub mod rotation;
 pub mod seal;
 
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-pub use seal::Sealing;
+pub use seal::{SealError, Sealing};
 
 use crate::store::signing_keys::{self, NewKey, SigningKeyRow};
 
@@ -44,10 +47,74 @@ pub struct SigningSettings {
 pub enum SigningError {
     #[error("database error: {0}")]
     Store(#[from] sqlx::Error),
-    #[error("{0}")]
-    Key(String),
-    #[error("no signing key is loaded yet")]
+    #[error("cannot generate a P-256 key")]
+    Generate,
+    #[error("cannot store the new key: {0}")]
+    Seal(SealError),
+    #[error("the claims document is not a JSON object")]
+    NotAnObject,
+    #[error("the signature failed")]
+    Signature,
+    /// Nothing loaded yet, or no loaded key this replica can open.
+    #[error("no signing key this replica can open is loaded")]
     NotLoaded,
+}
+
+/// Why this replica cannot sign with a stored key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyProblem {
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("it is not a P-256 key")]
+    NotP256,
+}
+
+/// A stored key this replica cannot open, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unopenable {
+    pub kid: String,
+    pub why: KeyProblem,
+}
+
+/// Whether signed claims work here, for `/readyz` and the doctor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SigningState {
+    Ready,
+    /// The keys were not read yet.
+    Loading,
+    /// A stored key does not open here (the newest such): it never signs here, and a
+    /// rotation is refused until it is retired or the right secret is set.
+    Unusable(Unopenable),
+}
+
+impl std::fmt::Display for SigningState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SigningState::Ready => f.write_str("ready"),
+            SigningState::Loading => f.write_str("loading"),
+            SigningState::Unusable(Unopenable { kid, why }) => write!(f, "unusable ({kid}: {why})"),
+        }
+    }
+}
+
+/// The key pair of `row`, if `sealing` opens it.
+fn open(sealing: &Sealing, row: &SigningKeyRow, rng: &SystemRandom) -> Result<EcdsaKeyPair, KeyProblem> {
+    let pkcs8 = sealing.open(&row.kid, &row.private_key, row.sealed)?;
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, rng).map_err(|_| KeyProblem::NotP256)
+}
+
+/// The keys of `rows` that `sealing` cannot open, newest activation first.
+pub fn unopenable(sealing: &Sealing, rows: &[SigningKeyRow]) -> Vec<Unopenable> {
+    let rng = SystemRandom::new();
+    rows.iter()
+        .rev()
+        .filter_map(|row| {
+            open(sealing, row, &rng).err().map(|why| Unopenable {
+                kid: row.kid.clone(),
+                why,
+            })
+        })
+        .collect()
 }
 
 /// One key as a server holds it.
@@ -56,6 +123,11 @@ struct HeldKey {
     /// Milliseconds since the epoch: a key that signs from 12:00:00.500 does not at 12:00:00.
     activates_at: i64,
     jwk: Value,
+    /// What signs, or why this replica cannot.
+    opened: Result<OpenedKey, KeyProblem>,
+}
+
+struct OpenedKey {
     pair: EcdsaKeyPair,
     /// `base64url({"alg":"ES256","kid":…,"typ":"JWT"})`, rendered once.
     header: String,
@@ -65,12 +137,19 @@ struct HeldKey {
 struct Held {
     /// In activation order.
     keys: Vec<HeldKey>,
+    /// Whether the store was read once: an empty list before is "loading".
+    read: bool,
 }
 
 impl Held {
-    /// The key that signs at `now` (milliseconds): the last activated.
-    fn signing(&self, now: i64) -> Option<&HeldKey> {
-        self.keys.iter().rev().find(|k| k.activates_at <= now)
+    /// The key that signs at `now` (milliseconds): the last activated that opens here. A
+    /// newer one sealed under another secret must not stop this replica from signing.
+    fn signing(&self, now: i64) -> Option<(&HeldKey, &OpenedKey)> {
+        self.keys
+            .iter()
+            .rev()
+            .filter(|k| k.activates_at <= now)
+            .find_map(|k| k.opened.as_ref().ok().map(|opened| (k, opened)))
     }
 }
 
@@ -95,7 +174,7 @@ impl Signer {
 
     /// Creates the first key if there is none (one across replicas), then loads the keys
     /// when their list differs from the one held. Called on every poll: a store that has
-    /// keys costs one query of their ids.
+    /// keys costs one query of their ids. A key that does not open is held unopened.
     pub async fn reload(&self, pool: &PgPool) -> Result<(), SigningError> {
         let mut kids = signing_keys::kids(pool).await?;
         if kids.is_empty() {
@@ -107,41 +186,58 @@ impl Signer {
             kids = signing_keys::kids(pool).await?;
         }
         let held = self.held.load();
-        if held
-            .keys
-            .iter()
-            .map(|k| k.kid.as_str())
-            .eq(kids.iter().map(String::as_str))
+        if held.read
+            && held
+                .keys
+                .iter()
+                .map(|k| k.kid.as_str())
+                .eq(kids.iter().map(String::as_str))
         {
             return Ok(());
         }
         let rows = signing_keys::list(pool).await?;
-        let keys = rows.iter().map(|row| self.hold(row)).collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<HeldKey> = rows.iter().map(|row| self.hold(row)).collect();
+        for key in &keys {
+            if let Err(why) = &key.opened {
+                tracing::error!(kid = %key.kid, %why, "claims signing key unusable here: published, never signs here");
+            }
+        }
         tracing::info!(keys = keys.len(), "claims signing keys loaded");
-        self.held.store(Arc::new(Held { keys }));
+        self.held.store(Arc::new(Held { keys, read: true }));
         Ok(())
     }
 
-    fn hold(&self, row: &SigningKeyRow) -> Result<HeldKey, SigningError> {
-        let pkcs8 = self
-            .settings
-            .sealing
-            .open(&row.kid, &row.private_key, row.sealed)
-            .map_err(SigningError::Key)?;
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8, &self.rng)
-            .map_err(|e| SigningError::Key(format!("signing key {} is not a P-256 key: {e}", row.kid)))?;
+    fn hold(&self, row: &SigningKeyRow) -> HeldKey {
         let header = json!({"alg": "ES256", "kid": row.kid, "typ": "JWT"});
-        Ok(HeldKey {
+        HeldKey {
             kid: row.kid.clone(),
             activates_at: row.activates_at.timestamp_millis(),
             jwk: row.public_jwk.clone(),
-            pair,
-            header: URL_SAFE_NO_PAD.encode(header.to_string()),
-        })
+            opened: open(&self.settings.sealing, row, &self.rng).map(|pair| OpenedKey {
+                pair,
+                header: URL_SAFE_NO_PAD.encode(header.to_string()),
+            }),
+        }
     }
 
     pub fn loaded(&self) -> bool {
         !self.held.load().keys.is_empty()
+    }
+
+    /// `ready`, `loading`, or the newest key that does not open here.
+    pub fn state(&self) -> SigningState {
+        let held = self.held.load();
+        let unusable = held.keys.iter().rev().find_map(|k| {
+            k.opened.as_ref().err().map(|why| Unopenable {
+                kid: k.kid.clone(),
+                why: why.clone(),
+            })
+        });
+        match unusable {
+            Some(unopenable) => SigningState::Unusable(unopenable),
+            None if held.keys.is_empty() => SigningState::Loading,
+            None => SigningState::Ready,
+        }
     }
 
     /// The compact JWS of `document` (a claims document, a JSON object) for `subject`.
@@ -149,12 +245,10 @@ impl Signer {
         let now_ms = Utc::now().timestamp_millis();
         let now = now_ms.div_euclid(1000);
         let held = self.held.load();
-        let key = held.signing(now_ms).ok_or(SigningError::NotLoaded)?;
+        let (_, key) = held.signing(now_ms).ok_or(SigningError::NotLoaded)?;
         // The registered claims first, then the document's members as they are stored: no
         // parse of the document, which is a JSON object by construction.
-        let members = document
-            .strip_prefix(b"{")
-            .ok_or_else(|| SigningError::Key("the claims document is not a JSON object".to_owned()))?;
+        let members = document.strip_prefix(b"{").ok_or(SigningError::NotAnObject)?;
         let mut payload = format!(
             "{{\"iss\":{},\"sub\":{},\"iat\":{now},\"exp\":{},\"generation\":{generation}",
             self.issuer_json,
@@ -173,14 +267,15 @@ impl Signer {
         let signature = key
             .pair
             .sign(&self.rng, jws.as_bytes())
-            .map_err(|_| SigningError::Key("the signature failed".to_owned()))?;
+            .map_err(|_| SigningError::Signature)?;
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
         Ok(jws)
     }
 
-    /// The keys a relying party may meet: those not active yet (published before they
-    /// sign), the signing one, and those superseded less than a token's lifetime ago.
+    /// The keys a relying party may meet, whether this replica opens them or not (another
+    /// replica may): those not active yet (published before they sign), the one signing
+    /// here, and those superseded less than a token's lifetime ago.
     pub fn jwks(&self) -> Value {
         self.jwks_at(Utc::now().timestamp_millis())
     }
@@ -189,6 +284,9 @@ impl Signer {
     fn jwks_at(&self, now: i64) -> Value {
         let held = self.held.load();
         let ttl = (self.settings.ttl.as_secs() as i64 + JWKS_MARGIN_SECONDS) * 1000;
+        // Kept whatever newer key activated: a newer one this replica cannot open does not
+        // supersede it here.
+        let signing = held.signing(now).map(|(key, _)| key.kid.as_str());
         let keys: Vec<&Value> = held
             .keys
             .iter()
@@ -199,7 +297,9 @@ impl Signer {
                     .iter()
                     .map(|next| next.activates_at)
                     .find(|&at| at <= now);
-                key.activates_at > now || superseded.is_none_or(|at| now < at + ttl)
+                key.activates_at > now
+                    || signing == Some(key.kid.as_str())
+                    || superseded.is_none_or(|at| now < at + ttl)
             })
             .map(|(_, key)| &key.jwk)
             .collect();
@@ -211,10 +311,10 @@ impl Signer {
 /// stored as `sealing` says.
 pub fn generate(sealing: &Sealing) -> Result<NewKey, SigningError> {
     let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .map_err(|_| SigningError::Key("cannot generate a P-256 key".to_owned()))?;
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| SigningError::Generate)?;
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-        .map_err(|e| SigningError::Key(e.to_string()))?;
+        .map_err(|_| SigningError::Generate)?;
     // The uncompressed point: 0x04, then x and y, 32 bytes each.
     let point = pair.public_key().as_ref();
     let (x, y) = (
@@ -225,7 +325,7 @@ pub fn generate(sealing: &Sealing) -> Result<NewKey, SigningError> {
     let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
     let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
     let public_jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"});
-    let private_key = sealing.seal(&kid, pkcs8.as_ref()).map_err(SigningError::Key)?;
+    let private_key = sealing.seal(&kid, pkcs8.as_ref()).map_err(SigningError::Seal)?;
     Ok(NewKey {
         kid,
         public_jwk,
@@ -240,27 +340,36 @@ mod tests {
 
     use super::*;
 
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
     fn signer_with(activations: &[i64]) -> (Signer, Vec<String>) {
+        let sealing = Sealing::from_secret(SECRET).unwrap();
+        let keys: Vec<(i64, &Sealing)> = activations.iter().map(|&at| (at, &sealing)).collect();
+        signer_sealed(&keys)
+    }
+
+    /// A signer under `SECRET` holding keys activated at each instant, sealed as given.
+    fn signer_sealed(activations: &[(i64, &Sealing)]) -> (Signer, Vec<String>) {
         let signer = Signer::new(SigningSettings {
             issuer: "https://annuaire.test".to_owned(),
             ttl: Duration::from_secs(300),
-            sealing: Sealing::Unsealed,
+            sealing: Sealing::from_secret(SECRET).unwrap(),
         });
         let mut keys = Vec::new();
-        for &at in activations {
-            let key = generate(&Sealing::Unsealed).unwrap();
+        for &(at, sealing) in activations {
+            let key = generate(sealing).unwrap();
             let row = SigningKeyRow {
                 kid: key.kid.clone(),
                 public_jwk: key.public_jwk.clone(),
                 private_key: key.private_key.clone(),
-                sealed: false,
+                sealed: key.sealed,
                 created_at: Utc::now(),
                 activates_at: DateTime::from_timestamp_millis(at).unwrap(),
             };
-            keys.push(signer.hold(&row).unwrap());
+            keys.push(signer.hold(&row));
         }
         let kids = keys.iter().map(|k| k.kid.clone()).collect();
-        signer.held.store(Arc::new(Held { keys }));
+        signer.held.store(Arc::new(Held { keys, read: true }));
         (signer, kids)
     }
 
@@ -283,9 +392,10 @@ mod tests {
             "the new key is published before it signs"
         );
         let held = signer.held.load();
-        assert_eq!(held.signing(1_000_000).unwrap().kid, kids[0]);
-        assert_eq!(held.signing(4_600_499).unwrap().kid, kids[0], "not a millisecond early");
-        assert_eq!(held.signing(4_600_500).unwrap().kid, kids[1]);
+        let kid = |now| held.signing(now).unwrap().0.kid.clone();
+        assert_eq!(kid(1_000_000), kids[0]);
+        assert_eq!(kid(4_600_499), kids[0], "not a millisecond early");
+        assert_eq!(kid(4_600_500), kids[1]);
         // Tokens of key 0 live 300 s after it stops signing (and a minute for clocks).
         assert_eq!(published(&signer, 4_600_500 + 359_999), kids);
         assert_eq!(published(&signer, 4_600_500 + 360_000), vec![kids[1].clone()]);
@@ -330,5 +440,39 @@ mod tests {
         let jws = signer.sign("810003456125", 7, b"{}").unwrap();
         let payload = jws.split('.').nth(1).unwrap();
         assert!(serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_newer_key_sealed_under_another_secret_is_published_and_skipped() {
+        let ours = Sealing::from_secret(SECRET).unwrap();
+        let theirs = Sealing::from_secret("a mistyped secret of thirty-two characters").unwrap();
+        let (signer, kids) = signer_sealed(&[(0, &ours), (1_000, &theirs)]);
+        let now = 1_000_000_000;
+        assert_eq!(
+            published(&signer, now),
+            kids,
+            "both published: the one signing here is not superseded by one it cannot open"
+        );
+        let jws = signer.sign("810003456125", 1, b"{}").unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jws.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(header["kid"], kids[0].as_str(), "signed with the newest key that opens");
+        assert_eq!(
+            signer.state().to_string(),
+            format!(
+                "unusable ({}: it was not sealed under this ANNUAIRE_SIGNING_KEY_SECRET)",
+                kids[1]
+            )
+        );
+
+        // No key that opens: nothing signs, everything is still published.
+        let (signer, kids) = signer_sealed(&[(0, &theirs)]);
+        assert!(matches!(
+            signer.sign("810003456125", 1, b"{}"),
+            Err(SigningError::NotLoaded)
+        ));
+        assert_eq!(published(&signer, now), kids);
+        assert!(matches!(signer.state(), SigningState::Unusable(_)));
+        assert_eq!(signer_with(&[0]).0.state(), SigningState::Ready);
     }
 }

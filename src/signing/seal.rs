@@ -10,6 +10,20 @@ use sha2::{Digest, Sha256};
 /// The fewest characters a sealing secret may have.
 pub const MIN_SECRET_CHARS: usize = 32;
 
+/// Why a private key cannot be sealed or opened; said of one key ("signing key {kid}: …").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    #[error("it is sealed and no ANNUAIRE_SIGNING_KEY_SECRET is set")]
+    NoSecret,
+    /// A wrong secret and a tampered row look alike to AES-GCM.
+    #[error("it was not sealed under this ANNUAIRE_SIGNING_KEY_SECRET")]
+    WrongSecret,
+    #[error("no randomness for a nonce")]
+    NoRandomness,
+    #[error("it cannot be sealed")]
+    Seal,
+}
+
 /// How private keys are kept in Postgres.
 #[derive(Clone)]
 pub enum Sealing {
@@ -44,14 +58,14 @@ impl Sealing {
     }
 
     /// The stored form of `private_key` for `kid`.
-    pub fn seal(&self, kid: &str, private_key: &[u8]) -> Result<Vec<u8>, String> {
+    pub fn seal(&self, kid: &str, private_key: &[u8]) -> Result<Vec<u8>, SealError> {
         let Sealing::Secret(key) = self else {
             return Ok(private_key.to_vec());
         };
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
-            .map_err(|_| "no randomness".to_owned())?;
+            .map_err(|_| SealError::NoRandomness)?;
         let mut sealed = private_key.to_vec();
         cipher(key)
             .seal_in_place_append_tag(
@@ -59,30 +73,27 @@ impl Sealing {
                 Aad::from(kid.as_bytes()),
                 &mut sealed,
             )
-            .map_err(|_| "cannot seal the key".to_owned())?;
+            .map_err(|_| SealError::Seal)?;
         let mut stored = nonce.to_vec();
         stored.extend_from_slice(&sealed);
         Ok(stored)
     }
 
     /// The private key of `kid` from its stored form.
-    pub fn open(&self, kid: &str, stored: &[u8], sealed: bool) -> Result<Vec<u8>, String> {
+    pub fn open(&self, kid: &str, stored: &[u8], sealed: bool) -> Result<Vec<u8>, SealError> {
         match (self, sealed) {
             (_, false) => Ok(stored.to_vec()),
-            (Sealing::Unsealed, true) => Err(format!(
-                "signing key {kid} is sealed: set ANNUAIRE_SIGNING_KEY_SECRET to open it"
-            )),
+            (Sealing::Unsealed, true) => Err(SealError::NoSecret),
             (Sealing::Secret(key), true) => {
-                let wrong = || format!("signing key {kid} does not open with this ANNUAIRE_SIGNING_KEY_SECRET");
                 if stored.len() < NONCE_LEN {
-                    return Err(wrong());
+                    return Err(SealError::WrongSecret);
                 }
                 let (nonce, sealed) = stored.split_at(NONCE_LEN);
-                let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+                let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::WrongSecret)?;
                 let mut opened = sealed.to_vec();
                 let plain = cipher(key)
                     .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut opened)
-                    .map_err(|_| wrong())?;
+                    .map_err(|_| SealError::WrongSecret)?;
                 Ok(plain.to_vec())
             }
         }
@@ -103,20 +114,14 @@ mod tests {
         let stored = sealing.seal("kid-1", b"private").unwrap();
         assert_ne!(&stored[NONCE_LEN..NONCE_LEN + 7], b"private");
         assert_eq!(sealing.open("kid-1", &stored, true).unwrap(), b"private");
-        assert!(sealing.open("kid-2", &stored, true).is_err(), "another row's kid");
+        assert_eq!(
+            sealing.open("kid-2", &stored, true),
+            Err(SealError::WrongSecret),
+            "another row's kid"
+        );
         let other = Sealing::from_secret("fedcba9876543210fedcba9876543210").unwrap();
-        assert!(
-            other
-                .open("kid-1", &stored, true)
-                .unwrap_err()
-                .contains("does not open")
-        );
-        assert!(
-            Sealing::Unsealed
-                .open("kid-1", &stored, true)
-                .unwrap_err()
-                .contains("is sealed")
-        );
+        assert_eq!(other.open("kid-1", &stored, true), Err(SealError::WrongSecret));
+        assert_eq!(Sealing::Unsealed.open("kid-1", &stored, true), Err(SealError::NoSecret));
         assert!(Sealing::from_secret("short").is_err());
         assert_eq!(format!("{sealing:?}"), "Sealing::Secret(..)");
     }

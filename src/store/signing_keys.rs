@@ -1,9 +1,10 @@
 //! The rows of `signing_key`: listed, created first under an advisory lock (every replica
-//! starting at once makes one key), added by a rotation. Each change is announced with
-//! `NOTIFY annuaire_keys`, which servers already follow for API keys.
+//! starting at once makes one key), added by a rotation, removed by a retirement (both
+//! under the same lock, so that what they checked still holds). Each change is announced
+//! with `NOTIFY annuaire_keys`, which servers already follow for API keys.
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct SigningKeyRow {
@@ -62,13 +63,31 @@ pub async fn add(
     .await
 }
 
-/// Stores `key` as the first key when there is none, under a transaction-level advisory
-/// lock: replicas starting together make one key. Returns whether it was stored.
+/// Removes the key `kid`; returns whether there was one.
+pub async fn remove(db: impl PgExecutor<'_>, kid: &str) -> Result<bool, sqlx::Error> {
+    let removed: Option<String> = sqlx::query_scalar(
+        "WITH removed AS (DELETE FROM signing_key WHERE kid = $1 RETURNING kid)
+         SELECT kid FROM removed WHERE pg_notify('annuaire_keys', 'signing') IS NOT NULL",
+    )
+    .bind(kid)
+    .fetch_optional(db)
+    .await?;
+    Ok(removed.is_some())
+}
+
+/// Takes the keys' transaction-level advisory lock: one change of the keys at a time.
+pub async fn lock(tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('annuaire signing keys'))")
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Stores `key` as the first key when there is none, under the keys' lock: replicas
+/// starting together make one key. Returns whether it was stored.
 pub async fn ensure_one(pool: &PgPool, key: NewKey) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('annuaire signing keys'))")
-        .execute(&mut *tx)
-        .await?;
+    lock(&mut tx).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_key)")
         .fetch_one(&mut *tx)
         .await?;
