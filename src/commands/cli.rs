@@ -471,7 +471,9 @@ pub enum SigningKeysCommand {
     /// and blocks rotations; `/readyz` says `signing: unusable (<kid>: ...)`). Any other key
     /// is refused: the tokens it signed must stay verifiable. The secret must open another
     /// stored key, which shows it is the servers' one.
-    #[command(after_help = "Example: annuaire signing-keys retire 3q2-7w_Xk9...  (kids: annuaire signing-keys list)")]
+    #[command(
+        after_help = "ANNUAIRE_SIGNING_KEY_SECRET is read from the environment only: give it the servers' value. The kids and their states: annuaire signing-keys list"
+    )]
     Retire {
         /// The key's kid, as `annuaire signing-keys list` shows it.
         kid: String,
