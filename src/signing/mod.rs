@@ -135,10 +135,8 @@ struct OpenedKey {
 
 #[derive(Default)]
 struct Held {
-    /// In activation order.
+    /// In activation order; empty until the store was read (it always holds one by then).
     keys: Vec<HeldKey>,
-    /// Whether the store was read once: an empty list before is "loading".
-    read: bool,
 }
 
 impl Held {
@@ -186,12 +184,11 @@ impl Signer {
             kids = signing_keys::kids(pool).await?;
         }
         let held = self.held.load();
-        if held.read
-            && held
-                .keys
-                .iter()
-                .map(|k| k.kid.as_str())
-                .eq(kids.iter().map(String::as_str))
+        if held
+            .keys
+            .iter()
+            .map(|k| k.kid.as_str())
+            .eq(kids.iter().map(String::as_str))
         {
             return Ok(());
         }
@@ -203,7 +200,7 @@ impl Signer {
             }
         }
         tracing::info!(keys = keys.len(), "claims signing keys loaded");
-        self.held.store(Arc::new(Held { keys, read: true }));
+        self.held.store(Arc::new(Held { keys }));
         Ok(())
     }
 
@@ -369,7 +366,7 @@ mod tests {
             keys.push(signer.hold(&row));
         }
         let kids = keys.iter().map(|k| k.kid.clone()).collect();
-        signer.held.store(Arc::new(Held { keys, read: true }));
+        signer.held.store(Arc::new(Held { keys }));
         (signer, kids)
     }
 
