@@ -145,8 +145,9 @@ fn check(setting: &Setting, value: &str) -> Result<(), String> {
     let alone = clap::Command::new("annuaire")
         .no_binary_name(true)
         .arg(arg.required(false).global(false));
+    // One `--key=value` word: a negative number stays a value rather than looking like a flag.
     alone
-        .try_get_matches_from([format!("--{key}"), value.to_owned()])
+        .try_get_matches_from([format!("--{key}={value}")])
         .map(|_| ())
         .map_err(|e| {
             e.to_string()

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod samplegen;
 pub mod search;
 pub mod server;
+pub mod settings;
 pub mod signing;
 pub mod snapshot;
 pub mod store;

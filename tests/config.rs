@@ -1,6 +1,7 @@
 //! Settings from a config file, beneath the environment and the flags: `config show` says
 //! each effective value and where it comes from, secrets masked; a bad file names the key
-//! and the file.
+//! and the file; a number out of its setting's range (NaN included) is refused with the
+//! setting's name, whether a flag, the environment or the file gives it.
 
 mod common;
 
@@ -114,4 +115,150 @@ jwt-ttl-seconds = 600
     std::fs::write(&file, "listen = \n").unwrap();
     let stderr = String::from_utf8_lossy(&annuaire(&["--config", path, "config", "show"], &[]).stderr).into_owned();
     assert!(stderr.contains(path), "{stderr}");
+}
+
+/// The command run with the embedded cluster off and no database: a value the parser
+/// accepts ends at the missing `DATABASE_URL` (exit 1), never at a database.
+fn offline(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(common::cargo_bin());
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("ANNUAIRE_EMBEDDED", "off");
+    for name in [
+        "ANNUAIRE_CONFIG",
+        "DATABASE_URL",
+        "ANNUAIRE_HOME",
+        "ANNUAIRE_MAX_REMOVED_PCT",
+        "ANNUAIRE_MAX_CHANGED_PCT",
+        "ANNUAIRE_MAX_REJECT_PCT",
+        "ANNUAIRE_MAX_LINE_BYTES",
+        "ANNUAIRE_IMPORT_NICE",
+        "ANNUAIRE_JWT_TTL_SECONDS",
+        "ANNUAIRE_RETENTION_DAYS",
+    ] {
+        command.env_remove(name);
+    }
+    // Set after the removals: the last word on a variable is the command's.
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+/// A usage error (exit 2) that names the setting and says why.
+fn assert_refused(out: &Output, setting: &str, value: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{setting} = {value}: {stderr}");
+    assert!(
+        stderr.contains(setting) && stderr.contains(value) && stderr.contains(" is not "),
+        "{setting} = {value}: {stderr}"
+    );
+}
+
+#[test]
+fn a_threshold_that_is_not_a_number_or_out_of_range_is_refused_with_its_name() {
+    // Flags.
+    for (args, setting, value) in [
+        (&["--max-removed-pct", "nan"][..], "--max-removed-pct", "nan"),
+        (&["--max-removed-pct", "inf"], "--max-removed-pct", "inf"),
+        (&["--max-changed-pct=-1"], "--max-changed-pct", "-1"),
+        (&["--max-reject-pct", "101"], "--max-reject-pct", "101"),
+        (&["--max-line-bytes", "0"], "--max-line-bytes", "0"),
+        (&["--nice", "99"], "--nice", "99"),
+    ] {
+        let mut all = vec!["import", "extract.zip"];
+        all.extend_from_slice(args);
+        assert_refused(&offline(&all, &[]), setting, value);
+    }
+    let out = offline(&["serve", "--jwt-ttl-seconds", "29"], &[]);
+    assert_refused(&out, "--jwt-ttl-seconds", "29");
+    let out = offline(&["purge", "--retention-days", "36501"], &[]);
+    assert_refused(&out, "--retention-days", "36501");
+
+    // The environment.
+    for (env, setting, value) in [
+        ("ANNUAIRE_MAX_REMOVED_PCT", "--max-removed-pct", "NaN"),
+        ("ANNUAIRE_MAX_CHANGED_PCT", "--max-changed-pct", "-inf"),
+        ("ANNUAIRE_MAX_REJECT_PCT", "--max-reject-pct", "101"),
+        ("ANNUAIRE_MAX_LINE_BYTES", "--max-line-bytes", "0"),
+        ("ANNUAIRE_IMPORT_NICE", "--nice", "99"),
+    ] {
+        assert_refused(&offline(&["import", "extract.zip"], &[(env, value)]), setting, value);
+    }
+
+    // The config file: checked as it is read, whatever the command.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("annuaire.toml");
+    let path = file.to_str().unwrap();
+    for (line, key, value) in [
+        ("max-removed-pct = nan", "max-removed-pct", "NaN"),
+        ("max_removed_pct = \"NaN\"", "max_removed_pct", "NaN"),
+        ("max-changed-pct = inf", "max-changed-pct", "inf"),
+        ("max-reject-pct = 101", "max-reject-pct", "101"),
+        ("max-reject-pct = -1.0", "max-reject-pct", "-1"),
+        ("nice = 99", "nice", "99"),
+        ("max-line-bytes = 0", "max-line-bytes", "0"),
+        ("jwt-ttl-seconds = 86401", "jwt-ttl-seconds", "86401"),
+        ("retention-days = 0", "retention-days", "0"),
+    ] {
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        let out = offline(&["--config", path, "config", "show"], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{line}: {stderr}");
+        assert!(
+            stderr.contains(path) && stderr.contains(key) && stderr.contains(value) && stderr.contains(" is not "),
+            "{line}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_bounds_of_each_range_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("annuaire.toml");
+    let path = file.to_str().unwrap();
+    let lows = "max-removed-pct = 0\nmax-changed-pct = 0.0\nmax-reject-pct = 0\nnice = 0\nmax-line-bytes = 4096\njwt-ttl-seconds = 30\nretention-days = 1\n";
+    let highs = "max-removed-pct = 100\nmax-changed-pct = 100.0\nmax-reject-pct = 100\nnice = 19\nmax-line-bytes = 67108864\njwt-ttl-seconds = 86400\nretention-days = 36500\n";
+    for (text, nice) in [(lows, "0"), (highs, "19")] {
+        std::fs::write(&file, text).unwrap();
+        let all = shown(&offline(&["--config", path, "config", "show", "--json"], &[]));
+        assert_eq!(setting(&all, "nice")["value"], nice);
+        assert_eq!(setting(&all, "nice")["source"], "file");
+    }
+
+    // Flags and the environment: parsed, then stopped by the missing database.
+    for (args, env) in [
+        (
+            &[
+                "--max-removed-pct",
+                "0",
+                "--max-changed-pct",
+                "100",
+                "--max-line-bytes",
+                "4096",
+                "--nice",
+                "19",
+            ][..],
+            &[("ANNUAIRE_MAX_REJECT_PCT", "100")][..],
+        ),
+        (
+            &[
+                "--max-removed-pct",
+                "100",
+                "--max-reject-pct",
+                "0",
+                "--max-line-bytes",
+                "67108864",
+            ],
+            &[("ANNUAIRE_MAX_CHANGED_PCT", "0"), ("ANNUAIRE_IMPORT_NICE", "0")],
+        ),
+    ] {
+        let mut all = vec!["import", "extract.zip"];
+        all.extend_from_slice(args);
+        let out = offline(&all, env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("DATABASE_URL is required"), "{args:?}: {stderr}");
+    }
 }

@@ -552,3 +552,90 @@ async fn a_run_started_through_the_api_is_awaited_and_recorded_cancelled_at_shut
     assert_eq!(statuses, ["cancelled"]);
     assert_eq!(published(&pool).await, None);
 }
+
+/// A job file with `extra` (top-level keys first, then tables), parsed.
+fn parsed(kind: &str, extra: &str) -> Result<JobDefinition, annuaire::jobs::DefinitionError> {
+    let sources = if kind == "purge" {
+        ""
+    } else {
+        "sources = [\"https://a.invalid/\"]\n"
+    };
+    let text = format!("name = \"x\"\nkind = \"{kind}\"\nschedule = \"0 0 1 * * *\"\n{sources}{extra}\n");
+    JobDefinition::parse(Path::new("jobs/x.toml"), &text)
+}
+
+#[test]
+fn a_threshold_out_of_its_range_in_a_job_file_is_refused_with_its_name() {
+    for (kind, extra, name, value) in [
+        (
+            "ps_libreacces",
+            "[gate]\nmax_removed_pct = nan",
+            "gate.max_removed_pct",
+            "NaN",
+        ),
+        (
+            "ps_libreacces",
+            "[gate]\nmax_changed_pct = inf",
+            "gate.max_changed_pct",
+            "inf",
+        ),
+        (
+            "ps_libreacces",
+            "[gate]\nmax_reject_pct = 101",
+            "gate.max_reject_pct",
+            "101",
+        ),
+        ("mssante", "[gate]\nmax_reject_pct = -1", "gate.max_reject_pct", "-1"),
+        ("ps_libreacces", "min_size_ratio = nan", "min_size_ratio", "NaN"),
+        ("ps_libreacces", "min_size_ratio = 1.5", "min_size_ratio", "1.5"),
+        (
+            "ps_libreacces",
+            "[retry]\ntotal_seconds = 1e300",
+            "retry.total_seconds",
+            "1000000",
+        ),
+        (
+            "ps_libreacces",
+            "[retry]\nmax_backoff_seconds = nan",
+            "retry.max_backoff_seconds",
+            "NaN",
+        ),
+        ("purge", "retention_days = 36501", "retention_days", "36501"),
+        ("purge", "retention_days = 0", "retention_days", "0"),
+    ] {
+        let error = parsed(kind, extra).unwrap_err().to_string();
+        assert!(
+            error.starts_with("jobs/x.toml: ") && error.contains(name) && error.contains(" is not "),
+            "{extra}: {error}"
+        );
+        assert!(error.contains(value), "{extra}: {error}");
+    }
+}
+
+#[test]
+fn the_bounds_of_each_range_are_accepted_in_a_job_file() {
+    let low = parsed(
+        "ps_libreacces",
+        "min_size_ratio = 0\n[gate]\nmax_removed_pct = 0\nmax_changed_pct = 0\nmax_reject_pct = 0\n[retry]\ntotal_seconds = 0",
+    )
+    .unwrap();
+    assert_eq!(
+        (low.gate.max_removed_pct, low.max_reject_pct, low.min_size_ratio),
+        (0.0, 0.0, 0.0)
+    );
+    let high = parsed(
+        "ps_libreacces",
+        "min_size_ratio = 1\n[gate]\nmax_removed_pct = 100\nmax_changed_pct = 100.0\nmax_reject_pct = 100\n[retry]\ntotal_seconds = 86400",
+    )
+    .unwrap();
+    assert_eq!(
+        (high.gate.max_changed_pct, high.max_reject_pct, high.min_size_ratio),
+        (100.0, 100.0, 1.0)
+    );
+    assert_eq!(high.retry.total, Duration::from_secs(86_400));
+    assert_eq!(parsed("purge", "retention_days = 1").unwrap().retention_days, 1);
+    assert_eq!(
+        parsed("purge", "retention_days = 36500").unwrap().retention_days,
+        36_500
+    );
+}

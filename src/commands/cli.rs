@@ -53,7 +53,8 @@ pub struct DatabaseArgs {
     /// CPU niceness of imports (0 to 19), from the command line or the scheduler, and of
     /// their Postgres backends when the server is local (reached by its Unix socket): batch
     /// work yields to servers answering IdPs on the same machine.
-    #[arg(long, env = "ANNUAIRE_IMPORT_NICE", global = true, default_value_t = 10)]
+    #[arg(long, env = "ANNUAIRE_IMPORT_NICE", global = true, default_value_t = 10,
+          value_parser = crate::settings::NICE.parser())]
     pub nice: i32,
 }
 
@@ -148,9 +149,9 @@ pub enum StoreCommand {
     /// servers reload their snapshot, and a purged professional answers 404. Run it daily
     /// (cron, or a systemd timer).
     Purge {
-        /// Days a removal is kept after its publication.
+        /// Days a removal is kept after its publication (1 to 36500).
         #[arg(long, env = "ANNUAIRE_RETENTION_DAYS", default_value_t = crate::store::retention::DEFAULT_RETENTION_DAYS,
-              value_parser = clap::value_parser!(i32).range(1..=36_500))]
+              value_parser = crate::settings::RETENTION_DAYS.parser())]
         retention_days: i32,
         #[arg(long)]
         json: bool,
@@ -174,19 +175,24 @@ pub struct ImportArgs {
     /// Publish even if the safety gate would hold the run.
     #[arg(long)]
     pub force: bool,
-    /// Hold the run when more than this percent of the published professionals of one
-    /// identifier type would be removed.
-    #[arg(long, env = "ANNUAIRE_MAX_REMOVED_PCT", default_value_t = 1.0)]
+    /// Hold the run when more than this percent (0 to 100) of the published professionals
+    /// of one identifier type would be removed.
+    #[arg(long, env = "ANNUAIRE_MAX_REMOVED_PCT", default_value_t = 1.0,
+          value_parser = crate::settings::PERCENT.parser())]
     pub max_removed_pct: f64,
-    /// Hold the run when more than this percent of one identifier type would change.
-    #[arg(long, env = "ANNUAIRE_MAX_CHANGED_PCT", default_value_t = 5.0)]
+    /// Hold the run when more than this percent (0 to 100) of one identifier type would
+    /// change.
+    #[arg(long, env = "ANNUAIRE_MAX_CHANGED_PCT", default_value_t = 5.0,
+          value_parser = crate::settings::PERCENT.parser())]
     pub max_changed_pct: f64,
-    /// Fail the run when more than this percent of the lines are rejected.
-    #[arg(long, env = "ANNUAIRE_MAX_REJECT_PCT", default_value_t = 0.1)]
+    /// Fail the run when more than this percent (0 to 100) of the lines are rejected.
+    #[arg(long, env = "ANNUAIRE_MAX_REJECT_PCT", default_value_t = 0.1,
+          value_parser = crate::settings::PERCENT.parser())]
     pub max_reject_pct: f64,
-    /// Reject lines longer than this many bytes (real lines are about 400 bytes); memory
-    /// holds at most one such line whatever the file.
-    #[arg(long, env = "ANNUAIRE_MAX_LINE_BYTES", default_value_t = crate::extract::DEFAULT_MAX_LINE_BYTES)]
+    /// Reject lines longer than this many bytes (4 KiB to 64 MiB; real lines are about 400
+    /// bytes); memory holds at most one such line whatever the file.
+    #[arg(long, env = "ANNUAIRE_MAX_LINE_BYTES", default_value_t = crate::extract::DEFAULT_MAX_LINE_BYTES,
+          value_parser = crate::settings::LINE_BYTES.parser())]
     pub max_line_bytes: usize,
     /// Print the run record as JSON.
     #[arg(long)]
@@ -252,8 +258,9 @@ pub struct ServeArgs {
     /// it, application/jwt is a 406.
     #[arg(long, env = "ANNUAIRE_ISSUER")]
     pub issuer: Option<String>,
-    /// Lifetime of a signed document (`exp - iat`), in seconds.
-    #[arg(long, env = "ANNUAIRE_JWT_TTL_SECONDS", default_value_t = 300)]
+    /// Lifetime of a signed document (`exp - iat`), in seconds (30 to 86400).
+    #[arg(long, env = "ANNUAIRE_JWT_TTL_SECONDS", default_value_t = 300,
+          value_parser = crate::settings::JWT_TTL_SECONDS.parser())]
     pub jwt_ttl_seconds: u64,
     #[command(flatten)]
     pub sealing: SealingArgs,

@@ -82,6 +82,13 @@ impl DiffCounts {
     }
 }
 
+/// Whether `pct` is over `max`. A threshold that is not a number would pass everything
+/// (NaN compares false), so it holds instead: the parsers of the settings refuse NaN, and
+/// this keeps thresholds made in code from switching the gate off.
+fn over(pct: f64, max: f64) -> bool {
+    max.is_nan() || pct > max
+}
+
 /// Why a run is held, in words for the operator; `None` when it may be published.
 pub fn evaluate(counts: &DiffCounts, thresholds: GateThresholds) -> Option<String> {
     let mut reasons = Vec::new();
@@ -91,7 +98,7 @@ pub fn evaluate(counts: &DiffCounts, thresholds: GateThresholds) -> Option<Strin
             continue;
         }
         let pct = |n: i64| n as f64 * 100.0 / c.published as f64;
-        if pct(c.removed) > thresholds.max_removed_pct {
+        if over(pct(c.removed), thresholds.max_removed_pct) {
             reasons.push(format!(
                 "{name}: {} of {} published professionals removed ({:.2} % > {} %)",
                 c.removed,
@@ -100,7 +107,7 @@ pub fn evaluate(counts: &DiffCounts, thresholds: GateThresholds) -> Option<Strin
                 thresholds.max_removed_pct
             ));
         }
-        if pct(c.changed) > thresholds.max_changed_pct {
+        if over(pct(c.changed), thresholds.max_changed_pct) {
             reasons.push(format!(
                 "{name}: {} of {} published professionals changed ({:.2} % > {} %)",
                 c.changed,
@@ -152,6 +159,25 @@ mod tests {
         };
         let reason = evaluate(&c, GateThresholds::default()).unwrap();
         assert!(reason.starts_with("ADELI: 1 of 50"), "{reason}");
+    }
+
+    #[test]
+    fn a_threshold_that_is_not_a_number_holds_the_run() {
+        let t = GateThresholds {
+            max_removed_pct: f64::NAN,
+            ..GateThresholds::default()
+        };
+        // Everybody removed, as from a header-only extract.
+        let reason = evaluate(&counts(1000, 1000, 0), t).unwrap();
+        assert!(
+            reason.contains("1000 of 1000 published professionals removed"),
+            "{reason}"
+        );
+        let t = GateThresholds {
+            max_changed_pct: f64::NAN,
+            ..GateThresholds::default()
+        };
+        assert!(evaluate(&counts(1000, 0, 0), t).is_some());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::download::RetryPolicy;
 use crate::import::GateThresholds;
+use crate::settings::{Bounds, PERCENT, RETENTION_DAYS, RETRY_SECONDS, SHARE};
 use crate::store::retention::DEFAULT_RETENTION_DAYS;
 
 /// What a job imports.
@@ -180,46 +181,32 @@ impl JobDefinition {
         if !purge && raw.retention_days.is_some() {
             return Err(invalid("retention_days: only a purge job has one".to_owned()));
         }
-        let retention_days = raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS);
-        if retention_days < 1 {
-            return Err(invalid(format!("retention_days = {retention_days}: one day at least")));
-        }
+        let retention_days = bounded(
+            RETENTION_DAYS,
+            "retention_days",
+            raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+        )
+        .map_err(invalid)?;
         for url in raw.sources.iter().chain(raw.notify_url.iter()) {
             if !crate::download::is_remote(url) {
                 return Err(invalid(format!("{url:?} is not an http(s) URL")));
             }
         }
-        let pct = |name: &str, value: f64| {
-            if (0.0..=100.0).contains(&value) {
-                Ok(value)
-            } else {
-                Err(invalid(format!("{name} = {value}: a percentage from 0 to 100")))
-            }
-        };
         let gate = GateThresholds {
-            max_removed_pct: pct("gate.max_removed_pct", raw.gate.max_removed_pct)?,
-            max_changed_pct: pct("gate.max_changed_pct", raw.gate.max_changed_pct)?,
+            max_removed_pct: bounded(PERCENT, "gate.max_removed_pct", raw.gate.max_removed_pct).map_err(invalid)?,
+            max_changed_pct: bounded(PERCENT, "gate.max_changed_pct", raw.gate.max_changed_pct).map_err(invalid)?,
         };
-        let max_reject_pct = pct("gate.max_reject_pct", raw.gate.max_reject_pct)?;
-        let seconds = |name: &str, value: f64| {
-            if value.is_finite() && value >= 0.0 {
-                Ok(Duration::from_secs_f64(value))
-            } else {
-                Err(invalid(format!("{name} = {value}: seconds, not negative")))
-            }
-        };
+        let max_reject_pct = bounded(PERCENT, "gate.max_reject_pct", raw.gate.max_reject_pct).map_err(invalid)?;
+        // Bounded first: `Duration::from_secs_f64` panics on a value too large for it.
+        let seconds = |name: &str, value: f64| bounded(RETRY_SECONDS, name, value).map(Duration::from_secs_f64);
         let retry = RetryPolicy {
             attempts: raw.retry.attempts.max(1),
-            initial_backoff: seconds("retry.initial_backoff_seconds", raw.retry.initial_backoff_seconds)?,
-            max_backoff: seconds("retry.max_backoff_seconds", raw.retry.max_backoff_seconds)?,
-            total: seconds("retry.total_seconds", raw.retry.total_seconds)?,
+            initial_backoff: seconds("retry.initial_backoff_seconds", raw.retry.initial_backoff_seconds)
+                .map_err(invalid)?,
+            max_backoff: seconds("retry.max_backoff_seconds", raw.retry.max_backoff_seconds).map_err(invalid)?,
+            total: seconds("retry.total_seconds", raw.retry.total_seconds).map_err(invalid)?,
         };
-        if !(0.0..=1.0).contains(&raw.min_size_ratio) {
-            return Err(invalid(format!(
-                "min_size_ratio = {}: a share from 0 to 1",
-                raw.min_size_ratio
-            )));
-        }
+        let min_size_ratio = bounded(SHARE, "min_size_ratio", raw.min_size_ratio).map_err(invalid)?;
         Ok(JobDefinition {
             name: raw.name,
             kind: raw.kind,
@@ -232,11 +219,20 @@ impl JobDefinition {
             gate,
             max_reject_pct,
             retry,
-            min_size_ratio: raw.min_size_ratio,
+            min_size_ratio,
             retention_days,
             file: file.to_owned(),
         })
     }
+}
+
+/// A job file's number checked by its setting's bounds, the ones the flags use; the error
+/// names the key as the file writes it (`gate.max_removed_pct = NaN is not ...`).
+fn bounded<T>(bounds: Bounds<T>, name: &str, value: T) -> Result<T, String>
+where
+    T: Copy + PartialOrd + FromStr + std::fmt::Display + Send + Sync + 'static,
+{
+    bounds.check(value).map_err(|e| format!("{name} = {e}"))
 }
 
 /// Every `*.toml` of the folder, validated; names must be unique.
@@ -352,7 +348,7 @@ mod tests {
         );
         assert!(sources.unwrap_err().to_string().contains("a purge downloads nothing"));
         let zero = JobDefinition::parse(Path::new("p.toml"), &format!("{purge}retention_days = 0\n"));
-        assert!(zero.unwrap_err().to_string().contains("retention_days = 0"));
+        assert!(zero.unwrap_err().to_string().contains("retention_days = 0 is not"));
         let import = JobDefinition::parse(Path::new("i.toml"), &format!("{JOB}retention_days = 30\n"));
         assert!(import.unwrap_err().to_string().contains("only a purge job"));
     }
