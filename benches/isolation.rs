@@ -4,7 +4,9 @@
 //!   then the same replica restarted with its index on disk;
 //! - claims latency at a fixed 5,000 req/s, quiet and then while an abusive admin client
 //!   runs (heavy searches, absurd paging, 60 kB queries, bad hook bodies, 200 idle
-//!   connections), in the same run; the server's memory under the abuse.
+//!   connections, 40 clients walking professionals' histories, and a flood of silent
+//!   sockets from a second loopback address, more than the whole connection cap, reopened
+//!   as fast as a rate allows), in the same run; the server's memory under the abuse.
 //!
 //! `cargo bench --bench isolation` (same variables as the import benchmark).
 
@@ -18,11 +20,19 @@ use common::published::Published;
 use common::serving::{
     RATE, Server, fixed_rate, free_port, peak_rss_mib, percentile, rss_mib, rss_mib_of, server_histogram, server_p99,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
 
 const FIXED_RATE_SECONDS: u64 = 10;
+
+/// The idle-socket flood: more silent sockets than the server's whole cap (4,096), from
+/// 127.0.0.2, each reopened when the server closes it, at most `FLOOD_RATE` a second.
+const FLOOD_SOCKETS: usize = 4_150;
+const FLOOD_RATE: u64 = 500;
+
+/// Clients walking histories at once (the probe's 40 parallel calls).
+const HISTORY_CLIENTS: usize = 40;
 
 /// What a start-up took.
 struct Startup {
@@ -85,11 +95,16 @@ struct AbuseTally {
 
 impl AbuseTally {
     fn count(&self, answer: Result<reqwest::Response, reqwest::Error>) {
-        let counter = match answer.map(|r| r.status().as_u16()) {
-            Ok(200..=299) => &self.ok,
-            Ok(400..=499) => &self.client_errors,
-            Ok(_) => &self.server_errors,
-            Err(_) => &self.failed,
+        self.count_status(answer.ok().map(|r| r.status().as_u16()));
+    }
+
+    /// An answer's status, or `None` when the request failed.
+    fn count_status(&self, status: Option<u16>) {
+        let counter = match status {
+            Some(200..=299) => &self.ok,
+            Some(400..=499) => &self.client_errors,
+            Some(_) => &self.server_errors,
+            None => &self.failed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -166,6 +181,102 @@ fn abuse(
     tasks
 }
 
+/// What the idle-socket flood did.
+#[derive(Default)]
+struct FloodTally {
+    opened: AtomicU64,
+    closed_by_server: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Keeps up to `FLOOD_SOCKETS` silent sockets from 127.0.0.2 open, opening at most
+/// `FLOOD_RATE` a second, each held until the server closes it, until `stop`.
+fn idle_flood(
+    runtime: &tokio::runtime::Handle,
+    port: u16,
+    stop: &Arc<AtomicBool>,
+    tally: &Arc<FloodTally>,
+) -> tokio::task::JoinHandle<()> {
+    let (stop, tally) = (Arc::clone(stop), Arc::clone(tally));
+    let handle = runtime.clone();
+    runtime.spawn(async move {
+        let sockets = Arc::new(tokio::sync::Semaphore::new(FLOOD_SOCKETS));
+        let mut pace = tokio::time::interval(Duration::from_nanos(1_000_000_000 / FLOOD_RATE));
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let mut held = tokio::task::JoinSet::new();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(permit) = Arc::clone(&sockets).acquire_owned().await else {
+                break;
+            };
+            pace.tick().await;
+            let (stop, tally) = (Arc::clone(&stop), Arc::clone(&tally));
+            held.spawn_on(
+                async move {
+                    let _permit = permit;
+                    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                    socket.bind("127.0.0.2:0".parse().expect("address")).expect("bind");
+                    let Ok(mut stream) = socket.connect(target).await else {
+                        tally.failed.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    };
+                    tally.opened.fetch_add(1, Ordering::Relaxed);
+                    let mut buf = [0u8; 64];
+                    while !stop.load(Ordering::Relaxed) {
+                        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+                            Ok(Ok(0) | Err(_)) => {
+                                tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            _ => {}
+                        }
+                    }
+                },
+                &handle,
+            );
+        }
+        held.shutdown().await;
+    })
+}
+
+/// Clients reading histories as fast as they are answered, until `stop`.
+fn history_flood(
+    runtime: &tokio::runtime::Handle,
+    base: &str,
+    key: &str,
+    ids: &[String],
+    stop: &Arc<AtomicBool>,
+    tally: &Arc<AbuseTally>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..HISTORY_CLIENTS)
+        .map(|worker| {
+            let (client, stop, tally) = (reqwest::Client::new(), Arc::clone(stop), Arc::clone(tally));
+            let (base, key, ids) = (base.to_owned(), key.to_owned(), ids.to_vec());
+            runtime.spawn(async move {
+                let mut i = worker;
+                while !stop.load(Ordering::Relaxed) {
+                    i += HISTORY_CLIENTS;
+                    let id = &ids[i % ids.len()];
+                    let answer = client
+                        .get(format!("{base}/v1/professionals/{id}/history?limit=100"))
+                        .bearer_auth(&key)
+                        .send()
+                        .await;
+                    // Read whole: the server's work and memory are in the body.
+                    let status = match answer {
+                        Ok(response) => {
+                            let status = response.status().as_u16();
+                            response.bytes().await.ok().map(|_| status)
+                        }
+                        Err(_) => None,
+                    };
+                    tally.count_status(status);
+                }
+            })
+        })
+        .collect()
+}
+
 /// Connections that open and then say nothing (half stop in the middle of a request head).
 async fn idle_connections(address: &str, n: usize) -> Vec<tokio::net::TcpStream> {
     let mut idle = Vec::new();
@@ -211,6 +322,7 @@ fn main() {
     let after_quiet = runtime.block_on(server_histogram(&client, &base));
 
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(AbuseTally::default()));
+    let (history, flood) = (Arc::new(AbuseTally::default()), Arc::new(FloodTally::default()));
     let abuse_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -218,7 +330,20 @@ fn main() {
         .expect("abuse runtime");
     let (abused, idle, abuse_rss) = runtime.block_on(async {
         let idle = idle_connections(&format!("127.0.0.1:{port}"), 200).await;
-        let tasks = abuse(abuse_runtime.handle(), &base, &search_key, &claims_key, &stop, &tally);
+        let mut tasks = abuse(abuse_runtime.handle(), &base, &search_key, &claims_key, &stop, &tally);
+        tasks.extend(history_flood(
+            abuse_runtime.handle(),
+            &base,
+            &search_key,
+            ids,
+            &stop,
+            &history,
+        ));
+        tasks.push(idle_flood(abuse_runtime.handle(), port, &stop, &flood));
+        // The flood fills its share before the measure starts.
+        while flood.opened.load(Ordering::Relaxed) < FLOOD_SOCKETS as u64 / 2 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let sampling = Arc::new(AtomicU64::new(0));
         let pid = server.0.id();
         let sampler = {
@@ -285,5 +410,25 @@ fn main() {
         tally.client_errors.load(Ordering::Relaxed),
         tally.server_errors.load(Ordering::Relaxed),
         tally.failed.load(Ordering::Relaxed),
+    );
+    println!(
+        "history flood ({HISTORY_CLIENTS} clients, limit=100): {} 2xx, {} 4xx, {} 5xx (503: no slot), {} failed",
+        history.ok.load(Ordering::Relaxed),
+        history.client_errors.load(Ordering::Relaxed),
+        history.server_errors.load(Ordering::Relaxed),
+        history.failed.load(Ordering::Relaxed),
+    );
+    println!(
+        "idle-socket flood: {FLOOD_SOCKETS} silent sockets from 127.0.0.2 (the cap is 4,096), reopened at most {FLOOD_RATE}/s: {} opened, {} closed by the server, {} connects failed",
+        flood.opened.load(Ordering::Relaxed),
+        flood.closed_by_server.load(Ordering::Relaxed),
+        flood.failed.load(Ordering::Relaxed),
+    );
+    // The load generator stops the run at the first claims request that fails or answers
+    // anything but 200/410: reaching this line means none did.
+    println!(
+        "claims requests failed: 0 of {} (quiet) and {} (under abuse)",
+        quiet.len(),
+        abused.len()
     );
 }
