@@ -285,9 +285,10 @@ fn signed(
         let jws = signer
             .sign(id.as_str(), generation, json)
             .map_err(|error| match error {
-                SigningError::NotLoaded => {
-                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no claims signing key is loaded yet")
-                }
+                SigningError::NotLoaded => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "no claims signing key this replica can open is loaded (see /readyz: signing)",
+                ),
                 other => ApiError::internal(other),
             })?;
         Some((Body::from(jws), "application/jwt"))
