@@ -3,21 +3,24 @@
 //! documented callout body gets exactly Microsoft's documented response shape; only a
 //! valid token of Entra's events service passes (expired, wrong audience, wrong issuer,
 //! another caller, `alg: none`, HS256 and unknown keys are refused); an unknown `kid` fetches
-//! the keys again (so rotated keys work), at most once a minute by default.
+//! the keys again (so rotated keys work), at most once a minute by default. Keys unreachable
+//! at start-up come with the next fetch, not a minute later: while none is held, callouts
+//! share one fetch in flight, and failed fetches back off.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use annuaire::http::entra::EntraSettings;
+use annuaire::http::entra::token as entra_token;
 use annuaire::http::{HookSettings, UnknownSubject};
 use axum::extract::State;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use common::server::TestServer;
+use common::server::{TestServer, wait_for};
 use common::{published_db, samples};
 
 const TENANT: &str = "aaaabbbb-0000-cccc-1111-dddd2222eeee";
@@ -36,16 +39,60 @@ fn jwk(kid: &str) -> Value {
     serde_json::from_str(&fixture(&format!("{kid}.jwk.json"))).unwrap()
 }
 
-/// A local stand-in for Entra's key endpoint: serves the current key set, counts fetches.
+/// A local stand-in for Entra's key endpoint: serves the current key set, counts fetches,
+/// and can be down (503) or slow.
 struct Keys {
     set: Mutex<Value>,
     fetches: AtomicUsize,
+    /// How many of the next fetches get a 503 (`usize::MAX`: down until told otherwise).
+    failing: AtomicUsize,
+    /// How long each answer takes.
+    delay: Duration,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    /// When each fetch arrived.
+    arrivals: Mutex<Vec<Instant>>,
+}
+
+impl Keys {
+    fn new(set: Value) -> Arc<Keys> {
+        Keys::failing(set, 0, Duration::ZERO)
+    }
+
+    fn failing(set: Value, failing: usize, delay: Duration) -> Arc<Keys> {
+        Arc::new(Keys {
+            set: Mutex::new(set),
+            fetches: AtomicUsize::new(0),
+            failing: AtomicUsize::new(failing),
+            delay,
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+            arrivals: Mutex::default(),
+        })
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
 }
 
 async fn serve_keys(keys: Arc<Keys>) -> String {
-    async fn handler(State(keys): State<Arc<Keys>>) -> axum::Json<Value> {
+    async fn handler(State(keys): State<Arc<Keys>>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        keys.arrivals.lock().unwrap().push(Instant::now());
         keys.fetches.fetch_add(1, Ordering::SeqCst);
-        axum::Json(keys.set.lock().unwrap().clone())
+        let in_flight = keys.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        keys.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+        tokio::time::sleep(keys.delay).await;
+        keys.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let failing = keys.failing.load(Ordering::SeqCst);
+        if failing > 0 {
+            if failing != usize::MAX {
+                keys.failing.fetch_sub(1, Ordering::SeqCst);
+            }
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        axum::Json(keys.set.lock().unwrap().clone()).into_response()
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/discovery/v2.0/keys", listener.local_addr().unwrap());
@@ -86,6 +133,10 @@ fn callout(sam_account_name: &str) -> Value {
 }
 
 fn settings(jwks_url: &str, refetch_after: Duration, unknown: UnknownSubject) -> HookSettings {
+    retrying(jwks_url, refetch_after, entra_token::FIRST_RETRY, unknown)
+}
+
+fn retrying(jwks_url: &str, refetch_after: Duration, first_retry: Duration, unknown: UnknownSubject) -> HookSettings {
     HookSettings {
         unknown,
         entra: Some(EntraSettings {
@@ -95,6 +146,7 @@ fn settings(jwks_url: &str, refetch_after: Duration, unknown: UnknownSubject) ->
             subject_attribute: "onPremisesSamAccountName".to_owned(),
             mapping: None,
             refetch_after,
+            first_retry,
         }),
         ..HookSettings::default()
     }
@@ -149,10 +201,7 @@ fn readable(answer: &Value) -> Value {
 #[tokio::test]
 async fn entra_gets_its_documented_answer_and_only_its_own_tokens_pass() {
     let db = published_db("ps-libreacces").await;
-    let keys = Arc::new(Keys {
-        set: Mutex::new(json!({"keys": [jwk("entra-test-a")]})),
-        fetches: AtomicUsize::new(0),
-    });
+    let keys = Keys::new(json!({"keys": [jwk("entra-test-a")]}));
     let jwks_url = serve_keys(Arc::clone(&keys)).await;
     // Keys fetched again on every unknown `kid`, to see rotation within the test.
     let server = TestServer::start(
@@ -324,5 +373,167 @@ async fn entra_gets_its_documented_answer_and_only_its_own_tokens_pass() {
     let server = TestServer::start(db.pool.clone(), HookSettings::default()).await;
     let reply = call(&server, Some(&rotated), &callout("810003456125")).await;
     assert_eq!(reply.status(), 404);
+    server.stop().await;
+}
+
+/// A callout with `token` for a known professional, until it passes or `deadline` ends.
+async fn passes_within(server: &TestServer, token: &str, deadline: Duration) {
+    let (client, url, token) = (
+        server.client.clone(),
+        server.url("/v1/hooks/entra/token"),
+        token.to_owned(),
+    );
+    wait_for("a callout with a valid token to pass", deadline, || {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        async move {
+            let reply = client
+                .post(url)
+                .bearer_auth(token)
+                .json(&callout("810003456125"))
+                .send()
+                .await;
+            reply.is_ok_and(|r| r.status() == 200)
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn keys_unreachable_at_start_up_come_with_the_next_fetch_not_a_minute_later() {
+    let db = published_db("ps-libreacces").await;
+    let keys = Keys::failing(json!({"keys": [jwk("entra-test-a")]}), usize::MAX, Duration::ZERO);
+    let jwks_url = serve_keys(Arc::clone(&keys)).await;
+    // The production timers: a minute between fetches once keys are held, a second's first
+    // retry while none is.
+    let server = TestServer::start(
+        db.pool.clone(),
+        settings(&jwks_url, entra_token::REFETCH_AFTER, UnknownSubject::Deny),
+    )
+    .await;
+    let fetched = Arc::clone(&keys);
+    wait_for("the start-up fetch to fail", Duration::from_secs(10), || {
+        let fetched = Arc::clone(&fetched);
+        async move { fetched.fetches() >= 1 }
+    })
+    .await;
+    let valid = sign("entra-test-a", &entra_claims());
+    assert_eq!(
+        call(&server, Some(&valid), &callout("810003456125")).await.status(),
+        401
+    );
+
+    // The network is back: the next fetch gets the keys, far sooner than the minute a fetch
+    // for an unknown key waits once keys are held.
+    keys.failing.store(0, Ordering::SeqCst);
+    passes_within(&server, &valid, Duration::from_secs(10)).await;
+    let reply = call(&server, Some(&valid), &callout("810003456125")).await;
+    assert_eq!(reply.status(), 200);
+    assert_eq!(
+        readable(&reply.json::<Value>().await.unwrap()),
+        readable(&documented_response("810003456125"))
+    );
+    // The start-up fetch is a supervised task, shown by /readyz.
+    let ready: Value = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["tasks"]["entra-keys"]["up"], true, "{ready}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn callouts_while_no_key_is_held_share_one_fetch() {
+    let db = published_db("ps-libreacces").await;
+    // The start-up fetch fails; the next answers, slowly: the callouts come while it runs.
+    let keys = Keys::failing(json!({"keys": [jwk("entra-test-a")]}), 1, Duration::from_millis(800));
+    let jwks_url = serve_keys(Arc::clone(&keys)).await;
+    let server = TestServer::start(
+        db.pool.clone(),
+        retrying(
+            &jwks_url,
+            entra_token::REFETCH_AFTER,
+            Duration::from_millis(200),
+            UnknownSubject::Deny,
+        ),
+    )
+    .await;
+    let fetched = Arc::clone(&keys);
+    wait_for("a second fetch after the failed one", Duration::from_secs(10), || {
+        let fetched = Arc::clone(&fetched);
+        async move { fetched.fetches() >= 2 }
+    })
+    .await;
+
+    const CALLOUTS: usize = 16;
+    let valid = sign("entra-test-a", &entra_claims());
+    let server = Arc::new(server);
+    let callouts: Vec<_> = (0..CALLOUTS)
+        .map(|_| {
+            let (server, valid) = (Arc::clone(&server), valid.clone());
+            tokio::spawn(async move { call(&server, Some(&valid), &callout("810003456125")).await.status() })
+        })
+        .collect();
+    for callout in callouts {
+        assert_eq!(callout.await.unwrap(), 200);
+    }
+    assert_eq!(keys.fetches(), 2, "{CALLOUTS} callouts waited for the fetch in flight");
+    assert_eq!(keys.most_in_flight.load(Ordering::SeqCst), 1, "one fetch at a time");
+    Arc::into_inner(server).expect("no callout left").stop().await;
+}
+
+#[tokio::test]
+async fn failed_fetches_back_off_while_callouts_keep_coming() {
+    let db = published_db("ps-libreacces").await;
+    let keys = Keys::failing(json!({"keys": [jwk("entra-test-a")]}), usize::MAX, Duration::ZERO);
+    let jwks_url = serve_keys(Arc::clone(&keys)).await;
+    let (first_retry, refetch_after) = (Duration::from_millis(50), Duration::from_millis(800));
+    let server = TestServer::start(
+        db.pool.clone(),
+        retrying(&jwks_url, refetch_after, first_retry, UnknownSubject::Deny),
+    )
+    .await;
+    // Callouts one after another while the key server stays down: each is refused at once,
+    // and they fetch no more often than the back-off allows.
+    let valid = sign("entra-test-a", &entra_claims());
+    let (mut callouts, until) = (0, Instant::now() + Duration::from_secs(20));
+    while keys.fetches() < 7 {
+        assert!(
+            Instant::now() < until,
+            "timed out waiting for 7 fetches; {} so far",
+            keys.fetches()
+        );
+        assert_eq!(
+            call(&server, Some(&valid), &callout("810003456125")).await.status(),
+            401
+        );
+        callouts += 1;
+    }
+    let arrivals = keys.arrivals.lock().unwrap().clone();
+    assert!(
+        callouts > 2 * arrivals.len(),
+        "{callouts} callouts, {} fetches",
+        arrivals.len()
+    );
+    let gaps: Vec<Duration> = arrivals.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    // The first retry comes after the back-off's first wait, not after `refetch_after`...
+    assert!(
+        gaps[0] < refetch_after / 2,
+        "the first retry came {:?} after the start-up fetch",
+        gaps[0]
+    );
+    // ...and the waits double up to `refetch_after`: 50 ms, 100, 200, 400, 800, 800.
+    let waits = [50, 100, 200, 400, 800, 800].map(Duration::from_millis);
+    for (i, (gap, wait)) in gaps.iter().zip(waits).enumerate() {
+        assert!(
+            *gap >= wait,
+            "fetch {} came {gap:?} after the one before, not {wait:?}",
+            i + 2
+        );
+    }
     server.stop().await;
 }

@@ -312,6 +312,7 @@ impl ServeArgs {
                     subject_attribute: self.entra_subject_attribute.clone(),
                     mapping: self.entra_subject_mapping.clone(),
                     refetch_after: crate::http::entra::token::REFETCH_AFTER,
+                    first_retry: crate::http::entra::token::FIRST_RETRY,
                 });
             }
             _ => anyhow::bail!(

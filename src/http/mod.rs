@@ -138,15 +138,12 @@ impl AppState {
             search_guard: Arc::new(crate::search::SearchGuard::default()),
             past: history::PastReads::beside(&pool),
             exports: export::slots(),
+            // Its keys are fetched by a supervised task the server starts (`server::run`).
             entra: config.hooks.entra.clone().map(|settings| {
-                let auth = Arc::new(entra::EntraAuth::new(
+                Arc::new(entra::EntraAuth::new(
                     settings,
                     config.runner.downloader.client().clone(),
-                ));
-                // Fetched now: the first callout should not wait for Entra's keys.
-                let fetching = Arc::clone(&auth);
-                tokio::spawn(async move { fetching.refresh().await });
-                auth
+                ))
             }),
             signer: config
                 .signing

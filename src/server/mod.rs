@@ -105,6 +105,19 @@ pub async fn run(
         }
     });
 
+    // Entra's keys fetched now, so that the first callout does not wait for them; retried
+    // with back-off while none is held (a start-up during a network blip).
+    if let Some(entra) = state.entra.clone().filter(|_| config.routes.serves_claims()) {
+        let stop = shutdown.clone();
+        supervisor.spawn("entra-keys", move || {
+            let (entra, stop) = (Arc::clone(&entra), stop.clone());
+            async move {
+                entra.keep_keys(stop).await;
+                Ok(())
+            }
+        });
+    }
+
     if let Some(dir) = search_dir {
         let search = Arc::new(SearchFollower {
             pool: pool.clone(),

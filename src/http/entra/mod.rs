@@ -7,6 +7,7 @@
 //! default and mints no token on a failure).
 
 mod claims;
+mod keys;
 pub mod token;
 
 use axum::extract::State;
@@ -19,6 +20,7 @@ use super::hooks::{UnknownSubject, document_for};
 use axum::body::Bytes;
 pub use claims::{MAX_CLAIMS_BYTES, entra_claims};
 use claims::{Members, Text};
+pub use keys::FetchError;
 pub use token::{EntraAuth, EntraSettings};
 
 const CALLOUT_TYPE: &str = "microsoft.graph.onTokenIssuanceStartCalloutData";

@@ -1,27 +1,22 @@
 //! Entra ID authenticates its callout with its own bearer token, not our key: RS256, signed
-//! by a key of the configured JWKS (fetched and cached; fetched again on an unknown `kid`,
-//! at most once a minute and within 2 s, keeping the cached keys), `iss` exactly as
+//! by a key of the configured JWKS (fetched and cached by `keys`), `iss` exactly as
 //! configured, `aud` one of the configured audiences, `exp` and `nbf` with a minute of
 //! leeway, and `azp` (v2 tokens) or `appid` (v1) naming Entra's authentication events
 //! service. Anything else is refused.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
+use tokio_util::sync::CancellationToken;
 
+use super::keys::EntraKeys;
 use crate::http::SubjectMapping;
 
 /// The application id of Entra's authentication events service, the caller of every
 /// custom claims provider.
 pub const EVENTS_SERVICE_APP_ID: &str = "99045fe1-7639-4a75-9d4a-577b6ca3810f";
 const LEEWAY_SECONDS: u64 = 60;
-const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
-/// Entra's key sets are a few kilobytes.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// The Entra route's settings; the route is off without them.
 #[derive(Debug, Clone)]
@@ -35,11 +30,18 @@ pub struct EntraSettings {
     pub mapping: Option<SubjectMapping>,
     /// How soon an unknown `kid` may fetch the keys again (a minute; tests shorten it).
     pub refetch_after: Duration,
+    /// With no key held, the wait after a failed fetch: doubled on each failure in a row,
+    /// up to `refetch_after` (a second; tests shorten it).
+    pub first_retry: Duration,
 }
 
 /// A minute between fetches of Entra's keys for an unknown `kid`: a flood of forged tokens
 /// costs Entra's key server one request a minute.
 pub const REFETCH_AFTER: Duration = Duration::from_secs(60);
+
+/// A second after a failed fetch while no key is held: a restart during a network blip
+/// refuses Entra's callouts for about as long as the blip, not a minute more.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 impl EntraSettings {
     /// Checks the key set's URL: https, or http to a loopback address (tests).
@@ -69,15 +71,10 @@ struct CallerClaims {
     exp: i64,
 }
 
-type Keys = HashMap<String, Arc<DecodingKey>>;
-
 /// Validates Entra's tokens against its published keys.
 pub struct EntraAuth {
     pub settings: EntraSettings,
-    client: reqwest::Client,
-    keys: ArcSwap<Keys>,
-    /// When the keys were last fetched: an unknown `kid` refetches at most once a minute.
-    fetched: tokio::sync::Mutex<Option<Instant>>,
+    keys: EntraKeys,
     validation: Validation,
     /// Tokens already validated, with their `exp`: Entra sends the same client-credentials
     /// token for an hour, and an RS256 check on every callout is most of this route's
@@ -97,10 +94,8 @@ impl EntraAuth {
         validation.leeway = LEEWAY_SECONDS;
         validation.validate_nbf = true;
         EntraAuth {
+            keys: EntraKeys::new(&settings, client),
             settings,
-            client,
-            keys: ArcSwap::default(),
-            fetched: tokio::sync::Mutex::new(None),
             validation,
             validated: std::sync::Mutex::default(),
         }
@@ -124,11 +119,11 @@ impl EntraAuth {
             return Err(format!("algorithm {:?}, not RS256", header.alg));
         }
         let kid = header.kid.ok_or("the token names no key (kid)")?;
-        let key = match self.key(&kid) {
+        let key = match self.keys.get(&kid) {
             Some(key) => key,
             None => {
-                self.refresh().await;
-                self.key(&kid).ok_or_else(|| format!("unknown key {kid:?}"))?
+                self.keys.refresh_for(&kid).await;
+                self.keys.get(&kid).ok_or_else(|| format!("unknown key {kid:?}"))?
             }
         };
         let decoded = jsonwebtoken::decode::<CallerClaims>(token, &key, &self.validation)
@@ -152,58 +147,10 @@ impl EntraAuth {
         Ok(())
     }
 
-    fn key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
-        self.keys.load().get(kid).cloned()
-    }
-
-    /// Fetches the keys again unless that was done less than a minute ago; on failure the
-    /// cached keys stay.
-    pub async fn refresh(&self) {
-        let mut fetched = self.fetched.lock().await;
-        if fetched.is_some_and(|at| at.elapsed() < self.settings.refetch_after) {
-            return;
-        }
-        *fetched = Some(Instant::now());
-        match self.fetch().await {
-            Ok(keys) => {
-                tracing::info!(keys = keys.len(), url = %self.settings.jwks_url, "Entra signing keys fetched");
-                self.keys.store(Arc::new(keys));
-            }
-            Err(error) => {
-                tracing::warn!(%error, url = %self.settings.jwks_url, "Entra signing keys unavailable; the cached ones stay")
-            }
-        }
-    }
-
-    async fn fetch(&self) -> Result<Keys, String> {
-        let response = self
-            .client
-            .get(self.settings.jwks_url.clone())
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .error_for_status()
-            .map_err(|e| e.to_string())?;
-        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
-            return Err("the key set is too large".to_owned());
-        }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err("the key set is too large".to_owned());
-        }
-        let set: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))?;
-        let mut keys = Keys::new();
-        // Key by key: one of a kind this program does not read leaves the others usable.
-        for key in set["keys"].as_array().ok_or("no `keys` array")? {
-            let Ok(jwk) = serde_json::from_value::<Jwk>(key.clone()) else {
-                continue;
-            };
-            if let (Some(kid), Ok(decoding)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(&jwk)) {
-                keys.insert(kid, Arc::new(decoding));
-            }
-        }
-        Ok(keys)
+    /// Fetches Entra's keys until some are held, then waits for `stop`: the server's
+    /// supervised start-up task.
+    pub async fn keep_keys(&self, stop: CancellationToken) {
+        self.keys.keep(stop).await;
     }
 }
 
