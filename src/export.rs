@@ -6,10 +6,13 @@
 //! The work (reading one consistent generation, decompressing, formatting, compressing)
 //! runs on a niced thread of its own with its own connection (`priority::run_niced`), never
 //! on a server's workers; its output comes in chunks over a bounded channel, so memory is
-//! a few chunks whatever the size, and a reader that goes away stops it.
+//! a few chunks whatever the size, and a reader that goes away stops it. So does one that
+//! stays but takes nothing for a while (`stall`): the export's transaction would pin
+//! Postgres's xmin horizon, and its slot every other export, for as long as it stayed.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -18,7 +21,7 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 
 use crate::store::codec::Decompressors;
 use crate::store::feed::Position;
@@ -31,6 +34,8 @@ const CHUNK_BYTES: usize = 256 << 10;
 const CHUNKS_IN_FLIGHT: usize = 8;
 /// Below the claims path, as the imports are.
 const EXPORT_NICE: i32 = 10;
+/// How long an export waits for its reader to take a chunk before it ends.
+pub const DEFAULT_STALL: Duration = Duration::from_secs(30);
 
 /// What the export is of, known before its first line.
 #[derive(Debug, Clone, Serialize)]
@@ -58,6 +63,8 @@ pub enum ExportError {
     Thread(#[from] crate::priority::NicedError),
     #[error("compressing the export: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the export's reader took nothing for {0:?}")]
+    Stalled(Duration),
 }
 
 /// An export under way: its head, then its chunks (`Err` once, if it fails midway), then
@@ -69,16 +76,33 @@ pub struct Export {
     pub done: oneshot::Receiver<u64>,
 }
 
-/// Starts an export of the published generation of the database `options` reach.
-pub async fn start(options: PgConnectOptions, gzip: bool) -> Result<Export, ExportError> {
+/// Starts an export of the published generation of the database `options` reach. It ends
+/// when its reader takes no chunk for `stall`; `slot` is held until its work ends (its
+/// transaction with it), whatever its reader does afterwards.
+pub async fn start(
+    options: PgConnectOptions,
+    gzip: bool,
+    stall: Duration,
+    slot: Option<OwnedSemaphorePermit>,
+) -> Result<Export, ExportError> {
     let (head_tx, head_rx) = oneshot::channel();
     let (chunk_tx, chunks) = mpsc::channel(CHUNKS_IN_FLIGHT);
     let (done_tx, done) = oneshot::channel();
     let work = crate::priority::run_niced(EXPORT_NICE, "annuaire-export", move || async move {
-        let result = produce(options, gzip, head_tx, &chunk_tx, done_tx).await;
-        if let Err(e) = result {
-            // The head was sent or not: the reader learns of the failure either way.
-            let _ = chunk_tx.send(Err(e)).await;
+        let result = produce(options, gzip, stall, head_tx, &chunk_tx, done_tx).await;
+        // The connection is closed: the slot goes now, not when a stuck reader lets go of
+        // its end of the channel (a socket that is never read may stay open for hours).
+        drop(slot);
+        match result {
+            Ok(()) => {}
+            // Its channel is full and nobody reads it: the reader, if it ever reads again,
+            // finds the chunks end without `done`, a cut export.
+            Err(e @ ExportError::Stalled(_)) => tracing::warn!(error = %e, "export ended"),
+            // The head was sent or not: the reader learns of the failure either way, if it
+            // reads.
+            Err(e) => {
+                let _ = tokio::time::timeout(stall, chunk_tx.send(Err(e))).await;
+            }
         }
     });
     tokio::spawn(async move {
@@ -102,6 +126,7 @@ pub async fn start(options: PgConnectOptions, gzip: bool) -> Result<Export, Expo
 async fn produce(
     options: PgConnectOptions,
     gzip: bool,
+    stall: Duration,
     head_tx: oneshot::Sender<ExportHead>,
     chunk_tx: &mpsc::Sender<Result<Bytes, ExportError>>,
     done: oneshot::Sender<u64>,
@@ -140,17 +165,31 @@ async fn produce(
             .map_err(|e| LookupError::Corrupt(national_id.to_string(), e))?;
         out.line(&national_id, record.removed_at, &claims)?;
         written += 1;
-        if out.pending() >= CHUNK_BYTES && chunk_tx.send(Ok(out.take()?)).await.is_err() {
+        if out.pending() >= CHUNK_BYTES && !hand(chunk_tx, out.take()?, stall).await? {
             // The reader went away: nothing more to do.
             return Ok(());
         }
     }
     let last = out.finish()?;
-    if !last.is_empty() && chunk_tx.send(Ok(last)).await.is_err() {
+    if !last.is_empty() && !hand(chunk_tx, last, stall).await? {
         return Ok(());
     }
     let _ = done.send(written);
     Ok(())
+}
+
+/// Hands a chunk to the reader: `false` when it went away, `Stalled` when it took nothing
+/// for `stall` (the wait is here, where the export blocks, since a reader stuck on a full
+/// socket is never polled and cannot notice anything itself).
+async fn hand(
+    chunk_tx: &mpsc::Sender<Result<Bytes, ExportError>>,
+    chunk: Bytes,
+    stall: Duration,
+) -> Result<bool, ExportError> {
+    match tokio::time::timeout(stall, chunk_tx.send(Ok(chunk))).await {
+        Ok(sent) => Ok(sent.is_ok()),
+        Err(_) => Err(ExportError::Stalled(stall)),
+    }
 }
 
 /// "RPPS (ANS), extrait du 2026-11-26" (the extract's date in Paris time).

@@ -175,6 +175,8 @@ async fn serve(store: &Store, args: &ServeArgs, database: &DatabaseArgs) -> anyh
         connections: annuaire::http::ConnectionLimits::default(),
         webhooks: args.webhooks()?,
         signing: args.signing()?,
+        past: annuaire::http::PastLimits::default(),
+        export_stall: std::time::Duration::from_secs(args.export_stall_seconds),
     };
     commands::serve::run(store.pool.clone(), args.listen, config).await
 }

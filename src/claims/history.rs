@@ -24,9 +24,11 @@ pub struct HistoryEntry {
     pub changes: Vec<FieldChange>,
 }
 
-/// The entries of `versions` (oldest first), each compared with the last document before it.
-pub fn entries(versions: &[Version]) -> Vec<HistoryEntry> {
-    let mut last: Option<&[u8]> = None;
+/// The entries of `versions` (oldest first), each compared with the last document before
+/// it: `before` is the last one served before the first of them (none from the start), so
+/// a page of the history reads as the same entries as the whole.
+pub fn entries(before: Option<&[u8]>, versions: &[Version]) -> Vec<HistoryEntry> {
+    let mut last = before;
     versions
         .iter()
         .map(|version| {
@@ -106,14 +108,18 @@ mod tests {
     fn each_version_against_the_last_document_served() {
         let a = json!({"given_name": "JEAN", "telephone": "01"});
         let b = json!({"given_name": "JEAN", "telephone": "02"});
-        let history = entries(&[
+        let versions = [
             version(1, Change::Added, Some(a.clone())),
             // A diploma changed: the record changed, the claims did not.
             version(2, Change::Changed, Some(a.clone())),
             version(3, Change::Changed, Some(b.clone())),
             version(4, Change::Removed, None),
             version(5, Change::Added, Some(a)),
-        ]);
+        ];
+        let history = entries(None, &versions);
+        // A page from the removal on, given the last document before it: the same entries.
+        let b = serde_json::to_vec(&b).unwrap();
+        assert_eq!(entries(Some(&b), &versions[3..]), history[3..]);
         let seen: Vec<_> = history
             .iter()
             .map(|e| {

@@ -280,6 +280,11 @@ pub struct ServeArgs {
     /// Delivered at least once by one replica, retried for about a day and a half.
     #[arg(long = "publish-webhook", env = "ANNUAIRE_PUBLISH_WEBHOOKS", value_delimiter = ',')]
     pub publish_webhooks: Vec<String>,
+    /// An export (`GET /v1/export`) whose client takes nothing for this many seconds ends,
+    /// with its transaction, and frees the export slot.
+    #[arg(long, env = "ANNUAIRE_EXPORT_STALL_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub export_stall_seconds: u64,
 }
 
 impl ServeArgs {

@@ -12,7 +12,9 @@ use super::Outcome;
 
 pub async fn run(pool: &PgPool, out: &Path, gzip: bool) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let mut export = crate::export::start((*pool.connect_options()).clone(), gzip)
+    // The file is its reader: only a disk stuck for the whole stall ends it.
+    let options = (*pool.connect_options()).clone();
+    let mut export = crate::export::start(options, gzip, crate::export::DEFAULT_STALL, None)
         .await
         .context("cannot start the export")?;
     let head = &export.head;

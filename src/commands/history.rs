@@ -83,18 +83,34 @@ pub async fn show(pool: &PgPool, input: &str, json: bool) -> anyhow::Result<Outc
     let Some(id) = parse_id(input) else {
         return Ok(Outcome::MalformedId);
     };
-    let versions = history::versions(pool, &id)
-        .await
-        .with_context(|| format!("while reading the history of {id}"))?;
-    if versions.is_empty() {
+    let reading = || format!("while reading the history of {id}");
+    let mut conn = pool.acquire().await.with_context(reading)?;
+    // Page by page, as the API reads it: never a whole long history's documents at once.
+    let (mut after, mut all) = (None, Vec::new());
+    loop {
+        let page = history::page(&mut conn, &id, after, history::MAX_PAGE)
+            .await
+            .with_context(reading)?;
+        let Some(last) = page.versions.last() else {
+            break;
+        };
+        after = Some(last.run_id);
+        let entries = entries(page.before.as_deref(), &page.versions);
+        if json {
+            all.extend(entries);
+        } else {
+            print!("{}", text(&entries));
+        }
+        if page.versions.len() < history::MAX_PAGE as usize {
+            break;
+        }
+    }
+    if after.is_none() {
         eprintln!("{id} was never in the published directory");
         return Ok(Outcome::NotFound);
     }
-    let history = entries(&versions);
     if json {
-        super::print_json(&serde_json::json!({ "national_id": id.as_str(), "versions": history }))?;
-    } else {
-        print!("{}", text(&history));
+        super::print_json(&serde_json::json!({ "national_id": id.as_str(), "versions": all }))?;
     }
     Ok(Outcome::Success)
 }

@@ -1,8 +1,10 @@
 //! `GET /v1/export` (admin): the published generation as NDJSON, streamed (see `export`),
 //! gzip-compressed when the client accepts it. One export at a time per server: a second
-//! one is refused with 503 rather than doubling the work beside the claims path.
+//! one is refused with 503 rather than doubling the work beside the claims path; an export
+//! whose client takes nothing for a while ends, so that no client keeps the slot.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -14,9 +16,20 @@ use super::AppState;
 use super::error::ApiError;
 use crate::export::{self, ExportError};
 
-/// How many exports a server runs at once.
-pub fn slots() -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(1))
+/// The exports of a server: one at a time, each ended when its client takes nothing for
+/// `stall`.
+pub struct Exports {
+    slots: Arc<Semaphore>,
+    stall: Duration,
+}
+
+impl Exports {
+    pub fn new(stall: Duration) -> Exports {
+        Exports {
+            slots: Arc::new(Semaphore::new(1)),
+            stall,
+        }
+    }
 }
 
 /// The published generation, one `{national_id, removed_at, claims}` a line; its
@@ -27,30 +40,32 @@ pub fn slots() -> Arc<Semaphore> {
     tag = "feed",
     responses(
         (status = 200, description = "NDJSON, one professional a line (gzip with Accept-Encoding: gzip); headers X-Annuaire-Generation, X-Annuaire-Extract-Date, X-Annuaire-Source, X-Annuaire-Changes-Cursor", content_type = "application/x-ndjson"),
-        (status = 503, description = "Nothing published yet, or an export is already running", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Nothing published yet, or an export is already running (one whose client takes nothing for --export-stall-seconds ends)", body = super::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn export(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    let permit = Arc::clone(&state.exports).try_acquire_owned().map_err(|_| {
+    let permit = Arc::clone(&state.exports.slots).try_acquire_owned().map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "an export is already running; retry when it ends",
         )
     })?;
     let gzip = accepts_gzip(&headers);
-    let started = export::start((*state.pool.connect_options()).clone(), gzip).await;
+    let options = (*state.pool.connect_options()).clone();
+    // The permit goes with the export's work: held until its last chunk is handed over, its
+    // client goes, or its client takes nothing for `stall`.
+    let started = export::start(options, gzip, state.exports.stall, Some(permit)).await;
     let export::Export { head, chunks, done } = started.map_err(|e| match e {
         ExportError::NothingPublished => ApiError::not_ready(),
         e => ApiError::internal(e),
     })?;
-    // The permit goes with the stream: held until the last chunk is sent or the client
-    // goes. Chunks that end without `done` end the body with an error, so the client sees
-    // a cut transfer, never a short export that looks complete.
-    let stream = futures::stream::unfold(Some((chunks, done, permit)), |state| async move {
-        let (mut chunks, mut done, permit) = state?;
+    // Chunks that end without `done` end the body with an error, so the client sees a cut
+    // transfer, never a short export that looks complete.
+    let stream = futures::stream::unfold(Some((chunks, done)), |state| async move {
+        let (mut chunks, mut done) = state?;
         match chunks.recv().await {
-            Some(Ok(chunk)) => Some((Ok(chunk), Some((chunks, done, permit)))),
+            Some(Ok(chunk)) => Some((Ok(chunk), Some((chunks, done)))),
             Some(Err(e)) => {
                 tracing::error!(error = %e, "export failed midway");
                 Some((Err(std::io::Error::other("the export failed")), None))

@@ -1,8 +1,8 @@
 //! The past of the directory: the claims a professional had at an instant (`?at=` on the
 //! claims route, for audits: "what did we put in that token?") and their history of
-//! versions. Both read Postgres. `?at=` is on the claims route but never takes from what
-//! the route's present answers need: its own two connections and a bound on the reads in
-//! flight; past that bound it answers 503 at once rather than queue behind the IdP.
+//! versions, a page at a time. Both read Postgres and never take from what the claims
+//! route's present answers need: their own two connections and a bound on the reads in
+//! flight, shared; past that bound they answer 503 at once rather than queue.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,44 +11,78 @@ use axum::body::Body;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::{Json, Params, Path};
-use crate::claims::history::{HistoryEntry, entries};
+use super::extract::{Params, Path};
+use crate::claims::history::entries;
 use crate::national_id::NationalId;
-use crate::store::history::{self, Change};
+use crate::store::history::{self, Change, VersionPage};
 use crate::store::professionals::LookupError;
 
-/// Connections of the `?at=` reads, apart from the pool of everything else.
+/// Connections of the reads of the past, apart from the pool of everything else.
 const PAST_CONNECTIONS: u32 = 2;
-/// `?at=` reads in flight; more are refused with 503 (an audit can retry, an IdP waits).
-const PAST_READS: usize = 4;
-/// Longest wait for a connection of the `?at=` pool.
+/// Longest wait for a connection of the past's pool.
 const PAST_ACQUIRE: Duration = Duration::from_secs(2);
+/// A history page's body ends before this (41 whole versions once made 19 MB).
+const PAGE_BYTES: usize = 1 << 20;
+/// What follows the last version of a page: `],"next":"<cursor>"}` (a cursor is at most
+/// 106 hex digits: a run id and a national id of 32 characters).
+const TAIL_BYTES: usize = 128;
 
-/// What `?at=` reads with.
+/// The bounds of the reads of the past (settable for tests).
+#[derive(Debug, Clone)]
+pub struct PastLimits {
+    /// Reads in flight, `?at=` and histories together; more are refused with 503 (an
+    /// audit can retry, an IdP waits).
+    pub reads: usize,
+    /// A history page ends before its body reaches this many bytes (one version always
+    /// goes, however large, so that a page moves on).
+    pub page_bytes: usize,
+}
+
+impl Default for PastLimits {
+    fn default() -> PastLimits {
+        PastLimits {
+            reads: 4,
+            page_bytes: PAGE_BYTES,
+        }
+    }
+}
+
+/// What the reads of the past read with.
 pub struct PastReads {
     pool: PgPool,
     slots: Arc<Semaphore>,
+    page_bytes: usize,
 }
 
 impl PastReads {
     /// A small pool of its own to the same database as `pool`, connected on first use.
-    pub fn beside(pool: &PgPool) -> PastReads {
+    pub fn beside(pool: &PgPool, limits: &PastLimits) -> PastReads {
         PastReads {
             pool: PgPoolOptions::new()
                 .max_connections(PAST_CONNECTIONS)
                 .acquire_timeout(PAST_ACQUIRE)
                 .connect_lazy_with((*pool.connect_options()).clone()),
-            slots: Arc::new(Semaphore::new(PAST_READS)),
+            slots: Arc::new(Semaphore::new(limits.reads)),
+            page_bytes: limits.page_bytes,
         }
+    }
+
+    /// A slot for one read, or the 503 that says to come back.
+    fn slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.slots.try_acquire().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many reads of the past (claims at an instant, histories) at once; retry shortly",
+            )
+        })
     }
 }
 
@@ -83,12 +117,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AsOf {
 /// The claims document served at `at`, byte for byte; 404 if the professional was not
 /// published then, 410 if they had been removed by then.
 pub async fn claims_at(state: &AppState, id: &NationalId, at: DateTime<Utc>) -> Result<Response, ApiError> {
-    let _slot = state.past.slots.try_acquire().map_err(|_| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many reads of past claims at once; retry shortly",
-        )
-    })?;
+    let _slot = state.past.slot()?;
     let version = history::as_of(&state.past.pool, id, at).await.map_err(unavailable)?;
     match version {
         None => Err(ApiError::new(
@@ -130,39 +159,153 @@ fn unavailable(error: LookupError) -> ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct History {
-    national_id: String,
-    versions: Vec<HistoryEntry>,
-}
-
-/// Every published version of a professional, oldest first: the run, its extract and
+/// A page of a professional's published versions, oldest first: the run, its extract and
 /// publication dates, whether it added, changed or removed them, and for a change the
-/// claim fields that changed (`{path, old, new}`, JSON Pointer paths).
+/// claim fields that changed (`{path, old, new}`, JSON Pointer paths). `next`, when more
+/// follow, is where the next page starts: `?since=` it.
 #[utoipa::path(
     get,
     path = "/v1/professionals/{id}/history",
     tag = "search",
-    params(("id" = String, Path, description = "National id, bare RPPS or bare ADELI")),
+    params(
+        ("id" = String, Path, description = "National id, bare RPPS or bare ADELI"),
+        ("since" = Option<String>, Query, description = "The `next` of a previous page; empty or absent: from the first version"),
+        ("limit" = Option<i64>, Query, description = "Versions on the page, 1 to 100 (default 20); a page also ends before 1 MiB"),
+    ),
     responses(
-        (status = 200, description = "{national_id, versions: [{run_id, extract_ts, published_at, change, claims_changed, changes: [{path, old, new}]}]}"),
-        (status = 400, description = "Malformed identifier", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "{national_id, versions: [{run_id, extract_ts, published_at, change, claims_changed, changes: [{path, old, new}]}], next}: `next` only when more versions follow"),
+        (status = 400, description = "Malformed identifier, limit or cursor", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Never published", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Too many reads of the past at once, or the database is unreachable: retry", body = super::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
-pub async fn professional_history(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = NationalId::parse(&id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let versions = history::versions(&state.pool, &id).await.map_err(ApiError::internal)?;
-    if versions.is_empty() {
+pub async fn professional_history(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let bad = |detail: String| ApiError::new(StatusCode::BAD_REQUEST, detail);
+    let id = NationalId::parse(&id).map_err(|e| bad(e.to_string()))?;
+    let limit = params
+        .parse("limit", "a whole number")?
+        .unwrap_or(history::DEFAULT_PAGE);
+    if !(1..=history::MAX_PAGE).contains(&limit) {
+        return Err(bad(format!("limit must be between 1 and {}", history::MAX_PAGE)));
+    }
+    let after = match params.text("since").map(str::trim).unwrap_or_default() {
+        "" => None,
+        cursor => Some(history::after(&id, cursor).ok_or_else(|| {
+            bad("since is not a cursor of this history (give the `next` of a previous page, or nothing)".to_owned())
+        })?),
+    };
+    let _slot = state.past.slot()?;
+    let mut conn = state.past.pool.acquire().await.map_err(|e| unavailable(e.into()))?;
+    // One version more than the page: whether another page follows.
+    let page = history::page(&mut conn, &id, after, limit + 1)
+        .await
+        .map_err(unavailable)?;
+    drop(conn);
+    if after.is_none() && page.versions.is_empty() {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("{id} was never in the published directory"),
         ));
     }
-    Ok(Json(History {
-        national_id: id.as_str().to_owned(),
-        versions: entries(&versions),
-    })
-    .into_response())
+    // Field diffs of up to a hundred documents: off the async workers.
+    let budget = state.past.page_bytes;
+    let body = tokio::task::spawn_blocking(move || page_body(&id, &page, limit, budget))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+/// `{national_id, versions, next}`: up to `limit` versions, fewer when one more would take
+/// the body past `budget` bytes; `next` only when versions remain (`page` holds one more
+/// than `limit` when another page follows).
+fn page_body(id: &NationalId, page: &VersionPage, limit: i64, budget: usize) -> serde_json::Result<Vec<u8>> {
+    let all = entries(page.before.as_deref(), &page.versions);
+    let mut body = b"{\"national_id\":".to_vec();
+    serde_json::to_writer(&mut body, id.as_str())?;
+    body.extend_from_slice(b",\"versions\":[");
+    let mut written = 0;
+    for entry in all.iter().take(usize::try_from(limit).unwrap_or(0)) {
+        let mark = body.len();
+        if written > 0 {
+            body.push(b',');
+        }
+        serde_json::to_writer(&mut body, entry)?;
+        if written > 0 && body.len() + TAIL_BYTES > budget {
+            body.truncate(mark);
+            break;
+        }
+        written += 1;
+    }
+    body.push(b']');
+    if written > 0 && written < all.len() {
+        body.extend_from_slice(b",\"next\":");
+        serde_json::to_writer(&mut body, &history::cursor(id, all[written - 1].run_id))?;
+    }
+    body.push(b'}');
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::store::RunId;
+    use crate::store::history::Version;
+
+    fn page(runs: i64) -> VersionPage {
+        let versions = (1..=runs)
+            .map(|run| Version {
+                run_id: RunId(run),
+                extract_ts: None,
+                published_at: DateTime::from_timestamp(run * 86_400, 0).unwrap(),
+                change: if run == 1 { Change::Added } else { Change::Changed },
+                claims_json: Some(serde_json::to_vec(&json!({ "telephone": run })).unwrap()),
+            })
+            .collect();
+        VersionPage { before: None, versions }
+    }
+
+    fn written(id: &NationalId, page: &VersionPage, limit: i64, budget: usize) -> (Vec<i64>, Option<RunId>, usize) {
+        let body = page_body(id, page, limit, budget).unwrap();
+        let doc: Value = serde_json::from_slice(&body).unwrap();
+        let runs = doc["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["run_id"].as_i64().unwrap())
+            .collect();
+        let next = doc
+            .get("next")
+            .map(|n| history::after(id, n.as_str().unwrap()).unwrap());
+        (runs, next, body.len())
+    }
+
+    #[test]
+    fn a_page_stops_at_its_limit_or_before_its_budget_and_says_where_to_go_on() {
+        let id = NationalId::parse("810015620395").unwrap();
+        // `limit` + 1 versions read: a full page and a `next`; fewer: the end, no `next`.
+        assert_eq!(written(&id, &page(4), 3, PAGE_BYTES).0, [1, 2, 3]);
+        assert_eq!(written(&id, &page(4), 3, PAGE_BYTES).1, Some(RunId(3)));
+        assert_eq!(written(&id, &page(3), 3, PAGE_BYTES).1, None);
+        // A budget of two versions (and room for the longest cursor): two go, and the body
+        // stays under it.
+        let budget = written(&id, &page(4), 2, PAGE_BYTES).2 + TAIL_BYTES;
+        let (runs, next, bytes) = written(&id, &page(4), 3, budget);
+        assert_eq!((runs, next), (vec![1, 2], Some(RunId(2))));
+        assert!(bytes <= budget, "{bytes}");
+        // A budget below one version: that one still goes, so that the reader moves on.
+        assert_eq!(written(&id, &page(4), 3, 10).0, [1]);
+        assert_eq!(written(&id, &page(1), 3, 10).1, None);
+    }
 }

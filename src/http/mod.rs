@@ -40,6 +40,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 pub use error::{ApiError, Problem, Removal};
+pub use history::PastLimits;
 pub use hooks::{HookSettings, SubjectMapping, UnknownPlain, UnknownSubject};
 pub use listener::ConnectionLimits;
 
@@ -112,7 +113,7 @@ pub struct Shared {
     /// What `?at=` on the claims route reads with, apart from everything else.
     pub past: history::PastReads,
     /// Exports running (`/v1/export`): one at a time.
-    pub exports: Arc<tokio::sync::Semaphore>,
+    pub exports: export::Exports,
     /// The Entra route's token validation, when the route is configured.
     pub entra: Option<Arc<entra::EntraAuth>>,
     /// Signs claims for `Accept: application/jwt` and publishes its keys (ANNUAIRE_ISSUER).
@@ -136,8 +137,8 @@ impl AppState {
             tasks: Arc::default(),
             job_runs: TaskTracker::new(),
             search_guard: Arc::new(crate::search::SearchGuard::default()),
-            past: history::PastReads::beside(&pool),
-            exports: export::slots(),
+            past: history::PastReads::beside(&pool, &config.past),
+            exports: export::Exports::new(config.export_stall),
             // Its keys are fetched by a supervised task the server starts (`server::run`).
             entra: config.hooks.entra.clone().map(|settings| {
                 Arc::new(entra::EntraAuth::new(

@@ -53,6 +53,10 @@ pub struct ServerConfig {
     pub webhooks: Option<webhooks::WebhookSettings>,
     /// Signed claims (`Accept: application/jwt`) and the JWKS; off without an issuer.
     pub signing: Option<crate::signing::SigningSettings>,
+    /// Bounds of the reads of the past (`?at=`, histories).
+    pub past: crate::http::PastLimits,
+    /// An export whose client takes nothing for this long ends, with its transaction.
+    pub export_stall: Duration,
 }
 
 impl ServerConfig {
@@ -68,6 +72,8 @@ impl ServerConfig {
             connections: ConnectionLimits::default(),
             webhooks: None,
             signing: None,
+            past: crate::http::PastLimits::default(),
+            export_stall: crate::export::DEFAULT_STALL,
         }
     }
 }

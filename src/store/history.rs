@@ -5,16 +5,17 @@
 //! discards every held one, so an older run can no longer be approved after it).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 
 pub use super::Change;
 use super::RunId;
+use super::feed::Position;
 use super::professionals::{LookupError, unpack};
 use crate::national_id::NationalId;
 
-/// More versions than this for one professional (one a day for 27 years) is not history
-/// but a fault; the query stops there.
-pub const MAX_VERSIONS: i64 = 10_000;
+/// Versions on one page of a history, at most, and when the reader names none.
+pub const MAX_PAGE: i64 = 100;
+pub const DEFAULT_PAGE: i64 = 20;
 
 /// One version: what a generation did to the professional.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,14 +72,93 @@ fn version(id: &NationalId, row: EventRow) -> Result<Version, LookupError> {
     })
 }
 
-/// Every version of the professional, oldest first; empty when never published.
-pub async fn versions(db: impl PgExecutor<'_>, id: &NationalId) -> Result<Vec<Version>, LookupError> {
-    let rows: Vec<EventRow> = sqlx::query_as(events_of!("ORDER BY run.id LIMIT $2"))
-        .bind(id.as_str())
-        .bind(MAX_VERSIONS)
-        .fetch_all(db)
-        .await?;
-    rows.into_iter().map(|row| version(id, row)).collect()
+/// A page of a professional's versions, oldest first, and the claims document served just
+/// before its first one (none before the first version, or after a removal), which its
+/// first entry is compared with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionPage {
+    pub before: Option<Vec<u8>>,
+    pub versions: Vec<Version>,
+}
+
+/// Up to `limit` versions after that of run `after` (from the first without one), oldest
+/// first. Keyset on the run id, limited before any document is read: a page costs its own
+/// versions whatever the length of the history.
+pub async fn page(
+    conn: &mut PgConnection,
+    id: &NationalId,
+    after: Option<RunId>,
+    limit: i64,
+) -> Result<VersionPage, LookupError> {
+    let rows: Vec<EventRow> = sqlx::query_as(
+        "SELECT run.id, run.extract_ts, run.published_at, e.change, r.claims_zst, d.dictionary
+         FROM (SELECT u.run_id, u.change
+               FROM ((SELECT p.run_id, p.change FROM professional_record p
+                      WHERE p.national_id = $1 AND p.run_id > $2
+                        AND EXISTS (SELECT 1 FROM import_run pr WHERE pr.id = p.run_id AND pr.status = 'published')
+                      ORDER BY p.run_id LIMIT $3)
+                     UNION ALL
+                     (SELECT x.run_id, 'removed' FROM run_removal x
+                      WHERE x.national_id = $1 AND x.run_id > $2
+                        AND EXISTS (SELECT 1 FROM import_run xr WHERE xr.id = x.run_id AND xr.status = 'published')
+                      ORDER BY x.run_id LIMIT $3)) u
+               ORDER BY u.run_id LIMIT $3) e
+         JOIN import_run run ON run.id = e.run_id
+         LEFT JOIN professional_record r
+                ON e.change <> 'removed' AND r.national_id = $1 AND r.run_id = e.run_id
+         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
+         ORDER BY e.run_id",
+    )
+    .bind(id.as_str())
+    .bind(after.map_or(0, |run| run.0))
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let versions = rows
+        .into_iter()
+        .map(|row| version(id, row))
+        .collect::<Result<Vec<_>, _>>()?;
+    let before = match after {
+        None => None,
+        Some(run) => document_until(&mut *conn, id, run).await?,
+    };
+    Ok(VersionPage { before, versions })
+}
+
+/// The claims document of the professional's last version published up to run `run`.
+async fn document_until(db: impl PgExecutor<'_>, id: &NationalId, run: RunId) -> Result<Option<Vec<u8>>, LookupError> {
+    let row: Option<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT r.claims_zst, d.dictionary
+         FROM professional_record r
+         JOIN import_run run ON run.id = r.run_id AND run.status = 'published'
+         LEFT JOIN compression_dictionary d ON d.run_id = r.dictionary_run_id
+         WHERE r.national_id = $1 AND r.run_id <= $2
+         ORDER BY r.run_id DESC LIMIT 1",
+    )
+    .bind(id.as_str())
+    .bind(run)
+    .fetch_optional(db)
+    .await?;
+    row.map(|(compressed, dictionary)| unpack(id.as_str(), &compressed, dictionary.as_deref()))
+        .transpose()
+}
+
+/// The cursor of `id`'s history after the version of run `run`: the change feed's form
+/// (run and national id, hex-encoded), so one cursor code serves both.
+pub fn cursor(id: &NationalId, run: RunId) -> String {
+    Position {
+        run_id: run,
+        national_id: id.as_str().to_owned(),
+    }
+    .cursor()
+}
+
+/// The run a cursor of `id`'s history is after; `None` for one that is not a cursor, or
+/// the cursor of someone else's history.
+pub fn after(id: &NationalId, cursor: &str) -> Option<RunId> {
+    Position::parse(cursor.trim())
+        .filter(|p| p.national_id == id.as_str())
+        .map(|p| p.run_id)
 }
 
 /// The version being served at `at`: that of the last generation published at or before
