@@ -223,12 +223,10 @@ fn idle_flood(
                     tally.opened.fetch_add(1, Ordering::Relaxed);
                     let mut buf = [0u8; 64];
                     while !stop.load(Ordering::Relaxed) {
-                        match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
-                            Ok(Ok(0) | Err(_)) => {
-                                tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
-                                return;
-                            }
-                            _ => {}
+                        let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+                        if let Ok(Ok(0) | Err(_)) = read {
+                            tally.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                            return;
                         }
                     }
                 },

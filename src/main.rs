@@ -172,7 +172,10 @@ async fn serve(store: &Store, args: &ServeArgs, database: &DatabaseArgs) -> anyh
         scheduler: args.runs_scheduler(),
         runner: runner_settings(database)?,
         search_dir: Some(database.home.join("search")),
-        connections: annuaire::http::ConnectionLimits::default(),
+        connections: annuaire::http::ConnectionLimits {
+            max_per_client: usize::try_from(args.max_connections_per_client)?,
+            ..Default::default()
+        },
         webhooks: args.webhooks()?,
         signing: args.signing()?,
         past: annuaire::http::PastLimits::default(),

@@ -129,6 +129,18 @@ fn is_whole_answer(answer: &[u8]) -> bool {
     body.len() >= length
 }
 
+/// `annuaire_connections_closed_total{reason}` from `/metrics`.
+async fn closed_count(server: &TestServer, reason: &str) -> u64 {
+    let prefix = format!("annuaire_connections_closed_total{{reason=\"{reason}\"}} ");
+    let metrics = server.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in the metrics"))
+        .parse()
+        .expect("a count")
+}
+
 #[tokio::test]
 async fn a_socket_that_sends_nothing_is_closed_at_the_header_timeout() {
     let (server, _, _db) = server(ConnectionLimits {
@@ -142,6 +154,7 @@ async fn a_socket_that_sends_nothing_is_closed_at_the_header_timeout() {
         closed_within(&mut silent, Duration::from_secs(20)).await,
         "a socket that never sent a byte was held past the header timeout"
     );
+    assert_eq!(closed_count(&server, "no_request").await, 1);
     server.stop().await;
 }
 
@@ -167,6 +180,7 @@ async fn at_the_cap_an_idle_kept_alive_connection_makes_room_for_a_new_one() {
         closed_within(&mut idle[0], Duration::from_secs(10)).await,
         "the oldest idle connection is still open"
     );
+    assert!(closed_count(&server, "evicted").await >= 1);
     // Those idle for less are kept while there is room.
     assert!(!closed_within(&mut idle[limits.max_connections - 1], Duration::from_millis(300)).await);
     server.stop().await;
@@ -196,6 +210,7 @@ async fn one_client_address_holds_at_most_its_share_of_the_cap() {
         !closed_within(&mut held[0], Duration::from_millis(300)).await,
         "a connection within the share was closed"
     );
+    assert_eq!(closed_count(&server, "over_share").await, 100);
     // Claims from another address are answered throughout.
     assert_eq!(claims_status(&server, &key).await, Ok(200));
     // A connection that ends gives its share back.
@@ -206,4 +221,44 @@ async fn one_client_address_holds_at_most_its_share_of_the_cap() {
     })
     .await;
     server.stop().await;
+}
+
+#[test]
+fn the_share_is_a_setting_checked_against_the_cap() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(common::cargo_bin());
+        command
+            .args(args)
+            .env("ANNUAIRE_EMBEDDED", "off")
+            .env("RUST_LOG", "warn");
+        for name in ["ANNUAIRE_CONFIG", "DATABASE_URL", "ANNUAIRE_MAX_CONNECTIONS_PER_CLIENT"] {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied()).output().expect("annuaire runs")
+    };
+    let shown = |out: std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let all: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON");
+        all.into_iter()
+            .find(|s| s["key"] == "max-connections-per-client")
+            .expect("the setting is shown")
+    };
+    // A quarter of the cap by default; 0 (no share) and the environment accepted.
+    let default = shown(run(&["config", "show", "--json"], &[]));
+    assert_eq!(
+        (&default["value"], &default["source"]),
+        (&"1024".into(), &"default".into())
+    );
+    let off = shown(run(
+        &["config", "show", "--json"],
+        &[("ANNUAIRE_MAX_CONNECTIONS_PER_CLIENT", "0")],
+    ));
+    assert_eq!(off["value"], "0");
+    // Above the cap, or not a number: refused with the setting's name, before anything runs.
+    for bad in ["5000", "-1", "many"] {
+        let out = run(&["serve", &format!("--max-connections-per-client={bad}")], &[]);
+        assert_eq!(out.status.code(), Some(2), "{bad} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--max-connections-per-client"), "{stderr}");
+    }
 }

@@ -285,6 +285,13 @@ pub struct ServeArgs {
     #[arg(long, env = "ANNUAIRE_EXPORT_STALL_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub export_stall_seconds: u64,
+    /// Connections one client address (an IPv6 /64) may hold open at once, of the 4,096
+    /// the server accepts; one more is closed at once. 0: no limit. Behind a reverse proxy
+    /// or a NAT, all clients share one address: raise it or set 0 there.
+    #[arg(long, env = "ANNUAIRE_MAX_CONNECTIONS_PER_CLIENT",
+          default_value_t = (crate::http::listener::DEFAULT_MAX_CONNECTIONS / 4) as u64,
+          value_parser = clap::value_parser!(u64).range(0..=crate::http::listener::DEFAULT_MAX_CONNECTIONS as u64))]
+    pub max_connections_per_client: u64,
 }
 
 impl ServeArgs {

@@ -56,6 +56,7 @@ impl Metrics {
         self.render_requests(&mut out);
         render_generation(&mut out, state);
         render_health(&mut out, state);
+        render_connections(&mut out, state);
         out
     }
 
@@ -118,6 +119,23 @@ fn render_generation(out: &mut String, state: &AppState) {
 }
 
 /// The store, the last import, the background tasks and the search index.
+/// The listener's connections: how many are open, and those it closed to protect the rest.
+fn render_connections(out: &mut String, state: &AppState) {
+    let name = "annuaire_connections_open";
+    family(out, name, "gauge", "Client connections open now.");
+    let _ = writeln!(out, "{name} {}", state.connections.open());
+    let name = "annuaire_connections_closed_total";
+    family(
+        out,
+        name,
+        "counter",
+        "Connections the server closed to protect the others: over_share (a client address at its share of the cap), evicted (idle, to admit a new one at the cap), no_request (no request head within the header timeout of accept).",
+    );
+    for (reason, count) in state.connections.closed() {
+        let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {count}");
+    }
+}
+
 fn render_health(out: &mut String, state: &AppState) {
     let name = "annuaire_store_up";
     family(out, name, "gauge", "Whether Postgres answered the last probe.");

@@ -112,6 +112,8 @@ pub struct Shared {
     pub search_guard: Arc<crate::search::SearchGuard>,
     /// What `?at=` on the claims route reads with, apart from everything else.
     pub past: history::PastReads,
+    /// What the listener did with connections, for `/metrics`.
+    pub connections: Arc<listener::ConnectionStats>,
     /// Exports running (`/v1/export`): one at a time.
     pub exports: export::Exports,
     /// The Entra route's token validation, when the route is configured.
@@ -136,6 +138,7 @@ impl AppState {
             search_enabled,
             tasks: Arc::default(),
             job_runs: TaskTracker::new(),
+            connections: Arc::default(),
             search_guard: Arc::new(crate::search::SearchGuard::default()),
             past: history::PastReads::beside(&pool, &config.past),
             exports: export::Exports::new(config.export_stall),

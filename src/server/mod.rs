@@ -170,10 +170,12 @@ pub async fn run(
 
     tracing::info!(address = %listener.local_addr()?, routes = ?config.routes, "serving");
     let job_runs = state.job_runs.clone();
+    let connections = Arc::clone(&state.connections);
     let served = crate::http::listener::serve(
         listener,
         crate::http::router(state),
         config.connections,
+        connections,
         shutdown.clone(),
     )
     .await;

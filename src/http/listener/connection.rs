@@ -61,6 +61,7 @@ pub async fn serve(
             }
             _ = tokio::time::sleep_until(first_request_at), if !conn.has_had_request() => {
                 if !conn.has_had_request() {
+                    entry.stats().no_request.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::debug!("no request head within the header timeout; connection closed");
                     return;
                 }

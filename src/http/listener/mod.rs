@@ -9,6 +9,7 @@ mod registry;
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -21,6 +22,32 @@ use tokio_util::task::TaskTracker;
 use self::connection::Deadlines;
 use self::registry::{ClientKey, Refusal, Registry};
 use super::limits::{MAX_HEADER_BYTES, MAX_URI_BYTES};
+
+/// What the listener did, for `/metrics`: one value per process, shared with the state.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    open: AtomicU64,
+    over_share: AtomicU64,
+    evicted: AtomicU64,
+    no_request: AtomicU64,
+}
+
+impl ConnectionStats {
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections the server closed, by reason: `over_share` (its client address held
+    /// its share), `evicted` (idle, closed to make room at the cap), `no_request` (no
+    /// request head within the header timeout of accept).
+    pub fn closed(&self) -> [(&'static str, u64); 3] {
+        [
+            ("over_share", self.over_share.load(Ordering::Relaxed)),
+            ("evicted", self.evicted.load(Ordering::Relaxed)),
+            ("no_request", self.no_request.load(Ordering::Relaxed)),
+        ]
+    }
+}
 
 /// The cap on open connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4_096;
@@ -66,9 +93,10 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    stats: Arc<ConnectionStats>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
-    let registry = Registry::new(limits.max_connections, limits.max_per_client);
+    let registry = Registry::new(limits.max_connections, limits.max_per_client, Arc::clone(&stats));
     let builder = Arc::new(builder(&limits));
     let deadlines = Deadlines {
         first_request: limits.header_read_timeout,
@@ -97,6 +125,7 @@ pub async fn serve(
             Ok(entry) => entry,
             Err(Refusal::OverShare) => {
                 // Closed at once: dropping the stream.
+                stats.over_share.fetch_add(1, Ordering::Relaxed);
                 refused.over_share(peer.ip(), limits.max_per_client);
                 continue;
             }

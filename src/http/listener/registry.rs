@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::ConnectionStats;
+
 /// Whom a connection belongs to for the per-client share: an IPv4 address, or an IPv6 /64
 /// (one host's interface or one customer's network: a client owns the whole prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +41,7 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// Signalled when a connection ends or goes idle: the accept loop may find room.
     room: Notify,
+    stats: Arc<ConnectionStats>,
 }
 
 #[derive(Default)]
@@ -113,12 +116,13 @@ pub enum Refusal {
 }
 
 impl Registry {
-    pub fn new(max_connections: usize, max_per_client: usize) -> Arc<Registry> {
+    pub fn new(max_connections: usize, max_per_client: usize, stats: Arc<ConnectionStats>) -> Arc<Registry> {
         Arc::new(Registry {
             max_connections: max_connections.max(1),
             max_per_client,
             inner: Mutex::new(Inner::default()),
             room: Notify::new(),
+            stats,
         })
     }
 
@@ -167,6 +171,7 @@ impl Registry {
             inner.next_id += 1;
             let conn = Arc::new(Conn::new());
             inner.open.insert(id, Arc::clone(&conn));
+            self.stats.open.store(inner.open.len() as u64, Ordering::Relaxed);
             return Some(Entry {
                 registry: Arc::clone(self),
                 client: pending.client,
@@ -181,6 +186,7 @@ impl Registry {
             .min_by_key(|conn| conn.last_activity());
         if let Some(victim) = victim {
             victim.evicted.store(true, Ordering::Relaxed);
+            self.stats.evicted.fetch_add(1, Ordering::Relaxed);
             // A permit is stored if its task is not waiting yet: it will see it.
             victim.evict.notify_one();
         }
@@ -231,6 +237,10 @@ impl Entry {
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
+
+    pub fn stats(&self) -> &ConnectionStats {
+        &self.registry.stats
+    }
 }
 
 impl Drop for Entry {
@@ -238,6 +248,10 @@ impl Drop for Entry {
         {
             let mut inner = self.registry.lock();
             inner.open.remove(&self.id);
+            self.registry
+                .stats
+                .open
+                .store(inner.open.len() as u64, Ordering::Relaxed);
             release_share(&mut inner, self.client);
         }
         self.registry.room.notify_one();
@@ -288,7 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_over_its_share_is_refused_and_its_share_comes_back() {
-        let registry = Registry::new(8, 2);
+        let registry = Registry::new(8, 2, Arc::default());
         let shutdown = CancellationToken::new();
         let client = ClientKey::of("192.0.2.1".parse().unwrap());
         let first = registry.admit(client, &shutdown).await.unwrap();
@@ -302,7 +316,7 @@ mod tests {
 
     #[tokio::test]
     async fn at_the_cap_the_idlest_connection_is_asked_to_close_and_busy_ones_are_not() {
-        let registry = Registry::new(2, 0);
+        let registry = Registry::new(2, 0, Arc::default());
         let shutdown = CancellationToken::new();
         let client = ClientKey::of("192.0.2.1".parse().unwrap());
         let busy = registry.admit(client, &shutdown).await.unwrap();
