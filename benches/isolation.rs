@@ -8,7 +8,8 @@
 //!   sockets from a second loopback address, more than the whole connection cap, reopened
 //!   as fast as a rate allows), in the same run; the server's memory under the abuse.
 //!
-//! `cargo bench --bench isolation` (same variables as the import benchmark).
+//! `cargo bench --bench isolation` (same variables as the import benchmark;
+//! `ANNUAIRE_BENCH_ABUSE=admin,history,flood` chooses the abuses, all by default).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -321,26 +322,49 @@ fn main() {
 
     let (stop, tally) = (Arc::new(AtomicBool::new(false)), Arc::new(AbuseTally::default()));
     let (history, flood) = (Arc::new(AbuseTally::default()), Arc::new(FloodTally::default()));
+    // Which abuses run (to tell their effects apart): admin (searches, hostile requests,
+    // bad hook bodies), history (the history flood), flood (the idle sockets). All by default.
+    let chosen = std::env::var("ANNUAIRE_BENCH_ABUSE").unwrap_or_else(|_| "admin,history,flood".to_owned());
+    let abuses: Vec<&str> = chosen.split(',').map(str::trim).collect();
+    println!("abuses: {}", abuses.join(", "));
+    // The abusers stand for other machines: on this one, their load generator must not
+    // take the CPU the IdP's load generator needs to send and time its requests (the
+    // server's own work for them stays at its normal priority).
     let abuse_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .on_thread_start(|| annuaire::priority::lower(19))
         .enable_all()
         .build()
         .expect("abuse runtime");
     let (abused, idle, abuse_rss) = runtime.block_on(async {
         let idle = idle_connections(&format!("127.0.0.1:{port}"), 200).await;
-        let mut tasks = abuse(abuse_runtime.handle(), &base, &search_key, &claims_key, &stop, &tally);
-        tasks.extend(history_flood(
-            abuse_runtime.handle(),
-            &base,
-            &search_key,
-            ids,
-            &stop,
-            &history,
-        ));
-        tasks.push(idle_flood(abuse_runtime.handle(), port, &stop, &flood));
-        // The flood fills its share before the measure starts.
-        while flood.opened.load(Ordering::Relaxed) < FLOOD_SOCKETS as u64 / 2 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut tasks = Vec::new();
+        if abuses.contains(&"admin") {
+            tasks.extend(abuse(
+                abuse_runtime.handle(),
+                &base,
+                &search_key,
+                &claims_key,
+                &stop,
+                &tally,
+            ));
+        }
+        if abuses.contains(&"history") {
+            tasks.extend(history_flood(
+                abuse_runtime.handle(),
+                &base,
+                &search_key,
+                ids,
+                &stop,
+                &history,
+            ));
+        }
+        if abuses.contains(&"flood") {
+            tasks.push(idle_flood(abuse_runtime.handle(), port, &stop, &flood));
+            // The flood fills its share before the measure starts.
+            while flood.opened.load(Ordering::Relaxed) < FLOOD_SOCKETS as u64 / 2 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let sampling = Arc::new(AtomicU64::new(0));
         let pid = server.0.id();

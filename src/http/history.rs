@@ -14,7 +14,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::AppState;
@@ -22,11 +21,15 @@ use super::error::ApiError;
 use super::extract::{Params, Path};
 use crate::claims::history::entries;
 use crate::national_id::NationalId;
+use crate::search::Workers;
 use crate::store::history::{self, Change, VersionPage};
 use crate::store::professionals::LookupError;
 
 /// Connections of the reads of the past, apart from the pool of everything else.
 const PAST_CONNECTIONS: u32 = 2;
+/// Below the claims path, as the searches and the export are: an audit's reads (their
+/// Postgres backends on a local server, and the field diffs here) use the CPU it leaves.
+const PAST_NICE: i32 = 10;
 /// Longest wait for a connection of the past's pool.
 const PAST_ACQUIRE: Duration = Duration::from_secs(2);
 /// A history page's body ends before this (41 whole versions once made 19 MB).
@@ -58,6 +61,8 @@ impl Default for PastLimits {
 /// What the reads of the past read with.
 pub struct PastReads {
     pool: PgPool,
+    /// Niced threads for the field diffs of history pages.
+    workers: Workers,
     slots: Arc<Semaphore>,
     page_bytes: usize,
 }
@@ -66,10 +71,8 @@ impl PastReads {
     /// A small pool of its own to the same database as `pool`, connected on first use.
     pub fn beside(pool: &PgPool, limits: &PastLimits) -> PastReads {
         PastReads {
-            pool: PgPoolOptions::new()
-                .max_connections(PAST_CONNECTIONS)
-                .acquire_timeout(PAST_ACQUIRE)
-                .connect_lazy_with((*pool.connect_options()).clone()),
+            pool: crate::store::batch::niced_pool(&pool.connect_options(), PAST_NICE, PAST_CONNECTIONS, PAST_ACQUIRE),
+            workers: Workers::start(PAST_CONNECTIONS as usize, PAST_NICE),
             slots: Arc::new(Semaphore::new(limits.reads)),
             page_bytes: limits.page_bytes,
         }
@@ -212,9 +215,12 @@ pub async fn professional_history(
             format!("{id} was never in the published directory"),
         ));
     }
-    // Field diffs of up to a hundred documents: off the async workers.
+    // Field diffs of up to a hundred documents: off the async workers, niced.
     let budget = state.past.page_bytes;
-    let body = tokio::task::spawn_blocking(move || page_body(&id, &page, limit, budget))
+    let body = state
+        .past
+        .workers
+        .run(move || page_body(&id, &page, limit, budget))
         .await
         .map_err(ApiError::internal)?
         .map_err(ApiError::internal)?;

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 pub use bounds::{BoundError, Refused, SearchGuard, SearchLimits};
 pub use index::SearchIndex;
 pub use query::{SearchRequest, SearchResponse};
+pub use workers::Workers;
 
 use crate::store::RunId;
 use crate::store::published::{self, CurrentRecord, Extras};

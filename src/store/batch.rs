@@ -19,10 +19,17 @@ const CONNECTIONS: u32 = 4;
 /// A pool for one import: `CONNECTIONS` sessions, each set up as above, its backend niced
 /// by `nice` (0 leaves it alone). Lazy: nothing connects until the import asks.
 pub fn pool(connect: &PgConnectOptions, nice: i32) -> PgPool {
+    niced_pool(connect, nice, CONNECTIONS, Duration::from_secs(30))
+}
+
+/// A pool of `connections` sessions set up as an import's are (no parallel workers, the
+/// backend niced by `nice` on a local server), for other work that must yield the CPU to
+/// the claims path: the server's reads of the past (histories, claims at an instant).
+pub fn niced_pool(connect: &PgConnectOptions, nice: i32, connections: u32, acquire: Duration) -> PgPool {
     let local = connect.get_socket().is_some();
     PgPoolOptions::new()
-        .max_connections(CONNECTIONS)
-        .acquire_timeout(Duration::from_secs(30))
+        .max_connections(connections)
+        .acquire_timeout(acquire)
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute("SET max_parallel_workers_per_gather = 0").await?;
@@ -53,7 +60,7 @@ async fn lower_backend(conn: &mut PgConnection, nice: i32) -> Result<(), sqlx::E
     if let Err(error) = lowered
         && !WARNED.swap(true, Ordering::Relaxed)
     {
-        tracing::warn!(pid, nice, %error, "cannot lower the priority of the import's Postgres backend");
+        tracing::warn!(pid, nice, %error, "cannot lower the priority of a batch or admin Postgres backend");
     }
     Ok(())
 }
