@@ -37,6 +37,11 @@ impl Scope {
         }
     }
 
+    /// Every scope's name, comma-separated, for messages.
+    pub fn names() -> String {
+        Scope::ALL.map(Scope::as_str).join(", ")
+    }
+
     pub fn parse(text: &str) -> Result<Scope, KeyError> {
         Scope::ALL
             .into_iter()
@@ -53,8 +58,12 @@ impl fmt::Display for Scope {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("unknown scope {0:?}: expected claims, search or admin")]
+    #[error("unknown scope {name:?}: the scopes are {all}", name = .0, all = Scope::names())]
     UnknownScope(String),
+    #[error(
+        "key name {0:?} holds a control or text-direction character: `keys list` would print it as is; choose a name without one"
+    )]
+    BadName(String),
     #[error("a key needs at least one scope")]
     NoScope,
     #[error("an active key named {0:?} exists already; revoke it first or choose another name")]
@@ -80,6 +89,9 @@ pub async fn create(db: impl PgExecutor<'_>, name: &str, scopes: &[Scope]) -> Re
     if scopes.is_empty() {
         return Err(KeyError::NoScope);
     }
+    if !printable(name) {
+        return Err(KeyError::BadName(name.to_owned()));
+    }
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| KeyError::Random(e.to_string()))?;
     let secret = format!("{KEY_PREFIX}{}", hex::encode(random));
@@ -96,6 +108,15 @@ pub async fn create(db: impl PgExecutor<'_>, name: &str, scopes: &[Scope]) -> Re
 
 pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<KeyInfo>, KeyError> {
     Ok(stored::list(db).await?)
+}
+
+/// Whether a key name prints as itself: no control character (a newline or an escape
+/// sequence would forge or hide lines of `keys list` on an operator's terminal) and no
+/// bidirectional formatting character (it would show the name's letters reordered).
+fn printable(name: &str) -> bool {
+    !name.chars().any(|c| {
+        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    })
 }
 
 /// Revokes the active key with this name (or id).
@@ -181,5 +202,30 @@ mod tests {
     fn scopes_parse_by_name() {
         assert_eq!(Scope::parse(" admin").unwrap(), Scope::Admin);
         assert!(matches!(Scope::parse("root"), Err(KeyError::UnknownScope(_))));
+    }
+
+    #[test]
+    fn the_unknown_scope_error_names_every_scope() {
+        let message = Scope::parse("root").unwrap_err().to_string();
+        for scope in Scope::ALL {
+            assert!(message.contains(scope.as_str()), "{scope} missing from {message}");
+        }
+    }
+
+    #[test]
+    fn names_with_control_or_direction_characters_are_not_printable() {
+        for bad in [
+            "idp\nrevoked",
+            "idp\u{1b}[2J",
+            "idp\t",
+            "idp\u{7f}",
+            "idp\u{85}",
+            "idp\u{202e}dorp",
+        ] {
+            assert!(!printable(bad), "{bad:?}");
+        }
+        for good in ["idp-prod", "Hôpital de Lyon", "keycloak 2"] {
+            assert!(printable(good), "{good:?}");
+        }
     }
 }

@@ -21,6 +21,7 @@ pub mod progress;
 // A benchmark and test tool, not part of the service: `--no-default-features` leaves it out.
 #[cfg(feature = "gen")]
 pub mod samplegen;
+pub mod scratch;
 pub mod search;
 pub mod server;
 pub mod settings;

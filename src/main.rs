@@ -95,7 +95,7 @@ async fn store_command(command: StoreCommand, store: &Store, database: &Database
     let pool = &store.pool;
     match command {
         StoreCommand::Migrate => {
-            println!("database schema is up to date");
+            annuaire::out!("database schema is up to date")?;
             Ok(Outcome::Success)
         }
         StoreCommand::Import(args) => import(pool, &args, database).await,
@@ -225,15 +225,15 @@ async fn db(command: DbCommand, settings: &DatabaseSettings) -> anyhow::Result<O
     match command {
         DbCommand::Stop => {
             let was_running = tokio::task::spawn_blocking(move || EmbeddedCluster::stop(&home)).await??;
-            println!("{}", if was_running { "stopped" } else { "not running" });
+            annuaire::out!("{}", if was_running { "stopped" } else { "not running" })?;
         }
         DbCommand::Url if settings.url.is_some() => {
-            println!("DATABASE_URL is set: annuaire uses that server, not an embedded one");
+            annuaire::out!("DATABASE_URL is set: annuaire uses that server, not an embedded one")?;
         }
         DbCommand::Url => {
             let cluster = tokio::task::spawn_blocking(move || EmbeddedCluster::ensure_running(&home)).await??;
             cluster.create_database_if_missing(EMBEDDED_DATABASE).await?;
-            println!("{}", cluster.url(EMBEDDED_DATABASE));
+            annuaire::out!("{}", cluster.url(EMBEDDED_DATABASE))?;
         }
     }
     Ok(Outcome::Success)

@@ -97,6 +97,13 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
         heading, "Profession 10 Médecin (C Civil) — S SM04 Cardiologie et maladies vasculaires",
         "the record shows labels beside codes"
     );
+    let address = browser
+        .eval("return document.querySelector('#record-body table tr:nth-child(2) td:nth-child(3)').textContent")
+        .await;
+    assert_eq!(
+        address, "900 Route DE PARIS, CS 90401, 01012 BOURG EN BRESSE CEDEX",
+        "the street type's label, the postcode once (the bureau cedex carries it)"
+    );
     let shown = browser
         .eval("return document.getElementById('claims').textContent")
         .await;

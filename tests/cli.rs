@@ -301,3 +301,64 @@ async fn keys_are_created_once_listed_without_secrets_and_revoked() {
     let out = annuaire(&db.url, &["keys", "revoke", "idp-prod"]);
     assert_eq!(out.status.code(), Some(1), "nothing left to revoke");
 }
+
+/// A key name that would not print as itself (a newline forging a line of `keys list`, an
+/// escape sequence) is refused, naming it escaped; an unknown scope's error lists every
+/// scope, `feed` included.
+#[tokio::test]
+async fn keys_refuse_unprintable_names_and_name_every_scope() {
+    let db = test_db().await;
+    for name in ["idp\n   2  admin-root", "idp\u{1b}[2J", "idp\u{202e}dorp"] {
+        let out = annuaire(&db.url, &["keys", "create", "--name", name, "--scope", "claims"]);
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {}", stderr(&out));
+        let expected = format!("key name {name:?} holds a control or text-direction character");
+        assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "", "no secret printed");
+    }
+    let listed = annuaire(&db.url, &["keys", "list", "--json"]);
+    assert_eq!(stdout(&listed).trim(), "[]", "no key created");
+
+    let bad = annuaire(&db.url, &["keys", "create", "--name", "x", "--scope", "claims,root"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("unknown scope \"root\": the scopes are claims, search, admin, feed"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+/// `annuaire … --json | head`: a reader that goes away early is no crash. What is left to
+/// print is dropped quietly (no panic, no backtrace hint) and the command ends with its
+/// own status: the import below is published and exits 0.
+#[tokio::test]
+async fn a_closed_stdout_ends_quietly_with_the_commands_status() {
+    let db = test_db().await;
+    let created = annuaire(&db.url, &["keys", "create", "--name", "idp", "--scope", "claims"]);
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    let source = sample("ps-libreacces");
+    let commands: [&[&str]; 5] = [
+        &["import", &source, "--json"],
+        &["imports", "list", "--json"],
+        &["imports", "show", "1"],
+        &["keys", "list", "--json"],
+        &["claims", "810003456125"],
+    ];
+    for args in commands {
+        // A pipe whose reading end is closed before the command writes: every write fails
+        // with a broken pipe, as under `| head` once head has read its lines.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(cargo_bin())
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("RUST_LOG", "warn")
+            .stdout(writer)
+            .output()
+            .expect("the binary runs");
+        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let out = annuaire(&db.url, &["imports", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["status"], "published", "the import ran to its end: {list}");
+}

@@ -150,3 +150,42 @@ async fn doctor_reports_a_signing_key_the_secret_cannot_open_as_an_error() {
     assert_eq!(status, "warning");
     assert!(detail.contains("not checked"), "{detail}");
 }
+
+/// A CA bundle that holds no certificate (empty, a key, the wrong file) parses as a bundle
+/// of none: the doctor names it as an error instead of saying ok.
+#[tokio::test]
+async fn doctor_reports_a_ca_bundle_without_a_certificate() {
+    let home = tempfile::tempdir().unwrap();
+    let jobs = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs");
+    let key_only = home.path().join("key-only.pem");
+    std::fs::write(
+        &key_only,
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIB3Bq4m4g0v1Y5kP0xQe5Q0pYjY5V8zYjYzYjYzYjYzY\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let empty = home.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for bundle in [&key_only, &empty] {
+        let out = std::process::Command::new(common::cargo_bin())
+            .args(["doctor", "--json", "--jobs-dir"])
+            .arg(&jobs)
+            // Unreachable: the CA bundle is checked all the same.
+            .env("DATABASE_URL", "postgres://annuaire@127.0.0.1:1/annuaire")
+            .env("ANNUAIRE_HOME", home.path())
+            .env("ANNUAIRE_CA_BUNDLE", bundle)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the binary runs");
+        assert_eq!(out.status.code(), Some(1));
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (status, detail) = check(&report, "CA bundle");
+        assert_eq!(status, "error", "{report}");
+        assert_eq!(
+            detail,
+            format!(
+                "download settings: the CA bundle {} holds no PEM certificate",
+                bundle.display()
+            )
+        );
+    }
+}

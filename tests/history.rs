@@ -282,10 +282,10 @@ async fn a_held_runs_diff_names_who_it_removes_and_changes() {
             (status, response.json::<Value>().await.unwrap())
         }
     };
-    let (status, removed) = get(String::new()).await;
+    let (status, removed) = get("?kind=removed".to_owned()).await;
     assert_eq!(status, 200, "{removed}");
     assert_eq!(removed["status"], "held");
-    assert_eq!(removed["kind"], "removed", "removals first, by default");
+    assert_eq!(removed["kind"], "removed");
     assert_eq!(
         removed["counts"],
         json!({"added": held.added, "changed": held.changed, "removed": held.removed}),

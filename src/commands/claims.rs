@@ -29,10 +29,10 @@ pub async fn show(pool: &PgPool, input: &str) -> anyhow::Result<Outcome> {
                 "{id} was removed from the directory on {}",
                 removed_at.format("%Y-%m-%d %H:%M UTC")
             );
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::json!({ "national_id": id.as_str(), "removed_at": removed_at })
-            );
+            )?;
             Outcome::Removed
         }
         ClaimsLookup::NotFound => {

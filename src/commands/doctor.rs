@@ -84,7 +84,7 @@ pub async fn run(database: &DatabaseArgs, json: bool) -> anyhow::Result<Outcome>
     if json {
         print_json(&serde_json::json!({ "status": worst, "checks": report.0 }))?;
     } else {
-        print_table(&report.0);
+        print_table(&report.0)?;
     }
     Ok(if worst == Level::Error {
         Outcome::Failure
@@ -462,7 +462,7 @@ fn free_share(path: &Path) -> Option<(u64, u64)> {
     Some((stats.f_bavail as u64 * unit, stats.f_blocks as u64 * unit))
 }
 
-fn print_table(checks: &[Check]) {
+fn print_table(checks: &[Check]) -> std::io::Result<()> {
     let width = checks.iter().map(|c| c.check.chars().count()).max().unwrap_or(0);
     for check in checks {
         let status = match check.status {
@@ -470,9 +470,10 @@ fn print_table(checks: &[Check]) {
             Level::Warning => "warning",
             Level::Error => "ERROR",
         };
-        println!("{:<width$}  {status:<7}  {}", check.check, check.detail);
+        crate::out!("{:<width$}  {status:<7}  {}", check.check, check.detail)?;
         if let Some(action) = &check.action {
-            println!("{:<width$}  {:<7}  → {action}", "", "");
+            crate::out!("{:<width$}  {:<7}  → {action}", "", "")?;
         }
     }
+    Ok(())
 }

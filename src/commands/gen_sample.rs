@@ -29,7 +29,7 @@ pub fn run(options: &GenOptions) -> anyhow::Result<Outcome> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    println!(
+    crate::out!(
         "{}: {} professionals ({} order), {} activity lines, {} savoir-faire lines, {} diploma lines, {} MB uncompressed",
         summary.zip_path.display(),
         summary.professionals,
@@ -38,6 +38,6 @@ pub fn run(options: &GenOptions) -> anyhow::Result<Outcome> {
         summary.savoir_faire_lines,
         summary.diploma_lines,
         summary.uncompressed_bytes >> 20
-    );
+    )?;
     Ok(Outcome::Success)
 }

@@ -1,8 +1,6 @@
 //! `annuaire claims <ID> --at <instant>`, `annuaire history <ID>`, `annuaire changes` and
 //! `annuaire purge`: the directory through the published generations, and how long.
 
-use std::io::Write;
-
 use anyhow::Context;
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Paris;
@@ -54,14 +52,14 @@ pub async fn claims_at(pool: &PgPool, input: &str, at: DateTime<Utc>) -> anyhow:
                 v.run_id,
                 v.published_at.to_rfc3339()
             );
-            println!(
+            crate::out!(
                 "{}",
                 serde_json::json!({
                     "national_id": id.as_str(),
                     "removed_at": removed_at,
                     "removal_published_at": v.published_at,
                 })
-            );
+            )?;
             Outcome::Removed
         }
         Some(v) => {
@@ -71,9 +69,9 @@ pub async fn claims_at(pool: &PgPool, input: &str, at: DateTime<Utc>) -> anyhow:
                 v.run_id
             );
             // The stored bytes, as the IdP received them: no reformatting.
-            let mut out = std::io::stdout().lock();
-            out.write_all(&v.claims_json.unwrap_or_default())?;
-            out.write_all(b"\n")?;
+            let mut document = v.claims_json.unwrap_or_default();
+            document.push(b'\n');
+            crate::commands::output::write_bytes(&document)?;
             Outcome::Success
         }
     })
@@ -99,7 +97,7 @@ pub async fn show(pool: &PgPool, input: &str, json: bool) -> anyhow::Result<Outc
         if json {
             all.extend(entries);
         } else {
-            print!("{}", text(&entries));
+            crate::commands::output::write(format_args!("{}", text(&entries)))?;
         }
         if page.versions.len() < history::MAX_PAGE as usize {
             break;
@@ -122,15 +120,15 @@ pub async fn changes(pool: &PgPool, since: &str, limit: i64, json: bool) -> anyh
         return Ok(Outcome::Success);
     }
     for c in &page.changes {
-        println!(
+        crate::out!(
             "run {:>6}  {}  {:<7}{}",
             c.run_id,
             c.national_id,
             c.change,
             if c.claims_changed { "" } else { "  (claims unchanged)" }
-        );
+        )?;
     }
-    println!("next: {}", page.next);
+    crate::out!("next: {}", page.next)?;
     Ok(Outcome::Success)
 }
 
@@ -141,14 +139,14 @@ pub async fn purge(pool: &PgPool, retention_days: i32, json: bool) -> anyhow::Re
     if json {
         super::print_json(&report)?;
     } else {
-        println!(
+        crate::out!(
             "purge {}: {} professionals removed before {} purged ({} versions, {} removals)",
             report.id,
             report.professionals,
             report.cutoff.format("%Y-%m-%d %H:%M UTC"),
             report.records,
             report.removals
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }

@@ -41,9 +41,9 @@ fn report(run: &RunSummary, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(run);
     }
-    println!("{}", one_line(run));
+    crate::out!("{}", one_line(run))?;
     if let Some(message) = &run.message {
-        println!("  {message}");
+        crate::out!("  {message}")?;
     }
     Ok(())
 }
@@ -70,10 +70,10 @@ pub async fn list(pool: &PgPool, limit: i64, json: bool) -> anyhow::Result<Outco
     if json {
         print_json(&list)?;
     } else if list.is_empty() {
-        println!("no import runs yet");
+        crate::out!("no import runs yet")?;
     } else {
         for run in &list {
-            println!("{}  {}", run.started_at.format("%Y-%m-%d %H:%M:%S"), one_line(run));
+            crate::out!("{}  {}", run.started_at.format("%Y-%m-%d %H:%M:%S"), one_line(run))?;
         }
     }
     Ok(Outcome::Success)
@@ -90,26 +90,26 @@ pub async fn show(pool: &PgPool, id: i64, json: bool) -> anyhow::Result<Outcome>
         print_json(&value)?;
         return Ok(Outcome::Success);
     }
-    println!("{}", one_line(&run));
+    crate::out!("{}", one_line(&run))?;
     if let Some(message) = &run.message {
-        println!("message: {message}");
+        crate::out!("message: {message}")?;
     }
-    println!(
+    crate::out!(
         "extract: {}",
         run.extract_ts.map_or("unknown".to_owned(), |t| t.to_rfc3339())
-    );
-    println!("checksum: {}", run.checksum.as_deref().unwrap_or("-"));
-    println!("phases (ms): {}", run.phases);
+    )?;
+    crate::out!("checksum: {}", run.checksum.as_deref().unwrap_or("-"))?;
+    crate::out!("phases (ms): {}", run.phases)?;
     if let Some(gate) = &run.gate {
-        println!("per identifier type: {gate}");
+        crate::out!("per identifier type: {gate}")?;
     }
     for file in run.files.as_array().into_iter().flatten() {
-        println!("file: {file}");
+        crate::out!("file: {file}")?;
     }
     if !rejects.is_empty() {
-        println!("rejected lines ({} kept of {}):", rejects.len(), run.rejected);
+        crate::out!("rejected lines ({} kept of {}):", rejects.len(), run.rejected)?;
         for r in &rejects {
-            println!("  {}:{}: {}  | {}", r.file, r.line, r.reason, r.content);
+            crate::out!("  {}:{}: {}  | {}", r.file, r.line, r.reason, r.content)?;
         }
     }
     Ok(Outcome::Success)
@@ -150,15 +150,19 @@ pub async fn diff(
     }
     if let Some(first) = pages.first() {
         let c = &first.counts;
-        println!(
+        crate::out!(
             "run {} ({}): {} removed, {} changed, {} added",
-            first.run_id, first.status, c.removed, c.changed, c.added
-        );
+            first.run_id,
+            first.status,
+            c.removed,
+            c.changed,
+            c.added
+        )?;
     }
     for diff in &pages {
         let shown = diff.items.len() as i64;
         let from = (diff.page - 1) * diff.per_page;
-        println!(
+        crate::out!(
             "\n{} ({} in all{}):",
             diff.kind,
             diff.total,
@@ -167,16 +171,16 @@ pub async fn diff(
                 n if n < diff.total => format!(", {}-{} shown: --page for more", from + 1, from + n),
                 _ => String::new(),
             }
-        );
+        )?;
         for item in &diff.items {
             let note = if diff.kind == Change::Changed && !item.claims_changed {
                 "  (record only: claims unchanged)"
             } else {
                 ""
             };
-            println!("  {}  {} {}{note}", item.national_id, item.family_name, item.given_name);
+            crate::out!("  {}  {} {}{note}", item.national_id, item.family_name, item.given_name)?;
             for field in &item.changes {
-                println!("      {}: {} -> {}", field.path, field.old, field.new);
+                crate::out!("      {}: {} -> {}", field.path, field.old, field.new)?;
             }
         }
     }

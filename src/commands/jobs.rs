@@ -50,12 +50,12 @@ pub async fn list(pool: &PgPool, jobs: &[JobDefinition], json: bool) -> anyhow::
                     r.started_at.format("%Y-%m-%d %H:%M UTC")
                 )
             });
-        println!(
+        crate::out!(
             "{:<24} {:<14} {:<18} next {next}; {last}",
             job.name,
             format!("{:?}", job.kind),
             job.schedule_text
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }
@@ -84,9 +84,9 @@ pub async fn run(
     if json {
         print_json(&run)?;
     } else {
-        println!("job run {} of {}: {}", run.id, run.job, run.status);
+        crate::out!("job run {} of {}: {}", run.id, run.job, run.status)?;
         if let Some(message) = &run.message {
-            println!("  {message}");
+            crate::out!("  {message}")?;
         }
     }
     Ok(match run.status {

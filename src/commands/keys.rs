@@ -14,7 +14,7 @@ pub async fn create(pool: &PgPool, name: &str, scopes: &str) -> anyhow::Result<O
         info.name,
         info.scopes.join(",")
     );
-    println!("{secret}");
+    crate::out!("{secret}")?;
     Ok(Outcome::Success)
 }
 
@@ -28,19 +28,19 @@ pub async fn list(pool: &PgPool, json: bool) -> anyhow::Result<Outcome> {
         let state = key.revoked_at.map_or("active".to_owned(), |t| {
             format!("revoked {}", t.format("%Y-%m-%d %H:%M"))
         });
-        println!(
+        crate::out!(
             "{:>4}  {:<24} {:<20} created {}  {state}",
             key.id,
             key.name,
             key.scopes.join(","),
             key.created_at.format("%Y-%m-%d %H:%M")
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }
 
 pub async fn revoke(pool: &PgPool, name_or_id: &str) -> anyhow::Result<Outcome> {
     let key = keys::revoke(pool, name_or_id).await?;
-    println!("revoked key {} ({})", key.id, key.name);
+    crate::out!("revoked key {} ({})", key.id, key.name)?;
     Ok(Outcome::Success)
 }

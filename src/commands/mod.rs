@@ -13,6 +13,7 @@ pub mod history;
 pub mod imports;
 pub mod jobs;
 pub mod keys;
+pub mod output;
 pub mod search;
 pub mod serve;
 pub mod signing_keys;
@@ -38,8 +39,8 @@ impl From<Outcome> for std::process::ExitCode {
     }
 }
 
-/// Prints a value as pretty JSON on stdout.
+/// Prints a value as pretty JSON on stdout (`output` says what a closed stdout does).
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::out!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(())
 }

@@ -13,6 +13,13 @@ pub async fn run(pool: PgPool, listen: SocketAddr, config: ServerConfig) -> anyh
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    // Partial downloads of a server or an import killed mid-way: gone before the jobs start.
+    let work_dir = config.runner.work_dir.clone();
+    match tokio::task::spawn_blocking(move || crate::download::remove_leftovers(&work_dir)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "cannot remove the partial downloads left in the work directory"),
+        Err(error) => tracing::warn!(%error, "the removal of partial downloads failed"),
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     server::run(pool, listener, config, shutdown)

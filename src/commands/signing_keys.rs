@@ -16,7 +16,7 @@ pub async fn list(pool: &PgPool, json: bool) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Success);
     }
     if keys.is_empty() {
-        println!("no signing key yet: a server with ANNUAIRE_ISSUER creates the first one");
+        crate::out!("no signing key yet: a server with ANNUAIRE_ISSUER creates the first one")?;
     }
     let now = chrono::Utc::now();
     let signing = keys.iter().rev().find(|k| k.activates_at <= now).map(|k| k.kid.clone());
@@ -28,25 +28,25 @@ pub async fn list(pool: &PgPool, json: bool) -> anyhow::Result<Outcome> {
         } else {
             "superseded"
         };
-        println!(
+        crate::out!(
             "{}  {:<10} created {}  signs from {}  {}",
             key.kid,
             state,
             key.created_at.format("%Y-%m-%d %H:%M"),
             key.activates_at.format("%Y-%m-%d %H:%M:%S%.3f"),
             if key.sealed { "sealed" } else { "UNSEALED" }
-        );
+        )?;
     }
     Ok(Outcome::Success)
 }
 
 pub async fn rotate(pool: &PgPool, activate_after: u64, sealing: &Sealing) -> anyhow::Result<Outcome> {
     let added = rotation::rotate(pool, sealing, Duration::from_secs(activate_after)).await?;
-    println!(
+    crate::out!(
         "added signing key {}: published in the JWKS now, signs from {}; the previous key stays published until its tokens expire",
         added.kid,
         added.activates_at.to_rfc3339()
-    );
+    )?;
     Ok(Outcome::Success)
 }
 
@@ -55,6 +55,6 @@ pub async fn retire(pool: &PgPool, kid: &str, sealing: &Sealing, unproven_secret
         Retired::Pending => "it had signed nothing yet".to_owned(),
         Retired::Unopenable(problem) => problem.to_string(),
     };
-    println!("retired signing key {kid} ({why}): servers drop it from the JWKS within seconds");
+    crate::out!("retired signing key {kid} ({why}): servers drop it from the JWKS within seconds")?;
     Ok(Outcome::Success)
 }

@@ -39,6 +39,15 @@ impl Downloader {
                 .map_err(|e| DownloadError::Settings(format!("cannot read the CA bundle {}: {e}", bundle.display())))?;
             let certificates = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| DownloadError::Settings(format!("{} is not a PEM bundle: {e}", bundle.display())))?;
+            // The parser skips what is not a certificate: an empty file, a key or the
+            // wrong file parse as a bundle of none, and the publisher's chain would then
+            // fail at the first download instead of here.
+            if certificates.is_empty() {
+                return Err(DownloadError::Settings(format!(
+                    "the CA bundle {} holds no PEM certificate",
+                    bundle.display()
+                )));
+            }
             builder = builder.tls_certs_merge(certificates);
         }
         let client = builder.build().map_err(|e| DownloadError::Settings(e.to_string()))?;

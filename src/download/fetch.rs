@@ -2,6 +2,7 @@
 //! a total budget, cancellation), each one a request, a body streamed to a private
 //! temporary file under a size cap with its checksum, and the checks that it is an extract.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::checks::{disposition_file_name, refusal, refused, url_file_name};
 use super::{DownloadError, DownloadSettings, Downloader, Fetched, is_remote, retry};
 use crate::extract::Source;
+use crate::scratch::{self, Claim};
 
 /// Why one attempt did not bring the extract: worth another try (with the server's wish),
 /// or final.
@@ -55,6 +57,7 @@ impl Downloader {
         cancel: &CancellationToken,
     ) -> Result<Fetched, DownloadError> {
         let started = Instant::now();
+        let claim = claim(dir).await?;
         let policy = self.settings.retry;
         let mut last_error = String::new();
         for attempt in 1..=policy.attempts.max(1) {
@@ -64,7 +67,7 @@ impl Downloader {
             let attempt_result = tokio::select! {
                 // Dropping the attempt deletes its partial file.
                 _ = cancel.cancelled() => return Err(DownloadError::Cancelled),
-                result = self.attempt(url, dir, min_bytes) => result,
+                result = self.attempt(url, dir, min_bytes, &claim) => result,
             };
             match attempt_result {
                 Ok(fetched) => {
@@ -99,7 +102,7 @@ impl Downloader {
     }
 
     /// One attempt: ask, pick the file's name and place, read the body, check it.
-    async fn attempt(&self, url: &str, dir: &Path, min_bytes: u64) -> Result<Fetched, Setback> {
+    async fn attempt(&self, url: &str, dir: &Path, min_bytes: u64, claim: &Claim) -> Result<Fetched, Setback> {
         let response = self.request(url).await?;
         let name = file_name(url, &response);
         let (temp, path) = scratch_file(dir, &name)?;
@@ -110,6 +113,7 @@ impl Downloader {
             bytes: body.bytes,
             sha256: body.sha256,
             _dir: temp,
+            _claim: claim.share().map_err(|e| Setback::Fail(write_error(dir, e)))?,
         })
     }
 
@@ -195,12 +199,37 @@ fn file_name(url: &str, response: &reqwest::Response) -> String {
         .unwrap_or_else(|| "extract.zip".to_owned())
 }
 
+/// The name of each download's private directory starts with this: what a killed process
+/// leaves behind is recognised by it.
+const SCRATCH_PREFIX: &str = "annuaire-download-";
+
+fn is_leftover(name: &OsStr) -> bool {
+    name.to_str().is_some_and(|name| name.starts_with(SCRATCH_PREFIX))
+}
+
+/// Claims `dir` for a download, first removing the partial downloads of processes killed
+/// mid-way (when no live one downloads there).
+async fn claim(dir: &Path) -> Result<Claim, DownloadError> {
+    let owned = dir.to_owned();
+    tokio::task::spawn_blocking(move || scratch::claim(&owned, is_leftover))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|claimed| claimed)
+        .map_err(|e| write_error(dir, e))
+}
+
+/// Removes the partial downloads that killed processes left in `dir`, unless a live one
+/// downloads there: for a server's start.
+pub fn remove_leftovers(dir: &Path) -> std::io::Result<()> {
+    scratch::sweep(dir, is_leftover)
+}
+
 /// A fresh private directory under `dir` (deleted with the returned value) and the path of
 /// the file to write in it.
 fn scratch_file(dir: &Path, name: &str) -> Result<(tempfile::TempDir, PathBuf), Setback> {
     std::fs::create_dir_all(dir).map_err(|e| Setback::Fail(write_error(dir, e)))?;
     let temp = tempfile::Builder::new()
-        .prefix("annuaire-download-")
+        .prefix(SCRATCH_PREFIX)
         .tempdir_in(dir)
         .map_err(|e| Setback::Fail(write_error(dir, e)))?;
     let path = temp.path().join(name);

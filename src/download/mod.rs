@@ -3,7 +3,8 @@
 //! switched off), retries of what is worth retrying (429, 503, timeouts, cut connections)
 //! with back-off and `Retry-After`, a size cap, a checksum, and a refusal of what is not an
 //! extract (an HTML page, an empty or far too small body, a broken zip, a zip without the
-//! expected files). Local paths pass through untouched.
+//! expected files). Local paths pass through untouched. A partial download of a process
+//! killed mid-way is removed when the next download or server starts.
 
 mod checks;
 mod client;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 pub use checks::disposition_file_name;
 pub use client::Downloader;
-pub use fetch::{LocalSource, fetch_if_remote};
+pub use fetch::{LocalSource, fetch_if_remote, remove_leftovers};
 pub use retry::RetryPolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,9 @@ pub struct Fetched {
     pub bytes: u64,
     pub sha256: String,
     _dir: tempfile::TempDir,
+    /// Keeps other processes from taking the file for a leftover; released after `_dir`
+    /// is deleted (fields drop in order).
+    _claim: crate::scratch::Claim,
 }
 
 pub fn is_remote(location: &str) -> bool {

@@ -119,12 +119,12 @@ pub async fn approve_import(State(state): State<AppState>, Path(id): Path<String
     tag = "admin",
     params(
         ("id" = i64, Path, description = "Import run id (held or published)"),
-        ("kind" = Option<String>, Query, description = "removed (default), changed or added"),
+        ("kind" = Option<String>, Query, description = "removed, changed or added; absent: all three, as an array of their pages (removed, changed, added)"),
         ("page" = Option<i64>, Query, description = "From 1 (default 1)"),
         ("per_page" = Option<i64>, Query, description = "1 to 500 (default 50)"),
     ),
     responses(
-        (status = 200, description = "{run_id, status, counts: {added, changed, removed}, kind, page, per_page, total, items: [{national_id, family_name, given_name, claims_changed, changes: [{path, old, new}]}]}"),
+        (status = 200, description = "{run_id, status, counts: {added, changed, removed}, kind, page, per_page, total, items: [{national_id, family_name, given_name, claims_changed, changes: [{path, old, new}]}]}; without `kind`, an array of three of them"),
         (status = 400, description = "A bad kind, page or per_page", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such run, or a run without a diff (failed, discarded)", body = super::error::Problem, content_type = "application/problem+json"),
     ),
@@ -138,22 +138,41 @@ pub async fn import_diff(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the run id must be an integer"))?;
-    let kind = match params.text("kind").filter(|k| !k.is_empty()) {
-        None => Change::Removed,
-        Some(text) => text
-            .parse()
-            .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "kind must be removed, changed or added"))?,
+    let kind: Option<Change> = match params.text("kind").filter(|k| !k.is_empty()) {
+        None => None,
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "kind must be removed, changed or added"))?,
+        ),
     };
     let page = params.parse("page", "a whole number")?.unwrap_or(1);
     let per_page = params
         .parse("per_page", "a whole number")?
         .unwrap_or(review::DEFAULT_PER_PAGE);
-    match review::run_diff(&state.pool, RunId(id), kind, page, per_page).await {
-        Ok(diff) => Ok(Json(diff).into_response()),
-        Err(e @ ReviewError::BadPage) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
-        Err(e @ (ReviewError::NoSuchRun(_) | ReviewError::NoDiff(..))) => {
-            Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+    let Some(kind) = kind else {
+        // Every kind, as `annuaire imports diff` shows them: the same page of each, so at
+        // most three times `per_page` entries.
+        let mut pages = Vec::with_capacity(review::KINDS.len());
+        for kind in review::KINDS {
+            pages.push(diff_page(&state, RunId(id), kind, page, per_page).await?);
         }
-        Err(ReviewError::Lookup(e)) => Err(ApiError::internal(e)),
-    }
+        return Ok(Json(pages).into_response());
+    };
+    Ok(Json(diff_page(&state, RunId(id), kind, page, per_page).await?).into_response())
+}
+
+async fn diff_page(
+    state: &AppState,
+    id: RunId,
+    kind: Change,
+    page: i64,
+    per_page: i64,
+) -> Result<review::RunDiff, ApiError> {
+    review::run_diff(&state.pool, id, kind, page, per_page)
+        .await
+        .map_err(|e| match e {
+            ReviewError::BadPage => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+            ReviewError::NoSuchRun(_) | ReviewError::NoDiff(..) => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            ReviewError::Lookup(e) => ApiError::internal(e),
+        })
 }

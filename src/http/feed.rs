@@ -22,7 +22,7 @@ use crate::store::feed::{self, FeedError};
     ),
     responses(
         (status = 200, description = "{changes: [{national_id, change, claims_changed, run_id, published_at}], next}"),
-        (status = 400, description = "A bad cursor or limit", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A bad limit, or a cursor that no answer gave (not decodable, or past the published generation)", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 410, description = "The cursor is older than the history kept (retention): start again from an export", body = super::error::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -31,7 +31,7 @@ pub async fn changes(State(state): State<AppState>, params: Params) -> Result<Re
     let limit = params.parse("limit", "a whole number")?.unwrap_or(feed::DEFAULT_LIMIT);
     match feed::page(&state.pool, params.text("since").unwrap_or_default(), limit).await {
         Ok(page) => Ok(Json(page).into_response()),
-        Err(e @ (FeedError::BadLimit | FeedError::BadCursor)) => {
+        Err(e @ (FeedError::BadLimit | FeedError::BadCursor | FeedError::Ahead { .. })) => {
             Err(ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))
         }
         Err(e @ FeedError::Expired(_)) => Err(ApiError::new(StatusCode::GONE, e.to_string())),

@@ -109,6 +109,17 @@ function schedule() {
   settleTimer = setTimeout(() => search(true).catch(console.error), 500);
 }
 
+// An activity's address on one line: "118 Avenue DU PRADO, 13006 MARSEILLE". The street
+// type is written by its label (the extract's, from the record's labels; its code when the
+// record has none), and the bureau cedex already starts with the postcode, which is
+// written alone only without one.
+function addressLine(a, streetTypeLabel) {
+  const street = [a.numeroVoie, a.indiceRepetitionVoie, streetTypeLabel || a.codeTypeDeVoie, a.libelleVoie].filter(Boolean).join(" ");
+  const bureau = a.bureauCedex || "";
+  const town = !a.codePostal || bureau.startsWith(a.codePostal) ? bureau : [a.codePostal, bureau].filter(Boolean).join(" ");
+  return [street, a.mentionDistribution, town].filter(Boolean).join(", ");
+}
+
 async function openRecord(id) {
   const record = await api("/v1/professionals/" + encodeURIComponent(id));
   const claims = record.claims;
@@ -126,7 +137,7 @@ async function openRecord(id) {
     table.append(Object.assign(document.createElement("tr"), { innerHTML: "<th>Structure</th><th>Id</th><th>Adresse</th><th>Mode / secteur</th>" }));
     for (const a of ex.activities) {
       const tr = document.createElement("tr");
-      tr.append(text("td", a.raisonSocialeSite), text("td", a.identifiantTechniqueDeLaStructure), text("td", [a.numeroVoie, a.libelleVoie, a.codePostal, a.bureauCedex].filter(Boolean).join(" ")), text("td", label("mode", a.codeModeExercice) + " / " + label("secteur", a.codeSecteurDactivite)));
+      tr.append(text("td", a.raisonSocialeSite), text("td", a.identifiantTechniqueDeLaStructure), text("td", addressLine(a, (labels.type_voie || {})[a.codeTypeDeVoie])), text("td", label("mode", a.codeModeExercice) + " / " + label("secteur", a.codeSecteurDactivite)));
       table.append(tr);
     }
     body.append(table);

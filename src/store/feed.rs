@@ -165,6 +165,12 @@ pub enum FeedError {
     BadLimit,
     #[error("since is not a cursor of this feed (give the `next` of a previous answer, or nothing)")]
     BadCursor,
+    /// A cursor past the published generation: no answer built it, and its reader would
+    /// wait there, missing every change up to its run.
+    #[error(
+        "since is ahead of the published generation ({published}): give the `next` of a previous answer, or nothing"
+    )]
+    Ahead { published: String },
     #[error(
         "this cursor is older than the history kept (removals purged up to run {0}): start again from an export and its cursor"
     )]
@@ -190,6 +196,14 @@ pub async fn page(pool: &sqlx::PgPool, since: &str, limit: i64) -> Result<FeedPa
         "" => None,
         cursor => Some(Position::parse(cursor).ok_or(FeedError::BadCursor)?),
     };
+    if let Some(position) = &after {
+        let published = super::runs::current_generation(&mut *conn).await?;
+        if published.is_none_or(|generation| position.run_id > generation) {
+            return Err(FeedError::Ahead {
+                published: published.map_or_else(|| "none yet".to_owned(), |g| format!("run {g}")),
+            });
+        }
+    }
     if let Some(position) = &after
         && let Some(horizon) = super::retention::horizon(&mut *conn).await?
         && position.run_id <= horizon

@@ -32,7 +32,7 @@ impl Lines {
 }
 
 /// Label columns of Personne_activite: (code system, code column, label column).
-const PA_LABELS: [(&str, usize, usize); 12] = [
+const PA_LABELS: [(&str, usize, usize); 13] = [
     (
         "civilite_exercice",
         pa::CODE_CIVILITE_EXERCICE,
@@ -57,6 +57,8 @@ const PA_LABELS: [(&str, usize, usize); 12] = [
         pa::CODE_SECTION_PHARMACIEN + 1,
     ),
     ("role", pa::CODE_ROLE, pa::CODE_ROLE + 1),
+    // The claims carry the street type's code (`AV`); the admin page writes its label.
+    ("type_voie", pa::CODE_TYPE_VOIE, pa::CODE_TYPE_VOIE + 1),
 ];
 
 fn split(line: &str) -> Vec<&str> {
@@ -138,6 +140,8 @@ mod tests {
         values[pa::CODE_PROFESSION] = "10";
         values[pa::LIBELLE_PROFESSION] = "Médecin";
         values[pa::TELEPHONE] = phone;
+        values[pa::CODE_TYPE_VOIE] = "AV";
+        values[pa::CODE_TYPE_VOIE + 1] = "Avenue";
         values.join("|")
     }
 
@@ -150,5 +154,6 @@ mod tests {
         };
         let record = build("810001234565", &lines).unwrap();
         assert_eq!(record.details.labels["profession"]["10"], "Médecin");
+        assert_eq!(record.details.labels["type_voie"]["AV"], "Avenue");
     }
 }
