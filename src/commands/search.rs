@@ -25,13 +25,13 @@ pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: 
             .iter()
             .map(|code| coded(code, hit.profession_labels.get(code).map(String::as_str)))
             .collect();
-        println!(
+        crate::out!(
             "{}  {:<32} {:<24} département {}{removed}",
             hit.national_id,
             hit.name,
             professions.join(", "),
             hit.departements.join(",")
-        );
+        )?;
     }
     for (facet, values) in &response.facets {
         let shown: Vec<String> = values
@@ -39,7 +39,7 @@ pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: 
             .take(8)
             .map(|v| format!("{} ({})", coded(&v.value, v.label.as_deref()), v.count))
             .collect();
-        println!("{facet}: {}", shown.join(", "));
+        crate::out!("{facet}: {}", shown.join(", "))?;
     }
     Ok(Outcome::Success)
 }
