@@ -142,6 +142,62 @@ async fn names_forgive_accents_case_typos_and_prefixes_and_ids_come_first() {
     assert_eq!((page2.total, page2.results.len()), (17, 7));
 }
 
+/// Every hit of `q` walked page by page (`per_page` a page), and each page's total.
+fn walk(index: &SearchIndex, q: &str, per_page: usize, facets: bool) -> (Vec<String>, Vec<usize>) {
+    let mut hits = Vec::new();
+    let mut totals = Vec::new();
+    for page in 1..=100 {
+        let found = index
+            .search(&SearchRequest {
+                q: q.to_owned(),
+                filters: vec![],
+                page,
+                per_page,
+                facets,
+            })
+            .expect("search runs");
+        totals.push(found.total);
+        if found.results.is_empty() {
+            break;
+        }
+        hits.extend(found.results.into_iter().map(|h| h.national_id));
+    }
+    (hits, totals)
+}
+
+#[tokio::test]
+async fn one_exact_total_whatever_the_options_and_typos_only_when_nothing_else_matches() {
+    let db = published_db("ps-libreacces").await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = search::rebuild(&db.pool, dir.path()).await.expect("index built");
+    // `marc` names Marc BERTHIER exactly and MARCHAND by a prefix: a page of one comes
+    // from the exact names, and the total still counts them all.
+    for q in ["marc", "mari", "dupont", "pierre dup", "lefe hel", "dupnot", "lefevbre"] {
+        for per_page in [1, 2, 20] {
+            let (hits, totals) = walk(&index, q, per_page, false);
+            let (faceted, faceted_totals) = walk(&index, q, per_page, true);
+            assert_eq!(hits, faceted, "{q} by {per_page}");
+            assert!(
+                totals.iter().chain(&faceted_totals).all(|total| *total == hits.len()),
+                "{q} by {per_page}: {totals:?} {faceted_totals:?} for {} hits",
+                hits.len()
+            );
+        }
+    }
+    let (marc, _) = walk(&index, "marc", 1, false);
+    assert!(marc.len() >= 2 && marc[0] == "0012600631", "{marc:?}");
+    // SANTONI Marie-Ange starts with `mari`; Marc BERTHIER, a typo away, does not join.
+    let (mari, _) = walk(&index, "mari", 20, true);
+    assert!(mari.contains(&"810005678239".to_owned()), "{mari:?}");
+    assert!(!mari.contains(&"0012600631".to_owned()), "{mari:?}");
+    // No name is spelt so: the typos, counted exactly.
+    for (q, expected) in [("dupnot", "810009621581"), ("lefevbre", "810003456125")] {
+        let (hits, totals) = walk(&index, q, 1, false);
+        assert_eq!(hits, [expected], "{q}");
+        assert_eq!(totals, [1, 1], "{q}");
+    }
+}
+
 #[tokio::test]
 async fn the_index_follows_a_new_generation_incrementally() {
     let db = published_db("ps-libreacces").await;
@@ -242,6 +298,24 @@ async fn search_api_and_full_record() {
         .unwrap();
     assert_eq!(typeahead["results"], found["results"], "the same hits");
     assert_eq!(typeahead["facets"], serde_json::json!({}), "no facet counts");
+    // One exact total, with facets or without, even when a page of one comes from the
+    // exact names alone.
+    let mut totals = Vec::new();
+    for facets in [true, false] {
+        let marc: serde_json::Value = server
+            .get(
+                &format!("/v1/professionals?q=marc&per_page=1&facets={facets}"),
+                &search_key,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(marc["results"][0]["national_id"], "0012600631");
+        assert!(marc.get("total_exact").is_none(), "{marc}");
+        totals.push(marc["total"].as_u64());
+    }
+    assert!(totals[0] >= Some(2) && totals[0] == totals[1], "{totals:?}");
     let filtered: serde_json::Value = server
         .get("/v1/professionals?departement=2A", &search_key)
         .await
@@ -299,6 +373,7 @@ async fn search_on_the_command_line() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(found["results"][0]["national_id"], "810003456125");
+    assert!(found.get("total_exact").is_none(), "the total is always exact: {found}");
     // Absurd paging is refused with the bound, not an abort of the process.
     let out = run(&["search", "bertrand", "--page", "1000000000"]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));

@@ -2,7 +2,10 @@
 //! store: random Unicode queries, filters and paging never panic, and never answer 500.
 //! - at the index: a request within the bounds always gets its results, one outside them
 //!   is refused by `validate` with its reason, and even an unchecked request never panics;
-//! - through the API: any query string gets a 200 or a 400 problem, never a 5xx.
+//! - through the API: any query string gets a 200 or a 400 problem, never a 5xx;
+//! - the result is one set: words of the sample's names, cut short or a letter off, get
+//!   the same hits and one exact total on every page with facets or without, and typo
+//!   hits only when no hit matches without one.
 
 mod common;
 
@@ -203,4 +206,147 @@ async fn any_query_string_gets_results_or_a_400_problem_never_a_5xx() {
         "{statuses:?}"
     );
     server.stop().await;
+}
+
+/// Words of the sample's names and places, as the index folds them.
+const SAMPLE_WORDS: &[&str] = &[
+    "berthier",
+    "marc",
+    "rousseau",
+    "nathalie",
+    "lefevre",
+    "helene",
+    "girard",
+    "camille",
+    "santoni",
+    "marie",
+    "ange",
+    "roche",
+    "julien",
+    "lambert",
+    "hugo",
+    "morel",
+    "lucas",
+    "fontaine",
+    "claire",
+    "chevalier",
+    "emilie",
+    "dupont",
+    "pierre",
+    "leroy",
+    "antoine",
+    "garnier",
+    "thomas",
+    "marchand",
+    "olivier",
+    "payet",
+    "sandrine",
+    "bernard",
+    "sophie",
+    "dubois",
+    "jean",
+    "francois",
+    "paris",
+    "lyon",
+    "rue",
+    "medecin",
+    "infirmier",
+];
+
+/// A word as typed: whole, cut short (typeahead), one letter replaced, or two swapped.
+fn typed_word() -> impl Strategy<Value = String> {
+    (
+        proptest::sample::select(SAMPLE_WORDS),
+        0u8..4,
+        any::<proptest::sample::Index>(),
+        b'a'..=b'z',
+    )
+        .prop_map(|(word, edit, at, letter)| {
+            let mut letters: Vec<u8> = word.bytes().collect();
+            let i = at.index(letters.len());
+            match edit {
+                1 => letters.truncate(i.max(1)),
+                2 => letters[i] = letter,
+                3 if i + 1 < letters.len() => letters.swap(i, i + 1),
+                _ => {}
+            }
+            String::from_utf8(letters).expect("ASCII words")
+        })
+}
+
+/// Whether a hit of a query of `words` words (letters only) took a typo: each word that
+/// matched without one adds 100 to the score, a typo nothing (`search::query`).
+fn took_a_typo(score: f32, words: usize) -> bool {
+    (score as u32 % 10_000) / 100 != words as u32
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_set_of_hits_and_one_exact_total_whatever_the_page_and_the_facets() {
+    let db = published_db("ps-libreacces").await;
+    let dir = tempfile::tempdir().unwrap();
+    let index: Arc<SearchIndex> = search::rebuild(&db.pool, dir.path()).await.expect("index");
+    let mut runner = TestRunner::new(Config {
+        cases: 400,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let queries = (proptest::collection::vec(typed_word(), 1..4), 1usize..6);
+    let (typos_only, without_typos) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
+    tokio::task::block_in_place(|| {
+        runner
+            .run(&queries, |(words, per_page)| {
+                let q = words.join(" ");
+                let walk = |facets: bool| {
+                    let mut hits = Vec::new();
+                    let mut totals = Vec::new();
+                    for page in 1..=20 {
+                        let found = index
+                            .search(&SearchRequest {
+                                q: q.clone(),
+                                filters: vec![],
+                                page,
+                                per_page,
+                                facets,
+                            })
+                            .expect("within bounds");
+                        totals.push(found.total);
+                        if found.results.is_empty() {
+                            break;
+                        }
+                        hits.extend(found.results.into_iter().map(|h| (h.national_id, h.score)));
+                    }
+                    (hits, totals)
+                };
+                let (hits, totals) = walk(false);
+                let (faceted, faceted_totals) = walk(true);
+                prop_assert_eq!(&hits, &faceted, "{} by {}", q, per_page);
+                prop_assert!(
+                    totals.iter().chain(&faceted_totals).all(|total| *total == hits.len()),
+                    "{q} by {per_page}: totals {totals:?} and {faceted_totals:?} for {} hits",
+                    hits.len()
+                );
+                let typos = hits
+                    .iter()
+                    .filter(|(_, score)| took_a_typo(*score, words.len()))
+                    .count();
+                prop_assert!(
+                    typos == 0 || typos == hits.len(),
+                    "{q}: {typos} of {} hits took a typo: {hits:?}",
+                    hits.len()
+                );
+                if typos > 0 {
+                    typos_only.set(typos_only.get() + 1);
+                } else if !hits.is_empty() {
+                    without_typos.set(without_typos.get() + 1);
+                }
+                Ok(())
+            })
+            .unwrap_or_else(|failure| panic!("{failure}"));
+    });
+    // Both kinds of result are reached, or the test proves little.
+    let (typos_only, without_typos) = (typos_only.get(), without_typos.get());
+    assert!(
+        typos_only > 10 && without_typos > 50,
+        "typos only {typos_only}, without typos {without_typos}"
+    );
 }

@@ -16,8 +16,7 @@ pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: 
         print_json(&response)?;
         return Ok(Outcome::Success);
     }
-    let at_least = if response.total_exact { "" } else { "at least " };
-    println!("{at_least}{} professionals", response.total);
+    println!("{} professionals", response.total);
     for hit in &response.results {
         let removed = if hit.removed { "  (removed)" } else { "" };
         let professions: Vec<String> = hit

@@ -68,8 +68,7 @@ async function search(facets = true) {
   const asked = ++latest;
   const result = await api("/v1/professionals?" + query(facets));
   if (asked !== latest) return;
-  // Without facets the count may be a lower bound (`total_exact` false): say "at least".
-  $("total").textContent = (result.total_exact ? "" : "au moins ") + result.total + " professionnel(s)";
+  $("total").textContent = result.total + " professionnel(s)";
   const list = $("results");
   list.replaceChildren();
   for (const hit of result.results) {

@@ -15,9 +15,10 @@ use crate::search::{Refused, SearchRequest};
 use crate::store::professionals;
 
 /// Ranked search: an exact identifier first, then name matches. Filters take a code or a
-/// label typed in part, and codes come with their labels. Prefixes (typeahead) and
-/// typos (one edit up to six letters, two beyond) are forgiven; a query of any shape within
-/// the bounds gets best-effort results. Out of bounds, or a bad value: a 400 problem that
+/// label typed in part, and codes come with their labels. Prefixes (typeahead) are
+/// forgiven, and typos (one edit up to six letters, two beyond) when no hit matches
+/// without one; `total` counts every hit, whatever the page and `facets`. A query of any
+/// shape within the bounds gets best-effort results. Out of bounds, or a bad value: a 400 problem that
 /// names the parameter; all search slots busy or too slow: a 503 problem.
 #[utoipa::path(
     get,
@@ -31,10 +32,10 @@ use crate::store::professionals;
         ("departement" = Option<String>, Query), ("commune" = Option<String>, Query, description = "An INSEE code or the commune's name typed in part"), ("code_postal" = Option<String>, Query),
         ("mode" = Option<String>, Query, description = "A code or its label typed in part"), ("secteur" = Option<String>, Query, description = "A code or its label typed in part"), ("structure" = Option<String>, Query),
         ("removed" = Option<bool>, Query, description = "true or false"), ("page" = Option<usize>, Query, description = "From 1; page × per_page at most 10,000"), ("per_page" = Option<usize>, Query, description = "1 to 100 (default 20)"),
-        ("facets" = Option<bool>, Query, description = "false to skip the facet counts (typeahead); `total` may then be a lower bound (`total_exact` false); default true"),
+        ("facets" = Option<bool>, Query, description = "false to skip the facet counts (typeahead; `total` is the same); default true"),
     ),
     responses(
-        (status = 200, description = "`{\"total\", \"total_exact\", \"results\": [{\"national_id\", \"name\", \"professions\", \"profession_labels\": {code: label}, \"departements\", \"removed\", \"score\"}], \"facets\": {facet: [{\"value\", \"label\", \"count\"}]}}`; labels are the extract's own, of the generation the index holds"),
+        (status = 200, description = "`{\"total\", \"results\": [{\"national_id\", \"name\", \"professions\", \"profession_labels\": {code: label}, \"departements\", \"removed\", \"score\"}], \"facets\": {facet: [{\"value\", \"label\", \"count\"}]}}`; labels are the extract's own, of the generation the index holds"),
         (status = 400, description = "A parameter out of its bounds (q: 1,000 characters, 32 words) or of the wrong form", body = super::error::Problem, content_type = "application/problem+json"),
         (status = 503, description = "The index is being built, or search is busy or too slow (retry)", body = super::error::Problem, content_type = "application/problem+json"),
     ),

@@ -1,12 +1,13 @@
 //! Searching the index: what a user typed becomes a forgiving query (identifiers exactly,
-//! every name word exactly, as a prefix or with a typo), filters restrict it, and one page
-//! of hits comes back, ranked by the kind of match, with the facet counts of the whole
-//! result when asked. Never fails on what was typed.
+//! every name word exactly, as a prefix or, when nothing matches so, with a typo), filters
+//! restrict it, and one page of hits comes back, ranked by the kind of match, with the
+//! result's exact count and, when asked, its facet counts. Never fails on what was typed.
 
 use std::ops::Bound;
 
+use tantivy::Searcher;
 use tantivy::collector::sort_key::{SortBySimilarityScore, SortByStaticFastValue};
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, DisjunctionMaxQuery, FuzzyTermQuery, InvertedIndexRangeQuery, Occur,
     Query, TermQuery,
@@ -20,7 +21,7 @@ use super::filters::PROFESSION;
 use super::index::{IndexError, SearchIndex};
 use super::labels::Labels;
 use super::schema::{NAME_KEY, fold_words};
-use tiers::Ways;
+use tiers::{Typos, Ways};
 
 mod tiers;
 
@@ -43,7 +44,8 @@ const MIN_TEXT_PREFIX_CHARS: usize = 3;
 /// by fewest prefixes (all words exact first): per word, 10,000 for a name, 100 unless a
 /// typo, 1 if exact. With at most 32 words each level's sum stays under the next level's
 /// unit (32 × 101 < 10,000, 32 × 1 < 100) and every sum is an integer an f32 holds exactly.
-/// An identifier outranks every word match (32 × 10,101 < 1,000,000).
+/// An identifier outranks every word match (32 × 10,101 < 1,000,000). Typos only count
+/// among hits that all have one (`SearchIndex::search`).
 mod score {
     pub const IDENTIFIER: f32 = 1_000_000.0;
     pub const NAME_EXACT: f32 = 10_101.0;
@@ -85,10 +87,20 @@ fn prefix_range(field: Field, prefix: &str) -> Box<dyn Query> {
 /// Hits ranked by score, ties by name (then by document).
 type Ranked = Vec<((f32, Option<u64>), DocAddress)>;
 
+/// One page of a result, its exact count, and its facet counts when asked.
+struct Page {
+    hits: Ranked,
+    total: usize,
+    counts: Option<facets::Counts>,
+}
+
 impl SearchIndex {
-    /// Runs a search; never fails on what the user typed.
+    /// Runs a search; never fails on what the user typed. The result is one set whatever
+    /// the options (facets or not, any page): the hits whose every word matches exactly or
+    /// as a prefix, or, only when there is none, those that need a typo. So a typeahead and
+    /// the settled query count the same hits, and `dupont jea` is not swollen by every
+    /// DUPOND and DUPONS of the country.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchResponse, IndexError> {
-        let query = self.query(request);
         let searcher = self.reader.searcher();
         // Callers check `SearchRequest::validate`; this holds even for one that did not.
         let per_page = request.per_page.clamp(1, 100);
@@ -102,36 +114,74 @@ impl SearchIndex {
                 (SortByStaticFastValue::<u64>::for_field(NAME_KEY), Order::Asc),
             ))
         };
+        let exact = self.query(request, Typos::Refused);
+        let mut page = self.page(&searcher, request, exact.as_ref(), Some(offset + per_page), top)?;
+        if page.total == 0 && forgives_typos(&request.q) {
+            let forgiving = self.query(request, Typos::Forgiven);
+            page = self.page(&searcher, request, forgiving.as_ref(), None, top)?;
+        }
         let labels = self.labels();
-        let (hits, total, total_exact, facet_counts): (Ranked, usize, bool, _) = if request.facets {
-            let (hits, total, counts) = searcher.search(&query, &(top(), Count, FacetCounter))?;
-            (hits, total, true, facets::ranked(counts, &labels))
-        } else if let Some((hits, in_tier)) = self.tier_hits(&searcher, request, offset + per_page, top)? {
-            // The tier is part of the result: its count is a lower bound of the result's.
-            // Counting the whole result would read it all again, typo automata and prefix
-            // ranges included, for a number the page asks again once the query settles.
-            (hits, in_tier, false, Default::default())
-        } else {
-            let (hits, total) = searcher.search(&query, &(top(), Count))?;
-            (hits, total, true, Default::default())
-        };
-        let mut results = Vec::with_capacity(hits.len());
-        for ((score, _), address) in hits {
+        let mut results = Vec::with_capacity(page.hits.len());
+        for ((score, _), address) in page.hits {
             let document: TantivyDocument = searcher.doc(address)?;
             results.push(self.hit(&document, score, &labels));
         }
         Ok(SearchResponse {
-            total,
-            total_exact,
+            total: page.total,
             results,
-            facets: facet_counts,
+            facets: page
+                .counts
+                .map(|counts| facets::ranked(counts, &labels))
+                .unwrap_or_default(),
         })
     }
 
-    /// What the user typed (if anything) and every known filter, all required.
-    fn query(&self, request: &SearchRequest) -> Box<dyn Query> {
+    /// The page (cut by `top`) of `query`'s result, its count and its facets when asked.
+    /// With `tier_window` (the page's end), a tier of the result that holds the whole page
+    /// ranks it alone (`tiers`): the result is then counted without being ranked, which
+    /// scores nothing (tantivy walks the matches without scoring them for `Count`, and for
+    /// `FacetCounter`).
+    fn page<C>(
+        &self,
+        searcher: &Searcher,
+        request: &SearchRequest,
+        query: &dyn Query,
+        tier_window: Option<usize>,
+        top: impl Fn() -> C,
+    ) -> Result<Page, IndexError>
+    where
+        C: Collector<Fruit = Ranked>,
+    {
+        let tier = match tier_window {
+            Some(window) => self.tier_hits(searcher, request, window, &top)?,
+            None => None,
+        };
+        Ok(match (tier, request.facets) {
+            (Some(hits), false) => Page {
+                hits,
+                total: searcher.search(query, &Count)?,
+                counts: None,
+            },
+            (Some(hits), true) => {
+                let (total, counts) = searcher.search(query, &(Count, FacetCounter))?;
+                Page {
+                    hits,
+                    total,
+                    counts: Some(counts),
+                }
+            }
+            (None, facets) => {
+                let (hits, total, counts) = searcher.search(query, &(top(), Count, facets.then_some(FacetCounter)))?;
+                Page { hits, total, counts }
+            }
+        })
+    }
+
+    /// What the user typed (if anything), typos forgiven or not, and every known filter,
+    /// all required.
+    fn query(&self, request: &SearchRequest, typos: Typos) -> Box<dyn Query> {
         let text = request.q.trim();
-        let text = (!text.is_empty()).then(|| self.text_query(text));
+        let text = (!text.is_empty()).then(|| self.text_query(text, typos));
         self.filtered(request, text)
     }
 
@@ -189,9 +239,10 @@ impl SearchIndex {
     }
 
     /// An exact identifier, or every word, each matching at best in names exactly, as a
-    /// prefix (typeahead, any word: `lefe hel`) or with typos (one edit up to 6 letters,
-    /// two beyond), else in the other words exactly or as a prefix.
-    fn text_query(&self, text: &str) -> Box<dyn Query> {
+    /// prefix (typeahead, any word: `lefe hel`) or, if `typos` forgives them, with typos
+    /// (one edit up to 6 letters, two beyond), else in the other words exactly or as a
+    /// prefix.
+    fn text_query(&self, text: &str, typos: Typos) -> Box<dyn Query> {
         let f = self.fields;
         let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut candidates = vec![text.to_owned(), text.to_lowercase()];
@@ -206,7 +257,7 @@ impl SearchIndex {
         }
         let words: Vec<(Occur, Box<dyn Query>)> = query_words(text)
             .iter()
-            .map(|word| (Occur::Must, self.word_query(word, Ways::Any)))
+            .map(|word| (Occur::Must, self.word_query(word, Ways::Any, typos)))
             .collect();
         if !words.is_empty() {
             alternatives.push((Occur::Should, Box::new(BooleanQuery::new(words))));
@@ -214,24 +265,18 @@ impl SearchIndex {
         Box::new(BooleanQuery::new(alternatives))
     }
 
-    /// One word's ways to match (all of them, or only those in names: `Ways`), scored by
-    /// the best one (`score`).
-    fn word_query(&self, word: &str, ways: Ways) -> Box<dyn Query> {
+    /// One word's ways to match (all of them, or only those in names: `Ways`; typos or
+    /// not), scored by the best one (`score`).
+    fn word_query(&self, word: &str, ways: Ways, typos: Typos) -> Box<dyn Query> {
         let f = self.fields;
         let chars = word.chars().count();
         let exact = constant(term(f.names, word), score::NAME_EXACT);
         if ways == Ways::ExactName {
             return exact;
         }
-        // Typos are forgiven in names, where people make them; digits are identifiers,
-        // codes or postcodes, matched exactly (a fuzzy automaton on them costs much and
-        // finds nothing useful).
-        let distance = match chars {
-            _ if word.chars().any(|c| c.is_ascii_digit()) => 0,
-            0..=3 => 0,
-            n if n > MAX_FUZZY_CHARS => 0,
-            4..=6 => 1,
-            _ => 2,
+        let distance = match typos {
+            Typos::Forgiven => typo_distance(word),
+            Typos::Refused => 0,
         };
         let name_prefix = if chars <= MAX_PREFIX_CHARS {
             term(f.name_prefixes, word)
@@ -251,6 +296,24 @@ impl SearchIndex {
         }
         Box::new(DisjunctionMaxQuery::new(alternatives))
     }
+}
+
+/// The edits forgiven in a word of a name. Typos are forgiven in names, where people make
+/// them; digits are identifiers, codes or postcodes, matched exactly (a fuzzy automaton on
+/// them costs much and finds nothing useful).
+fn typo_distance(word: &str) -> u8 {
+    match word.chars().count() {
+        _ if word.chars().any(|c| c.is_ascii_digit()) => 0,
+        0..=3 => 0,
+        n if n > MAX_FUZZY_CHARS => 0,
+        4..=6 => 1,
+        _ => 2,
+    }
+}
+
+/// Whether forgiving typos may find more than refusing them: a word of `q` takes a typo.
+fn forgives_typos(q: &str) -> bool {
+    query_words(q).iter().any(|word| typo_distance(word) > 0)
 }
 
 /// A search as the API and the command line take it.
@@ -319,9 +382,8 @@ pub struct FacetCount {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SearchResponse {
-    /// How many hits; without facets, when `total_exact` is false, how many at least.
+    /// How many hits in all, whatever the page and whether facets were asked.
     pub total: usize,
-    pub total_exact: bool,
     pub results: Vec<Hit>,
     /// Empty when the request asked for no facets.
     pub facets: HashMap<String, Vec<FacetCount>>,

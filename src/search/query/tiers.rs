@@ -1,9 +1,10 @@
-//! A typeahead page without reading the whole result. Every hit whose words all match in
-//! names outranks every other hit (`score`), and one whose words all match names exactly
-//! outranks the rest of those: when such a tier alone holds the page, the page is ranked
-//! from it, and the tier's count is given as a lower bound of the result's (`total_exact`
-//! false). A word common in addresses (`paris`) matched a third of the directory, all of
-//! it ranked for twenty hits that were names.
+//! A page without ranking the whole result. Every hit whose words all match in names
+//! (exactly or as a prefix) outranks every other hit (`score`), and one whose words all
+//! match names exactly outranks the rest of those: when such a tier alone holds the page,
+//! the page is ranked from it, and the whole result is only counted. A word common in
+//! addresses (`paris`) matched a third of the directory, all of it ranked for twenty hits
+//! that were names. Tiers hold no typo: typos join a result only when nothing matches
+//! without one (`SearchIndex::search`), and such a result is ranked whole.
 
 use tantivy::Searcher;
 use tantivy::collector::{Collector, Count};
@@ -17,23 +18,30 @@ use crate::search::index::{IndexError, SearchIndex};
 pub(super) enum Ways {
     /// Exactly a word of a name.
     ExactName,
-    /// A word of a name: exactly, as a prefix or with a typo.
+    /// A word of a name: exactly, as a prefix or (if forgiven) with a typo.
     Name,
     /// Any way.
     Any,
 }
 
+/// Whether a query forgives typos in names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Typos {
+    Refused,
+    Forgiven,
+}
+
 impl SearchIndex {
     /// The page (the best `window` hits, cut by `top`) from the narrowest tier that holds
-    /// all of it, and how many hits that tier has; `None` when none does, or when what was
-    /// typed may be an identifier (an identifier outranks every tier).
+    /// all of it; `None` when none does, or when what was typed may be an identifier (an
+    /// identifier outranks every tier).
     pub(super) fn tier_hits<C>(
         &self,
         searcher: &Searcher,
         request: &SearchRequest,
         window: usize,
         top: impl Fn() -> C,
-    ) -> Result<Option<(Ranked, usize)>, IndexError>
+    ) -> Result<Option<Ranked>, IndexError>
     where
         C: Collector<Fruit = Ranked>,
     {
@@ -48,12 +56,12 @@ impl SearchIndex {
         for ways in [Ways::ExactName, Ways::Name] {
             let words: Vec<(Occur, Box<dyn Query>)> = words
                 .iter()
-                .map(|word| (Occur::Must, self.word_query(word, ways)))
+                .map(|word| (Occur::Must, self.word_query(word, ways, Typos::Refused)))
                 .collect();
             let tier = self.filtered(request, Some(Box::new(BooleanQuery::new(words))));
             let (hits, count) = searcher.search(&tier, &(top(), Count))?;
             if count >= window {
-                return Ok(Some((hits, count)));
+                return Ok(Some(hits));
             }
         }
         Ok(None)
