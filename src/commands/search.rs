@@ -16,7 +16,7 @@ pub async fn run(pool: &PgPool, index_dir: &Path, request: SearchRequest, json: 
         print_json(&response)?;
         return Ok(Outcome::Success);
     }
-    println!("{} professionals", response.total);
+    crate::out!("{} professionals", response.total)?;
     for hit in &response.results {
         let removed = if hit.removed { "  (removed)" } else { "" };
         let professions: Vec<String> = hit
