@@ -11,6 +11,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 
 use super::AppState;
 use super::auth::ClaimsKey;
@@ -68,6 +69,25 @@ impl ClaimsHeaders {
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"))
+    }
+
+    /// The latest `exp` among the client's tags of a token of `document` (`token_tag`) that
+    /// passes `fresh`.
+    fn held_token(&self, document: &str, fresh: impl Fn(i64) -> bool) -> Option<i64> {
+        let value = self.if_none_match.as_ref()?.to_str().ok()?;
+        value
+            .split(',')
+            .filter_map(|tag| {
+                tag.trim()
+                    .strip_prefix('"')?
+                    .strip_prefix(document)?
+                    .strip_prefix('.')?
+                    .strip_suffix(".jws\"")?
+                    .parse()
+                    .ok()
+                    .filter(|&exp| fresh(exp))
+            })
+            .max()
     }
 }
 
@@ -265,8 +285,11 @@ fn tagged(body: Option<(Body, &'static str)>, etag: HeaderValue) -> Response {
     response
 }
 
-/// The document as a compact JWS. Another representation of the same version: its own
-/// entity tag (the document's, suffixed), revalidated the same way.
+/// The document as a compact JWS: another representation of the same version, with its
+/// own entity tag, the document's with the token's `exp` (`"<document>.<exp>.jws"`), so that
+/// the tag a client sends back says until when the token it holds is valid. A 304 only
+/// while that token has more than half its lifetime ahead (`Signer::revalidates`), a new
+/// token after; `*` names no token, so it never revalidates one.
 fn signed(
     signer: &Signer,
     id: &NationalId,
@@ -275,30 +298,60 @@ fn signed(
     etag: &ETag,
     headers: &ClaimsHeaders,
 ) -> Result<Response, ApiError> {
-    let quoted = etag.as_str();
-    let tag = format!("{}.jws\"", &quoted[..quoted.len().saturating_sub(1)]);
-    let tag_value = HeaderValue::from_str(&tag).map_err(ApiError::internal)?;
-    let body = if headers.matches(&tag) {
-        None
-    } else {
-        let generation = snapshot.generation.map_or(0, |g| g.0);
-        let jws = signer
-            .sign(id.as_str(), generation, json)
-            .map_err(|error| match error {
-                SigningError::NotLoaded => ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "no claims signing key this replica can open is loaded (see /readyz: signing)",
-                ),
-                other => ApiError::internal(other),
-            })?;
-        Some((Body::from(jws), "application/jwt"))
-    };
-    Ok(tagged(body, tag_value))
+    let document = etag.as_str().trim_matches('"');
+    let now = Utc::now().timestamp();
+    if let Some(exp) = headers.held_token(document, |exp| signer.revalidates(exp, now)) {
+        return Ok(tagged(None, token_tag(document, exp)?));
+    }
+    let generation = snapshot.generation.map_or(0, |g| g.0);
+    let signed = signer
+        .sign(id.as_str(), generation, json)
+        .map_err(|error| match error {
+            SigningError::NotLoaded => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no claims signing key this replica can open is loaded (see /readyz: signing)",
+            ),
+            other => ApiError::internal(other),
+        })?;
+    let tag = token_tag(document, signed.exp)?;
+    Ok(tagged(Some((Body::from(signed.jws), "application/jwt")), tag))
+}
+
+/// The entity tag of a token of `document` (the hex of its tag) that expires at `exp`.
+fn token_tag(document: &str, exp: i64) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(&format!("\"{document}.{exp}.jws\"")).map_err(ApiError::internal)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::accepts_jwt;
+    use axum::http::HeaderValue;
+
+    use super::{ClaimsHeaders, accepts_jwt};
+
+    #[test]
+    fn a_token_tag_names_its_document_and_expiry() {
+        let sent = |value: &str| ClaimsHeaders {
+            if_none_match: Some(HeaderValue::from_str(value).unwrap()),
+            jwt: true,
+        };
+        let any = |_| true;
+        assert_eq!(sent(r#""ab.1300.jws""#).held_token("ab", any), Some(1300));
+        let several = sent(r#""cd.1400.jws", "ab.1200.jws", "ab.1300.jws", "ab.9999.jws""#);
+        assert_eq!(several.held_token("ab", any), Some(9999));
+        assert_eq!(
+            several.held_token("ab", |exp| exp < 9999),
+            Some(1300),
+            "the latest fresh token of this document"
+        );
+        assert_eq!(several.held_token("ab", |_| false), None);
+        assert_eq!(
+            sent(r#""ab.jws""#).held_token("ab", any),
+            None,
+            "a tag without an expiry"
+        );
+        assert_eq!(sent(r#""ab""#).held_token("ab", any), None, "the JSON's tag");
+        assert_eq!(sent("*").held_token("ab", any), None);
+    }
 
     #[test]
     fn accept_asks_for_a_jws_by_its_media_type() {

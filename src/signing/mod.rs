@@ -151,6 +151,15 @@ impl Held {
     }
 }
 
+/// A signed claims document.
+#[derive(Debug, Clone)]
+pub struct SignedDocument {
+    /// The compact JWS.
+    pub jws: String,
+    /// Its `exp`, in seconds since the epoch: what its entity tag carries.
+    pub exp: i64,
+}
+
 /// Signs claims documents with the current key; publishes the keys a relying party needs.
 pub struct Signer {
     pub settings: SigningSettings,
@@ -237,8 +246,17 @@ impl Signer {
         }
     }
 
+    /// Whether a token of this signer that expires at `exp` may be revalidated at `now`
+    /// (seconds since the epoch): while more than half its lifetime is ahead, so that an
+    /// IdP never passes on a token about to expire, and never for a tag that promises more
+    /// than a lifetime (not one of ours: a client's own invention).
+    pub fn revalidates(&self, exp: i64, now: i64) -> bool {
+        let ttl = self.settings.ttl.as_secs() as i64;
+        exp <= now + ttl && 2 * (exp - now) > ttl
+    }
+
     /// The compact JWS of `document` (a claims document, a JSON object) for `subject`.
-    pub fn sign(&self, subject: &str, generation: i64, document: &[u8]) -> Result<String, SigningError> {
+    pub fn sign(&self, subject: &str, generation: i64, document: &[u8]) -> Result<SignedDocument, SigningError> {
         let now_ms = Utc::now().timestamp_millis();
         let now = now_ms.div_euclid(1000);
         let held = self.held.load();
@@ -246,11 +264,11 @@ impl Signer {
         // The registered claims first, then the document's members as they are stored: no
         // parse of the document, which is a JSON object by construction.
         let members = document.strip_prefix(b"{").ok_or(SigningError::NotAnObject)?;
+        let exp = now + self.settings.ttl.as_secs() as i64;
         let mut payload = format!(
-            "{{\"iss\":{},\"sub\":{},\"iat\":{now},\"exp\":{},\"generation\":{generation}",
+            "{{\"iss\":{},\"sub\":{},\"iat\":{now},\"exp\":{exp},\"generation\":{generation}",
             self.issuer_json,
             Value::String(subject.to_owned()),
-            now + self.settings.ttl.as_secs() as i64,
         )
         .into_bytes();
         if members != b"}" {
@@ -267,7 +285,7 @@ impl Signer {
             .map_err(|_| SigningError::Signature)?;
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
-        Ok(jws)
+        Ok(SignedDocument { jws, exp })
     }
 
     /// The keys a relying party may meet, whether this replica opens them or not (another
@@ -408,6 +426,8 @@ mod tests {
                 br#"{"SubjectNameID":"810003456125","given_name":"H\u00e9l\u00e8ne"}"#,
             )
             .unwrap();
+        let exp = jws.exp;
+        let jws = jws.jws;
         let parts: Vec<&str> = jws.split('.').collect();
         assert_eq!(parts.len(), 3);
         let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
@@ -418,6 +438,7 @@ mod tests {
         assert_eq!(payload["generation"], 7);
         assert_eq!(payload["given_name"], "Hélène");
         assert_eq!(payload["exp"].as_i64().unwrap() - payload["iat"].as_i64().unwrap(), 300);
+        assert_eq!(payload["exp"], exp, "the expiry an entity tag carries is the token's");
         // A fixed-size P-256 signature (r and s, 32 bytes each), of header.payload, under
         // the published key.
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
@@ -434,9 +455,24 @@ mod tests {
             .expect("the signature verifies");
         assert!(verifier.verify(b"another.input", &signature).is_err());
         // An empty document still makes a JSON object.
-        let jws = signer.sign("810003456125", 7, b"{}").unwrap();
+        let jws = signer.sign("810003456125", 7, b"{}").unwrap().jws;
         let payload = jws.split('.').nth(1).unwrap();
         assert!(serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(payload).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_token_is_revalidated_while_more_than_half_its_lifetime_is_ahead() {
+        // A lifetime of 300 s; a token signed at 1000 expires at 1300.
+        let (signer, _) = signer_with(&[0]);
+        assert!(signer.revalidates(1300, 1000));
+        assert!(signer.revalidates(1300, 1149));
+        assert!(!signer.revalidates(1300, 1150), "half its lifetime left: a new token");
+        assert!(!signer.revalidates(1300, 1300), "expired");
+        assert!(!signer.revalidates(1300, 2000));
+        assert!(
+            !signer.revalidates(1301, 1000),
+            "more than a lifetime: not a tag of ours"
+        );
     }
 
     #[test]
@@ -450,7 +486,7 @@ mod tests {
             kids,
             "both published: the one signing here is not superseded by one it cannot open"
         );
-        let jws = signer.sign("810003456125", 1, b"{}").unwrap();
+        let jws = signer.sign("810003456125", 1, b"{}").unwrap().jws;
         let header: Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(jws.split('.').next().unwrap()).unwrap()).unwrap();
         assert_eq!(header["kid"], kids[0].as_str(), "signed with the newest key that opens");

@@ -52,7 +52,7 @@ pub async fn publish(
         publish_directory(tx, run_id, changed_at).await?;
     }
     if contents.has_mailboxes {
-        sqlx::query("UPDATE publication SET mailbox_run_id = $1, published_at = now()")
+        sqlx::query("UPDATE publication SET mailbox_run_id = $1")
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
@@ -60,15 +60,22 @@ pub async fn publish(
             .bind(run_id)
             .execute(&mut *tx)
             .await?;
+        // A held run with mailboxes was compared with the set this one replaces, and its
+        // own set was just deleted: approving it would publish no mailbox at all.
+        sqlx::query(
+            "UPDATE import_run SET status = 'discarded',
+                 message = coalesce(message, '') || ' (discarded: run ' || $1 || ' was published after it)'
+             WHERE status = 'held' AND has_mailboxes AND id <> $1",
+        )
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
     }
-    sqlx::query("UPDATE import_run SET status = 'published', published_at = now(), finished_at = coalesce(finished_at, now()) WHERE id = $1")
+    sqlx::query("UPDATE import_run SET status = 'published', finished_at = coalesce(finished_at, now()) WHERE id = $1")
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
     if contents.has_directory {
-        // The webhooks' outbox: written with the publication, so an event is never lost
-        // nor sent for a generation that was not published.
-        super::webhooks::record_publication(tx, run_id).await?;
         // A held run was compared with the generation this one replaces: it can no
         // longer be approved as it is.
         sqlx::query(
@@ -80,11 +87,42 @@ pub async fn publish(
         .execute(&mut *tx)
         .await?;
     }
-    // Every server process follows the published generation through this.
+    // Every server process follows the published generation through this (sent at commit).
     sqlx::query("SELECT pg_notify('annuaire_publication', $1::text)")
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
+    stamp(tx, run_id, contents.has_directory).await
+}
+
+/// Dates the publication and writes its webhook event, last before the commit. `?at=`
+/// counts a generation from its `published_at`: taken at the start of the transaction
+/// (`now()`), it named an instant seconds (at national scale) before anyone could read the
+/// generation, and an audit's answer for that instant changed at the commit. So the clock
+/// is read once every lock the rest needs is held: after it, only reads of rows this
+/// transaction already holds and the outbox's insert.
+async fn stamp(tx: &mut PgConnection, run_id: RunId, has_directory: bool) -> Result<(), sqlx::Error> {
+    if has_directory {
+        // What the event's insert would wait for (another session's lock on the outbox),
+        // waited for before the clock is read.
+        sqlx::query("LOCK TABLE publication_event IN ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "WITH stamp AS MATERIALIZED (SELECT clock_timestamp() AS at),
+              run AS (UPDATE import_run SET published_at = stamp.at FROM stamp WHERE id = $1)
+         UPDATE publication SET published_at = stamp.at FROM stamp",
+    )
+    .bind(run_id)
+    .execute(&mut *tx)
+    .await?;
+    if has_directory {
+        // The webhooks' outbox: written with the publication, so an event is never lost
+        // nor sent for a generation that was not published; its body carries the
+        // `published_at` just taken (read back from the run).
+        super::webhooks::record_publication(tx, run_id).await?;
+    }
     Ok(())
 }
 
@@ -146,7 +184,8 @@ async fn publish_directory(tx: &mut PgConnection, run_id: RunId, changed_at: Dat
     .await?;
     // Superseded versions stay: they are the professionals' history (`store::history`),
     // which readers of the present never see (they join `professional.record_run_id`).
-    sqlx::query("UPDATE publication SET run_id = $1, published_at = now()")
+    // Dated by `stamp`, at the end of the transaction.
+    sqlx::query("UPDATE publication SET run_id = $1")
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
