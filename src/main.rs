@@ -172,6 +172,7 @@ async fn serve(store: &Store, args: &ServeArgs, database: &DatabaseArgs) -> anyh
         scheduler: args.runs_scheduler(),
         runner: runner_settings(database)?,
         search_dir: Some(database.home.join("search")),
+        search_storage: Default::default(),
         connections: annuaire::http::ConnectionLimits {
             max_per_client: usize::try_from(args.max_connections_per_client)?,
             ..Default::default()

@@ -205,6 +205,17 @@ fn render_health(out: &mut String, state: &AppState) {
     if state.search_enabled {
         let _ = writeln!(out, "{name} {}", u8::from(state.search.load().is_some()));
     }
+    let name = "annuaire_search_stale";
+    family(
+        out,
+        name,
+        "gauge",
+        "Whether the search index served is behind the published generation after a failed update, or for over ten minutes (absent where search is off).",
+    );
+    if state.search_enabled {
+        let stale = state.search.load().is_some() && state.search_health.stale();
+        let _ = writeln!(out, "{name} {}", u8::from(stale));
+    }
 }
 
 /// Records every request under its route pattern (never the raw path: ids would make

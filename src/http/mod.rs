@@ -101,6 +101,8 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// The search index, once built.
     pub search: Arc<arc_swap::ArcSwapOption<crate::search::SearchIndex>>,
+    /// Whether the index served is stale (its update failed, or is long overdue).
+    pub search_health: Arc<crate::search::SearchHealth>,
     pub routes: Routes,
     /// This replica keeps a search index (admin routes and a search directory).
     pub search_enabled: bool,
@@ -134,6 +136,7 @@ impl AppState {
             runner: config.runner.clone(),
             shutdown,
             search: Arc::new(arc_swap::ArcSwapOption::empty()),
+            search_health: Arc::default(),
             routes: config.routes,
             search_enabled,
             tasks: Arc::default(),

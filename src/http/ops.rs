@@ -21,12 +21,14 @@ pub async fn healthz() -> &'static str {
 /// search index is in place. While Postgres is unreachable the server stays ready (it
 /// serves its last snapshot) and says so in `store`. A signing key this replica cannot open
 /// is said in `signing` but leaves the status as it is: plain claims must stay in rotation.
+/// An index that serves an older generation because its update failed (a full disk), or
+/// that has been behind for over ten minutes, is `stale`: still serving, so still ready.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Serving: `{\"ready\": true, \"claims\": \"ready\", \"search\": \"building\", \"signing\": \"ready\", \"generation\": 12, \"store\": \"reachable\", \"tasks\": {...}}`; `signing` is `ready`, `off`, `loading` or `unusable (<kid>: <why>)`"),
+        (status = 200, description = "Serving: `{\"ready\": true, \"claims\": \"ready\", \"search\": \"building\", \"signing\": \"ready\", \"generation\": 12, \"store\": \"reachable\", \"tasks\": {...}}`; `search` is `off`, `building`, `ready` or `stale` (behind the published generation after a failed update, or for over ten minutes); `signing` is `ready`, `off`, `loading` or `unusable (<kid>: <why>)`"),
         (status = 503, description = "Not ready yet (no generation loaded; on admin replicas, index building)"),
     )
 )]
@@ -36,6 +38,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let index = state.search.load();
     let search = match (state.search_enabled, index.as_ref()) {
         (false, _) => "off",
+        (true, Some(_)) if state.search_health.stale() => "stale",
         (true, Some(_)) => "ready",
         (true, None) => "building",
     };

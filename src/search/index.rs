@@ -12,6 +12,7 @@ use super::document::{self, SearchValues};
 use super::labels::{Collected, Labels};
 use super::query::HARD_WINDOW;
 use super::schema::{ANALYZER, Fields, SCHEMA_VERSION, analyzer, schema};
+use super::storage::{IndexStorage, tantivy_io};
 use crate::store::RunId;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,8 +21,21 @@ pub enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("search index directory {0}: {1}")]
     Directory(String, String),
+    #[error("search index file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
     #[error("a search may not reach past result {HARD_WINDOW}")]
     Window,
+}
+
+impl IndexError {
+    /// The I/O error under this one, where there is one (a full disk, say).
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self {
+            IndexError::Tantivy(error) => tantivy_io(error),
+            IndexError::Io { source, .. } => Some(source),
+            IndexError::Directory(..) | IndexError::Window => None,
+        }
+    }
 }
 
 /// The index writer's memory budget (tantivy shares it among its indexing threads): the
@@ -54,9 +68,17 @@ fn payload(generation: RunId) -> String {
 impl SearchIndex {
     /// Creates an empty index in `path` (a new directory).
     pub fn create(path: &Path) -> Result<SearchIndex, IndexError> {
-        std::fs::create_dir_all(path).map_err(|e| IndexError::Directory(path.display().to_string(), e.to_string()))?;
+        SearchIndex::create_with(path, &IndexStorage::default())
+    }
+
+    /// Creates an empty index in `path` (a new, or empty, directory) on `storage`.
+    pub fn create_with(path: &Path, storage: &IndexStorage) -> Result<SearchIndex, IndexError> {
+        std::fs::create_dir_all(path).map_err(|source| IndexError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let (schema, _) = schema();
-        let index = Index::create_in_dir(path, schema)?;
+        let index = Index::create(storage.open(path)?, schema, tantivy::IndexSettings::default())?;
         let mut search = SearchIndex::wrap(index, path)?;
         search.building = true;
         Ok(search)
@@ -64,7 +86,16 @@ impl SearchIndex {
 
     /// Opens the index in `path` if it exists, has the current schema and its labels.
     pub fn open(path: &Path) -> Option<SearchIndex> {
-        let index = Index::open_in_dir(path).ok()?;
+        SearchIndex::open_with(path, &IndexStorage::default())
+    }
+
+    /// Opens the index in `path` on `storage`, if it exists, has the current schema and its
+    /// labels. A symlink (`current`) is resolved once: the index stays the directory it
+    /// opened (its labels are written there), wherever the link points later.
+    pub fn open_with(path: &Path, storage: &IndexStorage) -> Option<SearchIndex> {
+        let path = std::fs::canonicalize(path).ok()?;
+        let path = path.as_path();
+        let index = Index::open(storage.open(path).ok()?).ok()?;
         let search = SearchIndex::wrap(index, path).ok()?;
         *search.labels.write().ok()? = Arc::new(Labels::load(path)?);
         search
@@ -108,23 +139,44 @@ impl SearchIndex {
         self.generation_with_version().map(|(_, g)| RunId(g))
     }
 
+    /// The writer's slot. A panic while it was held leaves a writer in an unknown state:
+    /// it is dropped, and the next write opens another.
+    fn writer_slot(&self) -> std::sync::MutexGuard<'_, Option<tantivy::IndexWriter>> {
+        self.writer.lock().unwrap_or_else(|poisoned| {
+            self.writer.clear_poison();
+            let mut guard = poisoned.into_inner();
+            *guard = None;
+            guard
+        })
+    }
+
     /// Runs `work` with the index's writer, opened on first use (a reader-only process,
-    /// like the command line beside a server, never takes the writer's lock).
+    /// like the command line beside a server, never takes the writer's lock). A writer that
+    /// failed is dropped with what it held uncommitted: after a write error (a full disk)
+    /// tantivy's writer may have lost an indexing thread and some of its documents, and
+    /// would stay dead or commit a part; the next attempt opens a new one and starts over.
     fn with_writer<T>(
         &self,
         work: impl FnOnce(&mut tantivy::IndexWriter) -> Result<T, IndexError>,
     ) -> Result<T, IndexError> {
-        let mut guard = self
-            .writer
-            .lock()
-            .map_err(|_| IndexError::Directory(self.path.display().to_string(), "writer poisoned".into()))?;
+        let mut guard = self.writer_slot();
         let writer = match guard.as_mut() {
             Some(writer) => writer,
             // A full build merges once, at the end (`finish_build`): merging as it goes would
             // rewrite each document a second and third time, on the cores the indexing needs.
             None => guard.insert(self.open_writer(!self.building)?),
         };
-        work(writer)
+        let done = work(writer);
+        if done.is_err() {
+            *guard = None;
+        }
+        done
+    }
+
+    /// Drops the writer and whatever it holds uncommitted (a fill that failed part-way):
+    /// the next fill starts from the last commit.
+    pub fn discard_writer(&self) {
+        *self.writer_slot() = None;
     }
 
     /// A writer of this index; unless `merging`, one that merges only when told to.
@@ -185,8 +237,7 @@ impl SearchIndex {
     /// that many segments whatever the writer left. The merges keep the commit's payload
     /// (schema and generation).
     pub fn finish_build(&self) -> Result<(), IndexError> {
-        let poisoned = || IndexError::Directory(self.path.display().to_string(), "writer poisoned".into());
-        let mut guard = self.writer.lock().map_err(|_| poisoned())?;
+        let mut guard = self.writer_slot();
         if let Some(writer) = guard.take() {
             writer.wait_merging_threads()?;
         }

@@ -137,11 +137,16 @@ impl Labels {
 
     /// Writes these labels into `dir`, whole or not at all (a new file renamed over the old).
     pub fn save(&self, dir: &Path) -> Result<(), IndexError> {
-        let failed = |e: String| IndexError::Directory(dir.display().to_string(), format!("cannot write {FILE}: {e}"));
-        let json = serde_json::to_vec(&self.table).map_err(|e| failed(e.to_string()))?;
+        let json = serde_json::to_vec(&self.table)
+            .map_err(|e| IndexError::Directory(dir.display().to_string(), format!("cannot write {FILE}: {e}")))?;
         let temporary = dir.join(format!("{FILE}.{}", std::process::id()));
-        std::fs::write(&temporary, json).map_err(|e| failed(e.to_string()))?;
-        std::fs::rename(&temporary, dir.join(FILE)).map_err(|e| failed(e.to_string()))
+        // The I/O error is kept whole: a full disk is told as such.
+        let failed = |source| IndexError::Io {
+            path: dir.join(FILE),
+            source,
+        };
+        std::fs::write(&temporary, json).map_err(failed)?;
+        std::fs::rename(&temporary, dir.join(FILE)).map_err(failed)
     }
 }
 

@@ -4,13 +4,16 @@
 
 pub mod bounds;
 mod decode;
+mod dirs;
 pub mod document;
 mod facets;
 pub mod filters;
+mod health;
 pub mod index;
 pub mod labels;
 pub mod query;
 pub mod schema;
+mod storage;
 mod workers;
 
 use std::collections::HashMap;
@@ -21,8 +24,11 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 pub use bounds::{BoundError, Refused, SearchGuard, SearchLimits};
+pub use dirs::remove_superseded;
+pub use health::{STALE_AFTER, SearchHealth};
 pub use index::SearchIndex;
 pub use query::{SearchRequest, SearchResponse};
+pub use storage::{IndexStorage, is_storage_full};
 pub use workers::Workers;
 
 use crate::store::RunId;
@@ -37,6 +43,39 @@ pub enum SearchError {
     Database(#[from] sqlx::Error),
     #[error("stored record cannot be read: {0}")]
     Record(String),
+    /// Writing the index in `path` failed (what an operator must look at: a full disk).
+    #[error("search index in {path}: {source}")]
+    Written { path: PathBuf, source: index::IndexError },
+}
+
+impl SearchError {
+    /// The index directory a write failed in, if that is what failed.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            SearchError::Written { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// A write failed for want of space.
+    pub fn storage_full(&self) -> bool {
+        let io = match self {
+            SearchError::Written { source, .. } | SearchError::Index(source) => source.io_error(),
+            _ => None,
+        };
+        io.is_some_and(is_storage_full)
+    }
+
+    /// Tells which index `path` an index error is about.
+    fn at(self, path: &Path) -> SearchError {
+        match self {
+            SearchError::Index(source) => SearchError::Written {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Niceness of the index writer and the threads it starts.
@@ -81,32 +120,76 @@ async fn published_generation(pool: &PgPool) -> Result<Option<RunId>, SearchErro
 /// Builds a whole index of the published generation in a new directory under `root`,
 /// points `root/current` at it, and returns it; the caller swaps it in.
 pub async fn rebuild(pool: &PgPool, root: &Path) -> Result<Arc<SearchIndex>, SearchError> {
+    rebuild_with(pool, root, &IndexStorage::default()).await
+}
+
+/// [`rebuild`] on `storage`. A build that fails leaves nothing behind: its directory is
+/// removed (on a full disk, the next attempt needs the space).
+pub async fn rebuild_with(pool: &PgPool, root: &Path, storage: &IndexStorage) -> Result<Arc<SearchIndex>, SearchError> {
     let generation = published_generation(pool).await?.unwrap_or(RunId(0));
-    let dir = root.join(format!("index-{generation}-{}", chrono::Utc::now().timestamp_millis()));
+    let dir = dirs::new_build(root, generation.0);
+    // Held until `current` points at the directory: no clean-up removes it meanwhile.
+    let building = dirs::Building::start(&dir).map_err(|e| SearchError::Index(e).at(&dir))?;
+    let built = match build(pool, &dir, storage, generation).await {
+        Ok(index) => dirs::point_current(root, &dir)
+            .map(|()| index)
+            .map_err(SearchError::from),
+        Err(error) => Err(error),
+    };
+    let index = match built {
+        Ok(index) => index,
+        Err(error) => {
+            let doomed = dir.clone();
+            // After the build's own threads are done (`build` waited for them).
+            let _ = tokio::task::spawn_blocking(move || dirs::discard(&doomed)).await;
+            return Err(error.at(&dir));
+        }
+    };
+    drop(building);
+    tracing::info!(generation = generation.0, dir = %dir.display(), "search index built");
+    Ok(index)
+}
+
+async fn build(
+    pool: &PgPool,
+    dir: &Path,
+    storage: &IndexStorage,
+    generation: RunId,
+) -> Result<Arc<SearchIndex>, SearchError> {
     let created = {
-        let dir = dir.clone();
-        tokio::task::spawn_blocking(move || SearchIndex::create(&dir))
+        let (dir, storage) = (dir.to_owned(), storage.clone());
+        tokio::task::spawn_blocking(move || SearchIndex::create_with(&dir, &storage))
     };
     let index = Arc::new(created.await.map_err(|e| SearchError::Record(e.to_string()))??);
     fill(pool, &index, None, generation).await?;
-    point_current(root, &dir)?;
-    tracing::info!(generation = generation.0, dir = %dir.display(), "search index built");
     Ok(index)
 }
 
 /// Brings `index` to the published generation: its changes in one commit, or a rebuild
 /// when the index is of no generation the store can diff from.
 pub async fn update(pool: &PgPool, index: Arc<SearchIndex>, root: &Path) -> Result<Arc<SearchIndex>, SearchError> {
+    update_with(pool, index, root, &IndexStorage::default()).await
+}
+
+/// [`update`], a rebuild on `storage`.
+pub async fn update_with(
+    pool: &PgPool,
+    index: Arc<SearchIndex>,
+    root: &Path,
+    storage: &IndexStorage,
+) -> Result<Arc<SearchIndex>, SearchError> {
     let Some(published) = published_generation(pool).await? else {
         return Ok(index);
     };
     match index.generation() {
         Some(current) if current == published => Ok(index),
         Some(current) if current < published => {
-            fill(pool, &index, Some(current), published).await?;
+            fill(pool, &index, Some(current), published)
+                .await
+                .map_err(|e| e.at(&index.path))?;
             Ok(index)
         }
-        _ => rebuild(pool, root).await,
+        _ => rebuild_with(pool, root, storage).await,
     }
 }
 
@@ -169,6 +252,10 @@ async fn fill(
                 }
                 Ok(())
             })();
+            if result.is_err() {
+                // Nothing of a failed fill may reach the next commit.
+                target.discard_writer();
+            }
             let _ = done.send(result);
         })
         .map_err(|e| SearchError::Record(format!("cannot start the index writer's thread: {e}")))?;
@@ -179,27 +266,31 @@ async fn fill(
     streamed
 }
 
-/// Points `root/current` at `dir`, atomically (a symlink renamed over the old one).
-fn point_current(root: &Path, dir: &Path) -> Result<(), SearchError> {
-    let io = |e: std::io::Error| SearchError::Record(format!("cannot swap the index in {}: {e}", root.display()));
-    let temporary = root.join(format!("current.{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    let target = dir.file_name().map(PathBuf::from).unwrap_or_else(|| dir.to_owned());
-    std::os::unix::fs::symlink(&target, &temporary).map_err(io)?;
-    std::fs::rename(&temporary, root.join("current")).map_err(io)?;
-    Ok(())
-}
-
 /// Opens `root/current` if it is a usable index (else builds one), then brings it up to the
 /// published generation.
 pub async fn open_or_rebuild(pool: &PgPool, root: &Path) -> Result<Arc<SearchIndex>, SearchError> {
-    std::fs::create_dir_all(root).map_err(|e| SearchError::Record(format!("{}: {e}", root.display())))?;
+    open_or_rebuild_with(pool, root, &IndexStorage::default()).await
+}
+
+/// [`open_or_rebuild`] on `storage`.
+pub async fn open_or_rebuild_with(
+    pool: &PgPool,
+    root: &Path,
+    storage: &IndexStorage,
+) -> Result<Arc<SearchIndex>, SearchError> {
+    std::fs::create_dir_all(root).map_err(|source| {
+        SearchError::Index(index::IndexError::Io {
+            path: root.to_owned(),
+            source,
+        })
+    })?;
     let current = root.join("current");
-    let opened = tokio::task::spawn_blocking(move || SearchIndex::open(&current))
-        .await
-        .map_err(|e| SearchError::Record(e.to_string()))?;
-    match opened {
-        Some(index) => update(pool, Arc::new(index), root).await,
-        None => rebuild(pool, root).await,
+    let opened = {
+        let storage = storage.clone();
+        tokio::task::spawn_blocking(move || SearchIndex::open_with(&current, &storage))
+    };
+    match opened.await.map_err(|e| SearchError::Record(e.to_string()))? {
+        Some(index) => update_with(pool, Arc::new(index), root, storage).await,
+        None => rebuild_with(pool, root, storage).await,
     }
 }

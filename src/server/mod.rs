@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub runner: RunnerSettings,
     /// Where the search index lives; `None` serves no search.
     pub search_dir: Option<PathBuf>,
+    /// How the search index's directories are opened: on disk, but in tests.
+    pub search_storage: crate::search::IndexStorage,
     /// Connection cap, header read and idle timeouts of the accept loop.
     pub connections: ConnectionLimits,
     /// Publication webhooks to send from this process (one sender per database runs).
@@ -69,6 +71,7 @@ impl ServerConfig {
             scheduler: false,
             runner: RunnerSettings::default(),
             search_dir: None,
+            search_storage: crate::search::IndexStorage::default(),
             connections: ConnectionLimits::default(),
             webhooks: None,
             signing: None,
@@ -130,6 +133,8 @@ pub async fn run(
             dir,
             index: Arc::clone(&state.search),
             published: announced,
+            storage: config.search_storage.clone(),
+            health: Arc::clone(&state.search_health),
         });
         let stop = shutdown.clone();
         supervisor.spawn("search", move || {
