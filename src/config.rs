@@ -38,6 +38,36 @@ fn is_secret(env: &str) -> bool {
     env == "DATABASE_URL" || env.starts_with("ANNUAIRE_ENTRA_") || env.ends_with("_SECRET")
 }
 
+/// `text` with what a URL may carry as credentials masked: the password (`user:***@`), an
+/// HTTP URL's user name alone (`https://***@`: often a token; a database URL's is a role),
+/// every query value (`?token=***`, a bare `?***`), the fragment. Everything shown of a URL goes through it: `config show`
+/// (`database-url`, the webhooks), the webhooks' log lines and stored texts. `None` when
+/// `text` is not a URL.
+pub fn mask_url(text: &str) -> Option<String> {
+    let mut url = reqwest::Url::parse(text).ok()?;
+    if url.password().is_some() {
+        // Fails only for a URL without a host, which has no credentials to mask.
+        let _ = url.set_password(Some("***"));
+    } else if !url.username().is_empty() && matches!(url.scheme(), "http" | "https") {
+        let _ = url.set_username("***");
+    }
+    if let Some(query) = url.query() {
+        let masked: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}=***"),
+                None if pair.is_empty() => String::new(),
+                None => "***".to_owned(),
+            })
+            .collect();
+        url.set_query(Some(&masked.join("&")));
+    }
+    if url.fragment().is_some() {
+        url.set_fragment(Some("***"));
+    }
+    Some(url.to_string())
+}
+
 /// Every argument of every command, subcommands included.
 fn all_arguments() -> Vec<clap::Arg> {
     let mut arguments = Vec::new();
@@ -175,4 +205,31 @@ pub unsafe fn apply(values: &[(String, String)]) -> Vec<String> {
         }
     }
     applied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_url;
+
+    #[test]
+    fn a_urls_credentials_are_masked_and_the_rest_kept() {
+        let cases = [
+            (
+                "postgres://annuaire:hunter2@db.internal:5432/annuaire?password=hunter3&sslmode=require",
+                "postgres://annuaire:***@db.internal:5432/annuaire?password=***&sslmode=***",
+            ),
+            (
+                "https://hook:s3cret@receiver.example/annuaire?token=abc&x",
+                "https://hook:***@receiver.example/annuaire?token=***&***",
+            ),
+            ("https://tok3n@receiver.example/in", "https://***@receiver.example/in"),
+            ("postgres://annuaire@db/annuaire?password=x", "postgres://annuaire@db/annuaire?password=***"),
+            ("https://receiver.example/in#k=v", "https://receiver.example/in#***"),
+            ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(mask_url(url).as_deref(), Some(shown), "{url}");
+        }
+        assert_eq!(mask_url("not a url"), None);
+    }
 }

@@ -262,3 +262,40 @@ fn the_bounds_of_each_range_are_accepted() {
         assert!(stderr.contains("DATABASE_URL is required"), "{args:?}: {stderr}");
     }
 }
+
+/// Credentials in a URL are masked wherever `config show` prints one: `?password=` in
+/// `database-url` as well as its `user:password@`, and each webhook URL's password and
+/// query values (tokens), in both output forms.
+#[test]
+fn config_show_masks_the_credentials_of_every_url() {
+    let env = [
+        (
+            "DATABASE_URL",
+            "postgres://annuaire@db.internal/annuaire?password=hunter2&sslmode=require",
+        ),
+        (
+            "ANNUAIRE_PUBLISH_WEBHOOKS",
+            "https://hook:s3cret@a.example/in?token=t0ken,https://b.example/in",
+        ),
+    ];
+    let all = shown(&annuaire(&["config", "show", "--json"], &env));
+    assert_eq!(
+        setting(&all, "database-url")["value"],
+        "postgres://annuaire@db.internal/annuaire?password=***&sslmode=***"
+    );
+    assert_eq!(
+        setting(&all, "publish-webhook")["value"],
+        "https://hook:***@a.example/in?token=***,https://b.example/in"
+    );
+    let text = annuaire(&["config", "show"], &env);
+    assert!(text.status.success(), "{}", String::from_utf8_lossy(&text.stderr));
+    for out in [
+        serde_json::to_string(&all).unwrap(),
+        String::from_utf8_lossy(&text.stdout).into_owned(),
+    ] {
+        assert!(out.contains("https://b.example/in"), "{out}");
+        for secret in ["hunter2", "s3cret", "t0ken"] {
+            assert!(!out.contains(secret), "{secret} shown:\n{out}");
+        }
+    }
+}

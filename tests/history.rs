@@ -670,10 +670,10 @@ async fn a_publication_is_announced_signed_and_retried() {
     let (_, feed_key) = keys::create(&pool, "downstream", &[Scope::Feed]).await.unwrap();
     let secret = "a shared secret of the test, long enough";
     let config = annuaire::server::ServerConfig {
-        webhooks: Some(annuaire::server::webhooks::WebhookSettings {
-            urls: vec![url.clone()],
-            secret: secret.to_owned(),
-        }),
+        webhooks: Some(annuaire::server::webhooks::WebhookSettings::new(
+            vec![url.clone()],
+            secret.to_owned(),
+        )),
         ..annuaire::server::ServerConfig::new(HookSettings::default())
     };
     let server = TestServer::start_with(pool.clone(), config).await;

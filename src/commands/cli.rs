@@ -360,11 +360,14 @@ impl ServeArgs {
         if urls.is_empty() {
             return Ok(None);
         }
-        for url in &urls {
-            let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--publish-webhook {url:?}: {e}"))?;
+        // A URL may carry credentials: errors name it by its place or show it masked.
+        for (n, url) in urls.iter().enumerate() {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("--publish-webhook (URL {} of {}): {e}", n + 1, urls.len()))?;
             anyhow::ensure!(
                 matches!(parsed.scheme(), "http" | "https"),
-                "--publish-webhook {url:?}: only http and https URLs are called"
+                "--publish-webhook {:?}: only http and https URLs are called",
+                crate::config::mask_url(url).unwrap_or_default()
             );
         }
         let secret = std::env::var("ANNUAIRE_WEBHOOK_SECRET").unwrap_or_default();
@@ -372,7 +375,7 @@ impl ServeArgs {
             secret.len() >= 16,
             "--publish-webhook needs ANNUAIRE_WEBHOOK_SECRET in the environment (16 characters at least): the receivers check each call's signature with it"
         );
-        Ok(Some(crate::server::webhooks::WebhookSettings { urls, secret }))
+        Ok(Some(crate::server::webhooks::WebhookSettings::new(urls, secret)))
     }
 }
 

@@ -1,5 +1,5 @@
 //! `annuaire config show`: the effective settings and where each comes from (a flag, the
-//! environment, the config file, or the default), secrets masked.
+//! environment, the config file, or the default), secrets and URLs' credentials masked.
 
 use std::collections::BTreeSet;
 
@@ -20,20 +20,28 @@ struct Shown {
     source: &'static str,
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; other secrets → `***`.
+/// What `config show` prints of a value: any URL with its credentials masked (each URL of a
+/// list setting: webhook URLs carry tokens too), `database-url` masked the same way, other
+/// secrets `***`.
 fn mask(setting: &Setting, value: &str) -> String {
-    if !setting.secret {
-        return value.to_owned();
+    if setting.secret && setting.env != "DATABASE_URL" {
+        return "***".to_owned();
     }
-    if setting.env == "DATABASE_URL"
-        && let Ok(mut url) = reqwest::Url::parse(value)
-    {
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-        }
-        return url.to_string();
+    if setting.secret {
+        return config::mask_url(value).unwrap_or_else(|| "***".to_owned());
     }
-    "***".to_owned()
+    // A list setting's values are comma-separated, as clap reads them from the environment.
+    value
+        .split(',')
+        .map(|item| {
+            if item.contains("://") {
+                config::mask_url(item.trim()).unwrap_or_else(|| "***".to_owned())
+            } else {
+                item.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 pub fn show(matches: &ArgMatches, from_file: &[String], json: bool) -> anyhow::Result<Outcome> {

@@ -1,8 +1,14 @@
-//! The publication webhooks' outbox (`migrations/0007_publication_webhooks.sql`): the event
-//! a publication writes in its own transaction, and the deliveries the sender works through.
+//! The publication webhooks' outbox (`migrations/0007_publication_webhooks.sql`, keyed by
+//! `0010_webhook_url_keys.sql`): the event a publication writes in its own transaction, and
+//! each endpoint's queue of deliveries that the sender works through in order. A URL may
+//! carry credentials, so the store never holds one: an endpoint is the SHA-256 of its URL,
+//! with a redacted text for people to read.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use super::RunId;
@@ -66,83 +72,103 @@ pub async fn record_publication(tx: &mut PgConnection, run_id: RunId) -> Result<
     Ok(())
 }
 
-/// Makes `urls` receive the events published from now on (a URL already known keeps its
-/// date).
-pub async fn register(pool: &PgPool, urls: &[String]) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO webhook_endpoint (url) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING")
-        .bind(urls)
-        .execute(pool)
-        .await?;
-    Ok(())
+/// An endpoint as the store names it: the hex SHA-256 of its full URL. Only the sender's
+/// configuration holds the URL itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EndpointKey(String);
+
+impl EndpointKey {
+    pub fn of(url: &str) -> EndpointKey {
+        EndpointKey(hex::encode(Sha256::digest(url.as_bytes())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
-/// Creates the deliveries of every event each of `urls` should receive and has not yet.
-pub async fn plan_deliveries(pool: &PgPool, urls: &[String]) -> Result<(), sqlx::Error> {
+/// Makes each endpoint, `(key, redacted URL)`, receive the events published from now on (an
+/// endpoint already known keeps its date; its text is refreshed).
+pub async fn register(pool: &PgPool, endpoints: &[(EndpointKey, String)]) -> Result<(), sqlx::Error> {
+    let keys: Vec<&str> = endpoints.iter().map(|(key, _)| key.as_str()).collect();
+    let shown: Vec<&str> = endpoints.iter().map(|(_, shown)| shown.as_str()).collect();
     sqlx::query(
-        "INSERT INTO webhook_delivery (run_id, url)
-         SELECT e.run_id, w.url FROM publication_event e
-         JOIN webhook_endpoint w ON e.created_at >= w.registered_at
-         WHERE w.url = ANY($1)
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO webhook_endpoint (url_sha256, redacted_url)
+         SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT (url_sha256) DO UPDATE SET redacted_url = EXCLUDED.redacted_url",
     )
-    .bind(urls)
+    .bind(keys)
+    .bind(shown)
     .execute(pool)
     .await?;
     Ok(())
 }
 
-/// A delivery to attempt now.
+/// Creates the deliveries of every event `endpoint` should receive and has not yet.
+pub async fn plan_deliveries(pool: &PgPool, endpoint: &EndpointKey) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO webhook_delivery (run_id, url_sha256)
+         SELECT e.run_id, w.url_sha256 FROM publication_event e
+         JOIN webhook_endpoint w ON e.created_at >= w.registered_at
+         WHERE w.url_sha256 = $1
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(endpoint.as_str())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// The delivery at the head of an endpoint's queue.
 #[derive(Debug, Clone)]
 pub struct Due {
     pub run_id: RunId,
-    pub url: String,
     pub attempts: i32,
     pub body: String,
+    /// Until its next attempt is due; zero when it is.
+    pub wait: Duration,
 }
 
-/// Deliveries to `urls` not yet made whose next attempt is due, oldest event first.
-pub async fn due(
+/// The head of `endpoint`'s queue: its oldest event neither delivered nor given up (after
+/// `max_attempts`). The events behind it wait, so that a receiver sees them in order.
+pub async fn head(
     db: impl PgExecutor<'_>,
-    urls: &[String],
+    endpoint: &EndpointKey,
     max_attempts: i32,
-    limit: i64,
-) -> Result<Vec<Due>, sqlx::Error> {
-    let rows: Vec<(i64, String, i32, String)> = sqlx::query_as(
-        "SELECT d.run_id, d.url, d.attempts, e.body
+) -> Result<Option<Due>, sqlx::Error> {
+    let row: Option<(i64, i32, String, f64)> = sqlx::query_as(
+        "SELECT d.run_id, d.attempts, e.body,
+                greatest(extract(epoch FROM d.next_attempt_at - now()), 0)::float8
          FROM webhook_delivery d JOIN publication_event e ON e.run_id = d.run_id
-         WHERE d.delivered_at IS NULL AND d.next_attempt_at <= now()
-           AND d.url = ANY($1) AND d.attempts < $2
-         ORDER BY d.run_id, d.url LIMIT $3",
+         WHERE d.url_sha256 = $1 AND d.delivered_at IS NULL AND d.attempts < $2
+         ORDER BY d.run_id LIMIT 1",
     )
-    .bind(urls)
+    .bind(endpoint.as_str())
     .bind(max_attempts)
-    .bind(limit)
-    .fetch_all(db)
+    .fetch_optional(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(run_id, url, attempts, body)| Due {
-            run_id: RunId(run_id),
-            url,
-            attempts,
-            body,
-        })
-        .collect())
+    Ok(row.map(|(run_id, attempts, body, wait)| Due {
+        run_id: RunId(run_id),
+        attempts,
+        body,
+        wait: Duration::try_from_secs_f64(wait).unwrap_or(Duration::ZERO),
+    }))
 }
 
 /// Records one attempt and its outcome: delivered, or the next attempt after `retry_in`.
 pub async fn record_attempt(
     pool: &PgPool,
+    endpoint: &EndpointKey,
     due: &Due,
     status: Option<u16>,
     error: Option<&str>,
-    retry_in: Option<std::time::Duration>,
+    retry_in: Option<Duration>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let attempt = due.attempts + 1;
-    sqlx::query("INSERT INTO webhook_attempt (run_id, url, attempt, status, error) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO webhook_attempt (run_id, url_sha256, attempt, status, error) VALUES ($1, $2, $3, $4, $5)")
         .bind(due.run_id)
-        .bind(&due.url)
+        .bind(endpoint.as_str())
         .bind(attempt)
         .bind(status.map(i32::from))
         .bind(error)
@@ -152,13 +178,27 @@ pub async fn record_attempt(
         "UPDATE webhook_delivery SET attempts = $3,
              delivered_at = CASE WHEN $4::float8 IS NULL THEN now() END,
              next_attempt_at = now() + make_interval(secs => coalesce($4::float8, 0))
-         WHERE run_id = $1 AND url = $2",
+         WHERE run_id = $1 AND url_sha256 = $2",
     )
     .bind(due.run_id)
-    .bind(&due.url)
+    .bind(endpoint.as_str())
     .bind(attempt)
     .bind(retry_in.map(|d| d.as_secs_f64()))
     .execute(&mut *tx)
     .await?;
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EndpointKey;
+
+    #[test]
+    fn an_endpoint_is_the_sha256_of_its_url() {
+        // `printf %s 'https://example.org/hook' | sha256sum`
+        assert_eq!(
+            EndpointKey::of("https://example.org/hook").as_str(),
+            "554ec998c37b96dab60f37327773c9c50e7f43fd26771d361245892a483bc237"
+        );
+    }
 }
