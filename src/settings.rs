@@ -67,11 +67,27 @@ pub const RETENTION_DAYS: Bounds<i32> = Bounds {
     expected: "a number of days from 1 to 36500",
 };
 
-/// A job's download retry delays and total time: a nightly job's retries end within the day.
+/// A job's download retries' total time: a nightly job's retries end within the day.
 pub const RETRY_SECONDS: Bounds<f64> = Bounds {
     min: 0.0,
     max: 86_400.0,
     expected: "a number of seconds from 0 to 86400 (a day)",
+};
+
+/// A job's download back-off delays (initial and cap). At least a second: a zero back-off
+/// once sent about 680 requests a second to the publisher.
+pub const BACKOFF_SECONDS: Bounds<f64> = Bounds {
+    min: 1.0,
+    max: 86_400.0,
+    expected: "a number of seconds from 1 to 86400 (a day)",
+};
+
+/// A job's download attempts per source, the first one included: with the back-off's
+/// floor, a source is asked at most this many times a run.
+pub const RETRY_ATTEMPTS: Bounds<u32> = Bounds {
+    min: 1,
+    max: 20,
+    expected: "a number of attempts from 1 to 20",
 };
 
 impl<T> Bounds<T>
@@ -145,6 +161,12 @@ mod tests {
         assert_eq!(RETENTION_DAYS.parse("1"), Ok(1));
         assert_eq!(RETENTION_DAYS.parse("36500"), Ok(36_500));
         assert!(RETENTION_DAYS.parse("0").is_err() && RETENTION_DAYS.parse("36501").is_err());
+        assert_eq!(BACKOFF_SECONDS.parse("1"), Ok(1.0));
+        assert_eq!(BACKOFF_SECONDS.parse("86400"), Ok(86_400.0));
+        assert!(BACKOFF_SECONDS.parse("0").is_err() && BACKOFF_SECONDS.parse("0.999").is_err());
+        assert_eq!(RETRY_ATTEMPTS.parse("1"), Ok(1));
+        assert_eq!(RETRY_ATTEMPTS.parse("20"), Ok(20));
+        assert!(RETRY_ATTEMPTS.parse("0").is_err() && RETRY_ATTEMPTS.parse("21").is_err());
     }
 
     #[test]
@@ -157,5 +179,9 @@ mod tests {
                 .check(crate::store::retention::DEFAULT_RETENTION_DAYS)
                 .is_ok()
         );
+        let retry = crate::download::RetryPolicy::default();
+        assert!(RETRY_ATTEMPTS.check(retry.attempts).is_ok());
+        assert!(BACKOFF_SECONDS.check(retry.initial_backoff.as_secs_f64()).is_ok());
+        assert!(BACKOFF_SECONDS.check(retry.max_backoff.as_secs_f64()).is_ok());
     }
 }

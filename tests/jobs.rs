@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use annuaire::download::{DownloadSettings, Downloader};
+use annuaire::download::{DownloadSettings, Downloader, RetryPolicy};
 use annuaire::http::HookSettings;
 use annuaire::jobs::{JobDefinition, RunnerSettings, Trigger, runner};
 use annuaire::keys::{self, Scope};
@@ -30,10 +30,25 @@ fn zip_of(sample: &str) -> Vec<u8> {
 fn job(sources: &[&str], extra: &str) -> JobDefinition {
     let list: Vec<String> = sources.iter().map(|s| format!("{s:?}")).collect();
     let text = format!(
-        "name = \"nightly-test\"\nkind = \"ps_libreacces\"\nschedule = \"0 45 10 * * *\"\nsources = [{}]\n{extra}\n[retry]\nattempts = 4\ninitial_backoff_seconds = 0.05\nmax_backoff_seconds = 2\ntotal_seconds = 30\n",
+        "name = \"nightly-test\"\nkind = \"ps_libreacces\"\nschedule = \"0 45 10 * * *\"\nsources = [{}]\n{extra}\n",
         list.join(", ")
     );
-    JobDefinition::parse(Path::new("nightly-test.toml"), &text).expect("valid job")
+    let mut job = JobDefinition::parse(Path::new("nightly-test.toml"), &text).expect("valid job");
+    // Below the job files' floor of a second, which is for the real publisher: set in code.
+    job.retry = RetryPolicy {
+        attempts: 4,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(2),
+        total: Duration::from_secs(30),
+    };
+    job
+}
+
+/// `job` firing every second: under the job files' floor of a minute, so set in code.
+fn every_second(mut job: JobDefinition) -> JobDefinition {
+    job.schedule_text = "* * * * * *".to_owned();
+    job.schedule = job.schedule_text.parse().expect("a cron expression");
+    job
 }
 
 fn settings() -> RunnerSettings {
@@ -267,20 +282,22 @@ async fn two_real_schedulers_on_one_database_import_once() {
         vec![Reply::Stall(Duration::from_millis(300))],
     )
     .await;
-    let every_second = JobDefinition::parse(
-        Path::new("fast.toml"),
-        &format!(
-            "name = \"fast\"\nkind = \"ps_libreacces\"\nschedule = \"* * * * * *\"\nsources = [{:?}]\n",
-            source.url
-        ),
-    )
-    .unwrap();
+    let fast = every_second(
+        JobDefinition::parse(
+            Path::new("fast.toml"),
+            &format!(
+                "name = \"fast\"\nkind = \"ps_libreacces\"\nschedule = \"0 0 3 * * *\"\nsources = [{:?}]\n",
+                source.url
+            ),
+        )
+        .unwrap(),
+    );
     let shutdown = CancellationToken::new();
     let schedulers: Vec<_> = (0..2)
         .map(|_| {
             let scheduler = Scheduler {
                 pool: pool.clone(),
-                jobs: std::sync::Arc::new(vec![every_second.clone()]),
+                jobs: std::sync::Arc::new(vec![fast.clone()]),
                 settings: settings(),
             };
             tokio::spawn(scheduler.run(shutdown.clone()))
@@ -434,20 +451,22 @@ async fn two_jobs_due_in_the_same_second_both_run() {
     let db = migrated_db().await;
     let pool = db.pool.clone();
     let source = SourceServer::start(ZIP_NAME, Vec::new(), not_found()).await;
-    let every_second = |name: &str| {
-        JobDefinition::parse(
-            Path::new("fast.toml"),
-            &format!(
-                "name = {name:?}\nkind = \"ps_libreacces\"\nschedule = \"* * * * * *\"\nsources = [{:?}]\n",
-                source.url
-            ),
+    let fast = |name: &str| {
+        every_second(
+            JobDefinition::parse(
+                Path::new("fast.toml"),
+                &format!(
+                    "name = {name:?}\nkind = \"ps_libreacces\"\nschedule = \"0 0 3 * * *\"\nsources = [{:?}]\n",
+                    source.url
+                ),
+            )
+            .unwrap(),
         )
-        .unwrap()
     };
     let shutdown = CancellationToken::new();
     let scheduler = Scheduler {
         pool: pool.clone(),
-        jobs: std::sync::Arc::new(vec![every_second("first"), every_second("second")]),
+        jobs: std::sync::Arc::new(vec![fast("first"), fast("second")]),
         settings: settings(),
     };
     let task = tokio::spawn(scheduler.run(shutdown.clone()));
@@ -616,7 +635,7 @@ fn a_threshold_out_of_its_range_in_a_job_file_is_refused_with_its_name() {
 fn the_bounds_of_each_range_are_accepted_in_a_job_file() {
     let low = parsed(
         "ps_libreacces",
-        "min_size_ratio = 0\n[gate]\nmax_removed_pct = 0\nmax_changed_pct = 0\nmax_reject_pct = 0\n[retry]\ntotal_seconds = 0",
+        "min_size_ratio = 0\n[gate]\nmax_removed_pct = 0\nmax_changed_pct = 0\nmax_reject_pct = 0\n[retry]\ntotal_seconds = 0\nattempts = 1\ninitial_backoff_seconds = 1\nmax_backoff_seconds = 1",
     )
     .unwrap();
     assert_eq!(
@@ -625,7 +644,7 @@ fn the_bounds_of_each_range_are_accepted_in_a_job_file() {
     );
     let high = parsed(
         "ps_libreacces",
-        "min_size_ratio = 1\n[gate]\nmax_removed_pct = 100\nmax_changed_pct = 100.0\nmax_reject_pct = 100\n[retry]\ntotal_seconds = 86400",
+        "min_size_ratio = 1\n[gate]\nmax_removed_pct = 100\nmax_changed_pct = 100.0\nmax_reject_pct = 100\n[retry]\ntotal_seconds = 86400\nattempts = 20\ninitial_backoff_seconds = 86400\nmax_backoff_seconds = 86400",
     )
     .unwrap();
     assert_eq!(
@@ -633,9 +652,77 @@ fn the_bounds_of_each_range_are_accepted_in_a_job_file() {
         (100.0, 100.0, 1.0)
     );
     assert_eq!(high.retry.total, Duration::from_secs(86_400));
+    assert_eq!(
+        (low.retry.attempts, low.retry.initial_backoff, low.retry.max_backoff),
+        (1, Duration::from_secs(1), Duration::from_secs(1))
+    );
+    assert_eq!(
+        (high.retry.attempts, high.retry.initial_backoff, high.retry.max_backoff),
+        (20, Duration::from_secs(86_400), Duration::from_secs(86_400))
+    );
     assert_eq!(parsed("purge", "retention_days = 1").unwrap().retention_days, 1);
     assert_eq!(
         parsed("purge", "retention_days = 36500").unwrap().retention_days,
         36_500
+    );
+}
+
+/// The probe's job files: a million attempts without back-off, a cron of every second.
+/// Each is refused at load time, naming the file and the field.
+#[test]
+fn a_job_file_that_would_hammer_its_source_is_refused_with_its_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name = \"x\"\nkind = \"mssante\"\nsources = [\"https://a.invalid/\"]\n";
+    let nightly = "schedule = \"0 0 1 * * *\"\n";
+    for (body, field, reason) in [
+        (
+            format!("{nightly}[retry]\nattempts = 1000000\ninitial_backoff_seconds = 0\n"),
+            "retry.attempts = 1000000",
+            "is not a number of attempts from 1 to 20",
+        ),
+        (
+            format!("{nightly}[retry]\nattempts = 0\n"),
+            "retry.attempts = 0",
+            "is not a number of attempts from 1 to 20",
+        ),
+        (
+            format!("{nightly}[retry]\ninitial_backoff_seconds = 0\n"),
+            "retry.initial_backoff_seconds = 0",
+            "is not a number of seconds from 1 to 86400",
+        ),
+        (
+            format!("{nightly}[retry]\nmax_backoff_seconds = 0.2\n"),
+            "retry.max_backoff_seconds = 0.2",
+            "is not a number of seconds from 1 to 86400",
+        ),
+        (
+            "schedule = \"* * * * * *\"\n".to_owned(),
+            "schedule \"* * * * * *\" fires at 2026-01-01T01:00:01+01:00 and again at 2026-01-01T01:00:02+01:00",
+            "fire times must be at least 60 s apart",
+        ),
+        (
+            // 59 s apart once a day.
+            "schedule = \"0,59 0 4 * * *\"\ntime_zone = \"UTC\"\n".to_owned(),
+            "schedule \"0,59 0 4 * * *\" fires at 2026-01-01T04:00:00+00:00 and again at 2026-01-01T04:00:59+00:00",
+            "fire times must be at least 60 s apart",
+        ),
+    ] {
+        std::fs::write(dir.path().join("hammer.toml"), format!("{head}{body}")).unwrap();
+        let error = annuaire::jobs::load_dir(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("hammer.toml: ") && error.contains(field) && error.contains(reason),
+            "{body}: {error}"
+        );
+    }
+    // A minute apart is the floor itself: accepted.
+    std::fs::write(
+        dir.path().join("hammer.toml"),
+        format!("{head}schedule = \"0 * * * * *\"\n[retry]\nattempts = 20\ninitial_backoff_seconds = 1\n"),
+    )
+    .unwrap();
+    let jobs = annuaire::jobs::load_dir(dir.path()).expect("the floors themselves are accepted");
+    assert_eq!(
+        (jobs[0].retry.attempts, jobs[0].retry.initial_backoff),
+        (20, Duration::from_secs(1))
     );
 }

@@ -1,8 +1,12 @@
 //! The safety gate, as the national back office does it: per identifier type, an import
 //! that would remove more than 1 % or change more than 5 % of the published professionals
-//! is held for a human instead of being published.
+//! is held for a human instead of being published. The removal threshold also holds an
+//! MSSanté extract that would remove too many of the published mailbox addresses (a
+//! truncated or header-only file would otherwise wipe them).
 
 use serde::Serialize;
+
+pub use crate::store::mailboxes::MailboxCounts;
 
 /// Thresholds in percent of the published professionals of one identifier type.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,6 +124,23 @@ pub fn evaluate(counts: &DiffCounts, thresholds: GateThresholds) -> Option<Strin
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
+/// Why the mailbox set is held, in words for the operator; `None` when it may be
+/// published. Only removals are judged: a lost address is what a bad extract costs, while
+/// a changed line still names a mailbox that receives mail.
+pub fn evaluate_mailboxes(counts: &MailboxCounts, thresholds: GateThresholds) -> Option<String> {
+    if counts.published == 0 {
+        // No mailbox set published: nothing to lose, as on a first import.
+        return None;
+    }
+    let pct = counts.removed as f64 * 100.0 / counts.published as f64;
+    over(pct, thresholds.max_removed_pct).then(|| {
+        format!(
+            "MSSanté: {} of {} published mailboxes removed ({pct:.2} % > {} %)",
+            counts.removed, counts.published, thresholds.max_removed_pct
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +206,39 @@ mod tests {
         let mut c = counts(0, 0, 0);
         c.rpps.added = 1000;
         assert_eq!(evaluate(&c, GateThresholds::default()), None);
+    }
+
+    fn mailboxes(published: i64, removed: i64) -> MailboxCounts {
+        MailboxCounts {
+            published,
+            removed,
+            unchanged: published - removed,
+            ..MailboxCounts::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_or_truncated_mailbox_file_is_held() {
+        let t = GateThresholds::default();
+        let empty = evaluate_mailboxes(&mailboxes(8, 8), t).unwrap();
+        assert_eq!(empty, "MSSanté: 8 of 8 published mailboxes removed (100.00 % > 1 %)");
+        let half = evaluate_mailboxes(&mailboxes(1000, 500), t).unwrap();
+        assert!(half.contains("500 of 1000"), "{half}");
+        assert_eq!(evaluate_mailboxes(&mailboxes(1000, 10), t), None, "at the threshold");
+        assert!(evaluate_mailboxes(&mailboxes(1000, 11), t).is_some());
+        let nan = GateThresholds {
+            max_removed_pct: f64::NAN,
+            ..t
+        };
+        assert!(evaluate_mailboxes(&mailboxes(1000, 0), nan).is_some());
+    }
+
+    #[test]
+    fn the_first_mailbox_set_is_not_gated() {
+        let first = MailboxCounts {
+            added: 8,
+            ..MailboxCounts::default()
+        };
+        assert_eq!(evaluate_mailboxes(&first, GateThresholds::default()), None);
     }
 }

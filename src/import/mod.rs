@@ -227,8 +227,8 @@ async fn approve_locked(pool: &PgPool, run_id: RunId) -> Result<RunSummary, Impo
     }
     let contents = runs::contents(pool, run_id).await?;
     let current = runs::current_generation(pool).await?;
-    // A mailbox set replaces the published one whole (no diff): only a directory run
-    // depends on the generation it was compared with.
+    // A held mailbox set whose compared set was replaced since was discarded by that
+    // publication (`store::publication`): only a directory run's base is checked here.
     if contents.has_directory && current != run.base_run_id {
         let name = |id: Option<RunId>| id.map_or("none".to_owned(), |i| i.to_string());
         return Err(ImportError::StaleApproval {

@@ -44,11 +44,13 @@ struct Diffed {
     dictionary: Dictionary,
 }
 
-/// What the gate needs to know once the records are built.
+/// What the gate needs to know once the records and the mailbox set are built.
 #[derive(Default)]
 struct Judged {
-    /// Why the safety gate holds the run, if it does.
+    /// Why the safety gate holds the run's directory part, if it does.
     hold_reason: Option<String>,
+    /// Why the safety gate holds the run's mailbox set, if it does.
+    mailbox_hold_reason: Option<String>,
     /// The professionals refused for the size of their documents, as a sentence.
     document_note: Option<String>,
 }
@@ -79,14 +81,14 @@ pub(super) async fn run(
     });
     let staged = staged?;
     checkpoint(options)?;
-    let judged = if let Some(published) = published {
+    let mut judged = if let Some(published) = published {
         let diffed = diff_and_gate(pool, run_id, &staged.hashes, published?, facts).await?;
         build(pool, run_id, &opened, diffed, staged, facts, options).await?
     } else {
         Judged::default()
     };
     if facts.has_mailboxes {
-        facts.mailboxes = Some(mailboxes::build(pool, run_id).await?);
+        judged.mailbox_hold_reason = build_mailboxes(pool, run_id, facts, options).await?;
     }
     let note = match decide(run_id, freshness, &judged, options) {
         Err(held) => return Ok(held),
@@ -255,7 +257,32 @@ async fn build(
     Ok(Judged {
         hold_reason: gate::evaluate(&counts, options.gate),
         document_note,
+        ..Judged::default()
     })
+}
+
+/// Builds the run's mailbox set and judges it against the published one: the removal
+/// threshold applies to distinct addresses. Its figures join the run's gate figures.
+async fn build_mailboxes(
+    pool: &PgPool,
+    run_id: RunId,
+    facts: &mut RunFacts,
+    options: &ImportOptions,
+) -> Result<Option<String>, ImportError> {
+    facts.mailboxes = Some(mailboxes::build(pool, run_id).await?);
+    let counts = mailboxes::compare(pool, run_id).await?;
+    let figures = serde_json::to_value(counts).map_err(ImportError::internal)?;
+    match facts.gate.get_or_insert_with(|| serde_json::json!({})) {
+        serde_json::Value::Object(gate) => {
+            gate.insert("mailboxes".to_owned(), figures);
+        }
+        other => {
+            return Err(ImportError::internal(format!(
+                "gate figures are not an object: {other}"
+            )));
+        }
+    }
+    Ok(gate::evaluate_mailboxes(&counts, options.gate))
 }
 
 /// Accounts for the professionals whose document was over the size limit: out of the
@@ -301,8 +328,13 @@ fn decide(
         Freshness::Unguarded(text) => note = Some(text),
         Freshness::Stale(reason) => holds.push(reason),
     }
-    if let Some(reason) = &judged.hold_reason {
-        holds.push(format!("held by the safety gate: {reason}"));
+    let gate_reasons: Vec<&str> = [&judged.hold_reason, &judged.mailbox_hold_reason]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    if !gate_reasons.is_empty() {
+        holds.push(format!("held by the safety gate: {}", gate_reasons.join("; ")));
     }
     if holds.is_empty() {
         return Ok(note);

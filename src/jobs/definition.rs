@@ -1,6 +1,8 @@
 //! Job definitions: one TOML file per scheduled job in the jobs folder, validated at start-up
 //! (and by a test) so that a bad cron expression or an unknown key is found before the
-//! night it would have mattered, with the file name and the reason.
+//! night it would have mattered, with the file name and the reason. A file cannot make a
+//! job hammer its source: retries and fire times have floors (tests that need faster ones
+//! set them on the definition in code).
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -12,7 +14,7 @@ use serde::Deserialize;
 
 use crate::download::RetryPolicy;
 use crate::import::GateThresholds;
-use crate::settings::{Bounds, PERCENT, RETENTION_DAYS, RETRY_SECONDS, SHARE};
+use crate::settings::{BACKOFF_SECONDS, Bounds, PERCENT, RETENTION_DAYS, RETRY_ATTEMPTS, RETRY_SECONDS, SHARE};
 use crate::store::retention::DEFAULT_RETENTION_DAYS;
 
 /// What a job imports.
@@ -171,6 +173,15 @@ impl JobDefinition {
             .time_zone
             .parse()
             .map_err(|_| invalid(format!("unknown time zone {:?}", raw.time_zone)))?;
+        if let Some((first, second)) = fires_too_close(&schedule, time_zone) {
+            return Err(invalid(format!(
+                "schedule {:?} fires at {} and again at {}: fire times must be at least {} s apart",
+                raw.schedule,
+                first.to_rfc3339(),
+                second.to_rfc3339(),
+                MIN_FIRE_INTERVAL.num_seconds()
+            )));
+        }
         let purge = raw.kind == JobKind::Purge;
         if purge && !raw.sources.is_empty() {
             return Err(invalid("sources: a purge downloads nothing; remove them".to_owned()));
@@ -198,13 +209,23 @@ impl JobDefinition {
         };
         let max_reject_pct = bounded(PERCENT, "gate.max_reject_pct", raw.gate.max_reject_pct).map_err(invalid)?;
         // Bounded first: `Duration::from_secs_f64` panics on a value too large for it.
-        let seconds = |name: &str, value: f64| bounded(RETRY_SECONDS, name, value).map(Duration::from_secs_f64);
+        let seconds =
+            |bounds: Bounds<f64>, name: &str, value: f64| bounded(bounds, name, value).map(Duration::from_secs_f64);
         let retry = RetryPolicy {
-            attempts: raw.retry.attempts.max(1),
-            initial_backoff: seconds("retry.initial_backoff_seconds", raw.retry.initial_backoff_seconds)
-                .map_err(invalid)?,
-            max_backoff: seconds("retry.max_backoff_seconds", raw.retry.max_backoff_seconds).map_err(invalid)?,
-            total: seconds("retry.total_seconds", raw.retry.total_seconds).map_err(invalid)?,
+            attempts: bounded(RETRY_ATTEMPTS, "retry.attempts", raw.retry.attempts).map_err(invalid)?,
+            initial_backoff: seconds(
+                BACKOFF_SECONDS,
+                "retry.initial_backoff_seconds",
+                raw.retry.initial_backoff_seconds,
+            )
+            .map_err(invalid)?,
+            max_backoff: seconds(
+                BACKOFF_SECONDS,
+                "retry.max_backoff_seconds",
+                raw.retry.max_backoff_seconds,
+            )
+            .map_err(invalid)?,
+            total: seconds(RETRY_SECONDS, "retry.total_seconds", raw.retry.total_seconds).map_err(invalid)?,
         };
         let min_size_ratio = bounded(SHARE, "min_size_ratio", raw.min_size_ratio).map_err(invalid)?;
         Ok(JobDefinition {
@@ -224,6 +245,33 @@ impl JobDefinition {
             file: file.to_owned(),
         })
     }
+}
+
+/// The shortest time allowed between two fire times of a schedule: a cron of every second
+/// once ran 40 jobs and 21 full downloads in 20 s.
+const MIN_FIRE_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// How many fire times of a schedule are compared.
+const CHECKED_FIRES: usize = 1000;
+/// Where the comparison starts (2026-01-01T00:00:00Z): a fixed instant, so that a file is
+/// judged alike whatever the day and the host.
+const CHECK_FROM_SECONDS: i64 = 1_767_225_600;
+
+/// The first two consecutive fire times of the schedule's next [`CHECKED_FIRES`] (from a
+/// fixed start, in the job's time zone) that are under [`MIN_FIRE_INTERVAL`] apart.
+fn fires_too_close(schedule: &cron::Schedule, time_zone: Tz) -> Option<(DateTime<Tz>, DateTime<Tz>)> {
+    let start = DateTime::from_timestamp(CHECK_FROM_SECONDS, 0)
+        .unwrap_or_default()
+        .with_timezone(&time_zone);
+    let mut previous: Option<DateTime<Tz>> = None;
+    for fire in schedule.after(&start).take(CHECKED_FIRES) {
+        if let Some(before) = previous
+            && fire - before < MIN_FIRE_INTERVAL
+        {
+            return Some((before, fire));
+        }
+        previous = Some(fire);
+    }
+    None
 }
 
 /// A job file's number checked by its setting's bounds, the ones the flags use; the error
@@ -351,5 +399,68 @@ mod tests {
         assert!(zero.unwrap_err().to_string().contains("retention_days = 0 is not"));
         let import = JobDefinition::parse(Path::new("i.toml"), &format!("{JOB}retention_days = 30\n"));
         assert!(import.unwrap_err().to_string().contains("only a purge job"));
+    }
+
+    fn error_of(file: &str, text: &str) -> String {
+        JobDefinition::parse(Path::new(file), text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn retries_cannot_hammer_the_source() {
+        // The probe's settings: a million attempts without a pause.
+        let flood = format!("{JOB}[retry]\nattempts = 1000000\ninitial_backoff_seconds = 0\n");
+        let error = error_of("jobs/flood.toml", &flood);
+        assert_eq!(
+            error,
+            "jobs/flood.toml: retry.attempts = 1000000 is not a number of attempts from 1 to 20"
+        );
+        let error = error_of("jobs/a.toml", &format!("{JOB}[retry]\nattempts = 0\n"));
+        assert!(error.contains("retry.attempts = 0 is not"), "{error}");
+        for key in ["initial_backoff_seconds", "max_backoff_seconds"] {
+            for value in ["0", "0.5"] {
+                let error = error_of("jobs/b.toml", &format!("{JOB}[retry]\n{key} = {value}\n"));
+                assert_eq!(
+                    error,
+                    format!("jobs/b.toml: retry.{key} = {value} is not a number of seconds from 1 to 86400 (a day)")
+                );
+            }
+        }
+        let edge = format!("{JOB}[retry]\nattempts = 20\ninitial_backoff_seconds = 1\nmax_backoff_seconds = 1\n");
+        let job = JobDefinition::parse(Path::new("c.toml"), &edge).unwrap();
+        assert_eq!(
+            (job.retry.attempts, job.retry.initial_backoff, job.retry.max_backoff),
+            (20, Duration::from_secs(1), Duration::from_secs(1))
+        );
+    }
+
+    #[test]
+    fn a_schedule_firing_twice_within_a_minute_is_refused_with_the_two_times() {
+        let every_second = JOB.replace("0 30 10 * * *", "* * * * * *");
+        assert_eq!(
+            error_of("jobs/fast.toml", &every_second),
+            "jobs/fast.toml: schedule \"* * * * * *\" fires at 2026-01-01T01:00:01+01:00 and again at \
+             2026-01-01T01:00:02+01:00: fire times must be at least 60 s apart"
+        );
+        // Rare but close: two fires 30 s apart once a day, found among the next 1,000.
+        let pair = JOB.replace("0 30 10 * * *", "0,30 0 3 * * *");
+        let error = error_of("jobs/pair.toml", &pair);
+        assert!(
+            error.contains("fires at 2026-01-01T03:00:00+01:00 and again at 2026-01-01T03:00:30+01:00"),
+            "{error}"
+        );
+        let half_minutes = format!(
+            "{}time_zone = \"UTC\"\n",
+            JOB.replace("0 30 10 * * *", "*/30 * * * * *")
+        );
+        assert!(
+            error_of("jobs/half.toml", &half_minutes)
+                .contains("fires at 2026-01-01T00:00:30+00:00 and again at 2026-01-01T00:01:00+00:00")
+        );
+        // Once a minute is the floor itself, and passes.
+        let minutely = JOB.replace("0 30 10 * * *", "0 * * * * *");
+        assert!(JobDefinition::parse(Path::new("m.toml"), &minutely).is_ok());
+        // Daylight saving repeats 02:30 on the night clocks go back: an hour apart, allowed.
+        let night = JOB.replace("0 30 10 * * *", "0 30 2 * * *");
+        assert!(JobDefinition::parse(Path::new("n.toml"), &night).is_ok());
     }
 }

@@ -125,6 +125,6 @@ mod tests {
 
     #[test]
     fn no_enabled_job_means_no_batch() {
-        assert_eq!(next_batch(&[job("d", "* * * * * *", false)], Utc::now()), None);
+        assert_eq!(next_batch(&[job("d", "0 * * * * *", false)], Utc::now()), None);
     }
 }

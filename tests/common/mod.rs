@@ -98,11 +98,12 @@ pub async fn publish_sample(pool: &PgPool, sample: &str) {
     assert_eq!(run.status, "published", "{sample}: {:?}", run.message);
 }
 
-/// Import options whose gate lets the day-1/day-2 differences through.
+/// Import options whose gate lets the day-1/day-2 differences through: 1 of 17
+/// professionals removed and 1 changed, 1 of 8 mailbox addresses removed (12.5 %).
 pub fn lenient() -> ImportOptions {
     ImportOptions {
         gate: GateThresholds {
-            max_removed_pct: 10.0,
+            max_removed_pct: 15.0,
             max_changed_pct: 10.0,
         },
         ..ImportOptions::default()
