@@ -1,5 +1,6 @@
-//! One connection's task: hyper serves it while this watches the deadlines hyper does not
-//! keep (the first request head counted from accept, idleness), an eviction, and shutdown.
+//! One connection's task: its lane chosen, hyper serves it while this watches the deadlines
+//! hyper does not keep (the first request head counted from accept, idleness), an
+//! eviction, and shutdown.
 
 use std::io;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::counted::Counted;
+use super::lane::{self, Lane};
 use super::registry::{Conn, Entry};
 
 /// The deadlines a connection's task enforces.
@@ -28,7 +30,51 @@ pub struct Deadlines {
     pub idle: Duration,
 }
 
+/// Serves one connection in its lane (see `lane`): here, or on the admin runtime.
 pub async fn serve(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    app: Router,
+    deadlines: Deadlines,
+    shutdown: CancellationToken,
+    entry: Entry,
+    admin: tokio::runtime::Handle,
+) {
+    let conn = Arc::clone(entry.conn());
+    let first_request_at = tokio::time::Instant::from_std(conn.opened() + deadlines.first_request);
+    let chosen = tokio::select! {
+        chosen = tokio::time::timeout_at(first_request_at, lane::choose(&stream)) => chosen,
+        _ = conn.evicted() => return,
+        _ = shutdown.cancelled() => return,
+    };
+    match chosen {
+        Ok(Ok(Lane::Claims)) => serve_http(builder, stream, app, deadlines, shutdown, entry).await,
+        Ok(Ok(Lane::Admin)) => {
+            // Moved to the admin runtime's reactor: deregistered here, registered there.
+            let Ok(stream) = stream.into_std() else { return };
+            let served = admin.spawn(async move {
+                if let Ok(stream) = TcpStream::from_std(stream) {
+                    serve_http(builder, stream, app, deadlines, shutdown, entry).await;
+                }
+            });
+            if let Err(error) = served.await {
+                tracing::debug!(%error, "admin connection task ended abnormally");
+            }
+        }
+        // The client closed or failed before its first request line.
+        Ok(Err(_)) => {}
+        Err(_) => {
+            entry
+                .stats()
+                .no_request
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::debug!("no request head within the header timeout; connection closed");
+        }
+    }
+}
+
+/// hyper serving the connection, with the deadlines it does not keep itself.
+async fn serve_http(
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     app: Router,

@@ -1,10 +1,12 @@
 //! The accept loop: hyper-util's connection builder with a header read timeout, an idle
 //! timeout, a cap on open connections with eviction of idle ones at the cap, a share of the
 //! cap per client address, and a bounded graceful shutdown. Idle, silent or trickling
-//! clients are cut, and no one client can hold the sockets the IdP needs.
+//! clients are cut, and no one client can hold the sockets the IdP needs; connections
+//! other than the IdP's are served by niced threads (`lane`).
 
 mod connection;
 mod counted;
+mod lane;
 mod registry;
 
 use std::io;
@@ -102,6 +104,7 @@ pub async fn serve(
         first_request: limits.header_read_timeout,
         idle: limits.idle_timeout,
     };
+    let admin = lane::admin_runtime()?;
     let connections = TaskTracker::new();
     let mut refused = RefusalLog::default();
     loop {
@@ -139,6 +142,7 @@ pub async fn serve(
             deadlines,
             shutdown.clone(),
             entry,
+            admin.handle().clone(),
         ));
     }
     drop(listener);
@@ -149,6 +153,8 @@ pub async fn serve(
     {
         tracing::warn!(timeout = ?limits.drain_timeout, "connections still open at shutdown; closing them");
     }
+    // Its connections ended or are cut now; dropping it here would block the worker.
+    admin.shutdown_background();
     Ok(())
 }
 
