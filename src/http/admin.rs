@@ -56,13 +56,17 @@ pub async fn run_job(State(state): State<AppState>, Path(name): Path<String>) ->
         state.runner.clone(),
         state.shutdown.clone(),
     );
-    // Tracked, so that shutdown waits for the run to reach a safe point.
-    state.job_runs.spawn(async move {
-        let job = &jobs[index];
-        if let Err(error) = runner::run(&pool, job, Trigger::Api, None, &settings, &cancel).await {
-            tracing::error!(job = %job.name, %error, "job run could not be recorded");
-        }
-    });
+    // Tracked, so that shutdown waits for the run to reach a safe point; on the process's
+    // runtime, which outlives the admin lane this request is served in.
+    state.job_runs.spawn_on(
+        async move {
+            let job = &jobs[index];
+            if let Err(error) = runner::run(&pool, job, Trigger::Api, None, &settings, &cancel).await {
+                tracing::error!(job = %job.name, %error, "job run could not be recorded");
+            }
+        },
+        &state.runtime,
+    );
     Ok((StatusCode::ACCEPTED, Json(json!({ "job": name, "started": true }))).into_response())
 }
 

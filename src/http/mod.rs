@@ -110,6 +110,9 @@ pub struct Shared {
     pub tasks: Arc<TaskHealth>,
     /// Job runs started through the API: the server waits for them at shutdown.
     pub job_runs: TaskTracker,
+    /// The process's runtime: work that outlives its request (a job run) is spawned on it,
+    /// not on the admin lane's, which ends with the listener (`listener::lane`).
+    pub runtime: tokio::runtime::Handle,
     /// The bounds of every search and the slots its work runs in.
     pub search_guard: Arc<crate::search::SearchGuard>,
     /// What `?at=` on the claims route reads with, apart from everything else.
@@ -141,6 +144,7 @@ impl AppState {
             search_enabled,
             tasks: Arc::default(),
             job_runs: TaskTracker::new(),
+            runtime: tokio::runtime::Handle::current(),
             connections: Arc::default(),
             search_guard: Arc::new(crate::search::SearchGuard::default()),
             past: history::PastReads::beside(&pool, &config.past),

@@ -176,11 +176,13 @@ pub async fn run(
     tracing::info!(address = %listener.local_addr()?, routes = ?config.routes, "serving");
     let job_runs = state.job_runs.clone();
     let connections = Arc::clone(&state.connections);
+    let admin = crate::http::listener::admin_runtime()?;
     let served = crate::http::listener::serve(
         listener,
         crate::http::router(state),
         config.connections,
         connections,
+        admin.handle().clone(),
         shutdown.clone(),
     )
     .await;
@@ -189,6 +191,8 @@ pub async fn run(
     // Runs started through the API stop at their next safe point, like scheduled ones.
     job_runs.close();
     job_runs.wait().await;
+    // Last: what ran on the admin lane is over (dropping it here would block this worker).
+    admin.shutdown_background();
     served
 }
 

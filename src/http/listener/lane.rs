@@ -84,6 +84,8 @@ pub async fn choose(stream: &TcpStream) -> io::Result<Lane> {
 }
 
 /// The runtime of the admin lane: its threads (and the blocking threads it starts) niced.
+/// The server keeps it until everything else has stopped: connections to Postgres opened
+/// while serving an admin request are driven by its reactor, whoever uses them later.
 pub fn admin_runtime() -> io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -21,6 +21,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::lane::admin_runtime;
+
 use self::connection::Deadlines;
 use self::registry::{ClientKey, Refusal, Registry};
 use super::limits::{MAX_HEADER_BYTES, MAX_URI_BYTES};
@@ -96,6 +98,7 @@ pub async fn serve(
     app: Router,
     limits: ConnectionLimits,
     stats: Arc<ConnectionStats>,
+    admin: tokio::runtime::Handle,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let registry = Registry::new(limits.max_connections, limits.max_per_client, Arc::clone(&stats));
@@ -104,7 +107,6 @@ pub async fn serve(
         first_request: limits.header_read_timeout,
         idle: limits.idle_timeout,
     };
-    let admin = lane::admin_runtime()?;
     let connections = TaskTracker::new();
     let mut refused = RefusalLog::default();
     loop {
@@ -142,7 +144,7 @@ pub async fn serve(
             deadlines,
             shutdown.clone(),
             entry,
-            admin.handle().clone(),
+            admin.clone(),
         ));
     }
     drop(listener);
@@ -153,8 +155,6 @@ pub async fn serve(
     {
         tracing::warn!(timeout = ?limits.drain_timeout, "connections still open at shutdown; closing them");
     }
-    // Its connections ended or are cut now; dropping it here would block the worker.
-    admin.shutdown_background();
     Ok(())
 }
 
