@@ -526,9 +526,13 @@ async fn a_url_source_is_downloaded_and_imported() {
     )
     .await;
     let url = server.url.clone();
-    let run = import::import(&db.pool, &url, &ImportOptions::default())
-        .await
-        .expect("url import");
+    let options = ImportOptions {
+        downloader: Some(
+            annuaire::download::Downloader::new(annuaire::download::DownloadSettings::default()).expect("a client"),
+        ),
+        ..ImportOptions::default()
+    };
+    let run = import::import(&db.pool, &url, &options).await.expect("url import");
     assert_eq!((run.status.as_str(), run.professionals), ("published", Some(17)));
     assert_eq!(run.source, url);
     assert_eq!(
@@ -536,6 +540,43 @@ async fn a_url_source_is_downloaded_and_imported() {
         Some("2026-11-25T08:00:00+00:00"),
         "timestamp from Content-Disposition"
     );
+    assert_eq!(
+        run.checksum.as_deref(),
+        Some(sha256_of(&zip_path).as_str()),
+        "the checksum of the bytes served"
+    );
+}
+
+fn sha256_of(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("readable")))
+}
+
+/// A caller that hashed the file as it downloaded it gives the checksum, and the import takes
+/// it instead of reading the zip again: a deliberately wrong one shows in the run record,
+/// which a second hashing would have replaced. Without it, a local file is hashed.
+#[tokio::test]
+async fn a_known_checksum_is_recorded_without_hashing_the_file_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("PS_LibreAcces_202611250900.zip");
+    common::fixtures::zip_dir(&day1(), &zip_path);
+    let given = "0123456789abcdef".repeat(4);
+    assert_ne!(given, sha256_of(&zip_path));
+
+    let db = migrated_db().await;
+    let options = ImportOptions {
+        known_sha256: Some(given.clone()),
+        ..ImportOptions::default()
+    };
+    let run = import(&db.pool, &zip_path, &options).await.expect("import");
+    assert_eq!(run.status.as_str(), "published");
+    assert_eq!(run.checksum.as_deref(), Some(given.as_str()));
+
+    let other = migrated_db().await;
+    let run = import(&other.pool, &zip_path, &ImportOptions::default())
+        .await
+        .expect("import");
+    assert_eq!(run.checksum.as_deref(), Some(sha256_of(&zip_path).as_str()));
 }
 
 #[tokio::test]

@@ -726,3 +726,22 @@ fn a_job_file_that_would_hammer_its_source_is_refused_with_its_file_and_field() 
         (20, Duration::from_secs(1))
     );
 }
+
+/// The import of a downloaded extract records the SHA-256 of the bytes served, the one the
+/// download computed as they arrived (handed to the import, not computed again).
+#[tokio::test]
+async fn a_job_run_records_the_checksum_of_the_bytes_served() {
+    use sha2::Digest;
+    let db = migrated_db().await;
+    let served = zip_of("ps-libreacces");
+    let expected = hex::encode(sha2::Sha256::digest(&served));
+    let source = SourceServer::start(ZIP_NAME, served, vec![]).await;
+    let ran = run(&db.pool, &job(&[&source.url], "")).await;
+    assert_eq!(ran.status, "published", "{:?}", ran.message);
+    let import_run = ran.import_run_id.expect("an import run");
+    let recorded = annuaire::store::runs::get(&db.pool, import_run)
+        .await
+        .unwrap()
+        .expect("the import run");
+    assert_eq!(recorded.checksum.as_deref(), Some(expected.as_str()));
+}

@@ -275,12 +275,18 @@ fn describe(error: &reqwest::Error) -> String {
 /// A source on local disk; a downloaded one is deleted when this is dropped.
 pub struct LocalSource {
     path: PathBuf,
+    /// The download, deleted when this is dropped; its checksum is handed to the import.
     _fetched: Option<Fetched>,
 }
 
 impl LocalSource {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SHA-256 (hex) of a downloaded file, computed as it arrived; `None` for a path.
+    pub fn sha256(&self) -> Option<&str> {
+        self._fetched.as_ref().map(|fetched| fetched.sha256.as_str())
     }
 }
 

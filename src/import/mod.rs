@@ -49,6 +49,11 @@ pub struct ImportOptions {
     /// The process's download client (its CA bundle, timeouts) for URL sources; `None`
     /// builds one with the default settings for this import.
     pub downloader: Option<Downloader>,
+    /// The SHA-256 (hex) of the file at the location, when the caller already has it (a
+    /// download it made hashed the bytes as they arrived): recorded as the run's checksum
+    /// instead of reading a multi-gigabyte zip a second time. Only for a single file (a zip
+    /// or a `.txt`): a directory's checksum is computed from its files.
+    pub known_sha256: Option<String>,
 }
 
 impl Default for ImportOptions {
@@ -62,6 +67,7 @@ impl Default for ImportOptions {
             source_label: None,
             cancel: CancellationToken::new(),
             downloader: None,
+            known_sha256: None,
         }
     }
 }
@@ -95,8 +101,14 @@ pub enum ImportError {
     CopyFormat(#[from] CopyFormatError),
     #[error(transparent)]
     Spill(#[from] spill::SpillError),
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A failure of the program itself; `source` is what failed under it, when there is one
+    /// (a worker thread's panic), kept for the log's cause chain.
+    #[error("internal error: {what}")]
+    Internal {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("cancelled by shutdown; the published generation is unchanged")]
     Cancelled,
 }
@@ -104,13 +116,36 @@ pub enum ImportError {
 impl ImportError {
     /// A failure of the program itself (a bug, a dead worker thread), not of the input.
     pub fn internal(e: impl std::fmt::Display) -> ImportError {
-        ImportError::Internal(e.to_string())
+        ImportError::Internal {
+            what: e.to_string(),
+            source: None,
+        }
+    }
+
+    /// An internal failure that keeps the error under it as its source.
+    pub fn internal_from(what: &str, source: impl std::error::Error + Send + Sync + 'static) -> ImportError {
+        ImportError::Internal {
+            what: what.to_owned(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// The sentence a run record keeps: the error and, for an internal one, the failure
+    /// under it (the other variants already say their cause).
+    pub fn record_message(&self) -> String {
+        match self {
+            ImportError::Internal {
+                what,
+                source: Some(source),
+            } => format!("internal error: {what}: {source}"),
+            other => other.to_string(),
+        }
     }
 }
 
 impl From<tokio::task::JoinError> for ImportError {
     fn from(e: tokio::task::JoinError) -> Self {
-        ImportError::Internal(format!("worker thread failed: {e}"))
+        ImportError::internal_from("worker thread failed", e)
     }
 }
 
@@ -195,7 +230,7 @@ async fn import_locked(
             } else {
                 RunStatus::Failed
             };
-            runs::record(pool, run_id, status, &facts, Some(&error.to_string())).await?;
+            runs::record(pool, run_id, status, &facts, Some(&error.record_message())).await?;
             publication::discard_unpublished_data(pool).await?;
             Err(error)
         }
@@ -242,4 +277,26 @@ async fn approve_locked(pool: &PgPool, run_id: RunId) -> Result<RunSummary, Impo
     runs::note_approved(pool, run_id).await?;
     tracing::info!(%run_id, "held run approved and published");
     runs::get(pool, run_id).await?.ok_or(ImportError::NoSuchRun(run_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImportError;
+
+    #[tokio::test]
+    async fn a_failed_worker_is_an_internal_error_that_keeps_its_join_error() {
+        let joined = tokio::task::spawn_blocking(|| panic!("the worker's own words")).await;
+        let error = ImportError::from(joined.expect_err("the task panicked"));
+        assert_eq!(error.to_string(), "internal error: worker thread failed");
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        let join = source
+            .downcast_ref::<tokio::task::JoinError>()
+            .expect("the JoinError itself");
+        assert!(join.is_panic());
+        assert!(
+            error.record_message().contains("panicked"),
+            "{}",
+            error.record_message()
+        );
+    }
 }

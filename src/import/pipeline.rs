@@ -120,8 +120,15 @@ async fn open_source(location: &str, options: &ImportOptions, facts: &mut RunFac
         }
         .into());
     }
-    let for_checksum = Arc::clone(&source);
-    let checksum = tokio::task::spawn_blocking(move || for_checksum.checksum()).await??;
+    // A download was hashed as it arrived: reading the zip again would only cost time.
+    let known = local.sha256().or(options.known_sha256.as_deref()).map(str::to_owned);
+    let checksum = match known {
+        Some(checksum) => checksum,
+        None => {
+            let for_checksum = Arc::clone(&source);
+            tokio::task::spawn_blocking(move || for_checksum.checksum()).await??
+        }
+    };
     facts.checksum = Some(checksum.clone());
     Ok(Opened {
         source,

@@ -235,6 +235,7 @@ async fn import_fetched(
         source_label: facts.source_url.clone(),
         cancel: cancel.clone(),
         downloader: Some(settings.downloader.clone()),
+        known_sha256: Some(fetched.sha256.clone()),
         ..ImportOptions::default()
     };
     let started = Instant::now();
@@ -257,7 +258,7 @@ async fn import_fetched(
                 facts.message = Some("stopped by shutdown at a safe point of the import".to_owned());
                 JobRunStatus::Cancelled
             } else {
-                facts.message = Some(error.to_string());
+                facts.message = Some(error.record_message());
                 JobRunStatus::Failed
             }
         }
@@ -282,7 +283,7 @@ async fn import_niced(
     niced.await.unwrap_or_else(|error| {
         Err(FailedImport {
             run_id: None,
-            error: ImportError::internal(error),
+            error: ImportError::internal_from("the import's thread failed", error),
         })
     })
 }
