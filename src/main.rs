@@ -204,13 +204,16 @@ async fn keys(pool: &PgPool, command: KeysCommand) -> anyhow::Result<Outcome> {
     }
 }
 
-/// The process's one HTTP client, for downloads and webhooks.
+/// The process's HTTP clients (downloads with the CA bundle; Entra and webhooks on the
+/// system roots), built once per command that calls out: one that cannot be built stops
+/// the command here, with why.
 fn downloader(database: &DatabaseArgs) -> anyhow::Result<Downloader> {
+    use anyhow::Context;
     let settings = DownloadSettings {
         extra_ca_bundle: database.ca_bundle.clone(),
         ..Default::default()
     };
-    Ok(Downloader::new(settings)?)
+    Downloader::new(settings).context("cannot build the HTTP clients (ANNUAIRE_CA_BUNDLE, TLS set-up)")
 }
 
 fn runner_settings(database: &DatabaseArgs) -> anyhow::Result<annuaire::jobs::RunnerSettings> {

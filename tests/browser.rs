@@ -38,7 +38,7 @@ async fn admin_page_searches_shows_claims_and_approves_a_held_run() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         search_dir: Some(dir.path().to_owned()),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config).await;
     server

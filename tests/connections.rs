@@ -35,7 +35,7 @@ async fn server(limits: ConnectionLimits) -> (TestServer, String, TestDb) {
     let claims = keys::create(&pool, "idp", &[Scope::Claims]).await.expect("key").1;
     let config = ServerConfig {
         connections: limits,
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     (TestServer::start_with(pool, config).await, claims, db)
 }

@@ -58,7 +58,7 @@ async fn an_export_nobody_reads_ends_and_frees_its_slot() {
     let (_, admin_key) = keys::create(&db.pool, "admin", &[Scope::Admin]).await.unwrap();
     let config = ServerConfig {
         export_stall: Duration::from_secs(2),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(db.pool.clone(), config).await;
 

@@ -674,7 +674,7 @@ async fn a_publication_is_announced_signed_and_retried() {
             vec![url.clone()],
             secret.to_owned(),
         )),
-        ..annuaire::server::ServerConfig::new(HookSettings::default())
+        ..annuaire::server::ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config).await;
     // The URL receives what is published once it is registered.
@@ -761,7 +761,7 @@ async fn retention_purges_exactly_the_long_removed() {
     let search_dir = tempfile::tempdir().unwrap();
     let config = annuaire::server::ServerConfig {
         search_dir: Some(search_dir.path().to_owned()),
-        ..annuaire::server::ServerConfig::new(HookSettings::default())
+        ..annuaire::server::ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config).await;
     // Whether a search by their id finds REMOVED (`None` while the index is not ready).
@@ -837,7 +837,7 @@ async fn retention_purges_exactly_the_long_removed() {
         &job,
         annuaire::jobs::runner::Trigger::Manual,
         None,
-        &annuaire::jobs::runner::RunnerSettings::default(),
+        &annuaire::jobs::runner::RunnerSettings::new(annuaire::download::Downloader::new(Default::default()).unwrap()),
         &tokio_util::sync::CancellationToken::new(),
     )
     .await

@@ -202,7 +202,7 @@ async fn a_page_ends_before_its_byte_budget() {
             page_bytes: budget,
             ..PastLimits::default()
         },
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(db.pool.clone(), config).await;
     let pages = all_pages(&server, &key, 100).await;
@@ -229,7 +229,7 @@ async fn the_history_shares_the_slots_of_the_past() {
             reads: 1,
             ..PastLimits::default()
         },
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(db.pool.clone(), config).await;
     let history = format!("/v1/professionals/{CHANGED}/history");

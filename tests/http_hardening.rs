@@ -44,7 +44,7 @@ async fn search_server(pool: PgPool) -> (TestServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         search_dir: Some(dir.path().to_owned()),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     (TestServer::start_with(pool, config).await, dir)
 }
@@ -250,7 +250,7 @@ async fn limited_server(pool: PgPool, limits: ConnectionLimits) -> (String, Canc
     let shutdown = CancellationToken::new();
     let config = ServerConfig {
         connections: limits,
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();

@@ -31,7 +31,7 @@ fn config(routes: Routes, search_dir: Option<std::path::PathBuf>) -> ServerConfi
     ServerConfig {
         routes,
         search_dir,
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     }
 }
 

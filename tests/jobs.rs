@@ -385,7 +385,7 @@ async fn job_server(pool: &PgPool, source: &SourceServer, admin: &str) -> TestSe
     let config = ServerConfig {
         jobs: vec![job(&[&source.url], "")],
         runner: settings(),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_unready(pool.clone(), config).await;
     server.wait_for_status("the server", "/v1/jobs", admin, 200).await;

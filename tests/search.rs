@@ -276,7 +276,7 @@ async fn search_api_and_full_record() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         search_dir: Some(dir.path().to_owned()),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = common::server::TestServer::start_with(pool, config).await;
     server

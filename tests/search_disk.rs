@@ -189,7 +189,7 @@ async fn a_full_disk_makes_the_index_stale_and_it_recovers_without_a_restart() {
                 full: Arc::clone(&switch),
             }))
         }),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config).await;
     wait_for_search(&server, "ready", 1).await;
@@ -278,7 +278,7 @@ async fn only_the_served_index_directory_remains_after_rebuilds() {
     let root = home.path().join("search");
     let config = ServerConfig {
         search_dir: Some(root.clone()),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config).await;
     wait_for_search(&server, "ready", 1).await;
@@ -319,7 +319,7 @@ async fn stray_directories_are_removed_at_start_up_but_not_one_being_built() {
     let root = home.path().join("search");
     let config = || ServerConfig {
         search_dir: Some(root.clone()),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config()).await;
     wait_for_search(&server, "ready", 1).await;

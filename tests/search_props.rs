@@ -158,7 +158,7 @@ async fn any_query_string_gets_results_or_a_400_problem_never_a_5xx() {
     let dir = tempfile::tempdir().unwrap();
     let config = ServerConfig {
         search_dir: Some(dir.path().to_owned()),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = common::server::TestServer::start_with(pool, config).await;
     server

@@ -102,7 +102,7 @@ async fn signed_claims_verify_with_another_jose_implementation_and_survive_a_rot
             ttl: Duration::from_secs(300),
             sealing: Sealing::from_secret(SECRET).unwrap(),
         }),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config).await;
 
@@ -309,7 +309,7 @@ async fn a_key_sealed_under_another_secret_is_refused_published_skipped_reported
             ttl: Duration::from_secs(300),
             sealing: Sealing::from_secret(SECRET).unwrap(),
         }),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(pool.clone(), config()).await;
     let good = stored_kids(&pool).await;

@@ -63,7 +63,7 @@ async fn an_expired_token_is_never_revalidated() {
             ttl: TTL,
             sealing: Sealing::from_secret("a test secret of more than thirty-two characters").unwrap(),
         }),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     };
     let server = TestServer::start_with(db.pool.clone(), config).await;
     let plain = server.get(&format!("/v1/claims/{ID}"), &key).await;

@@ -112,7 +112,7 @@ fn settings(urls: Vec<String>) -> ServerConfig {
     };
     ServerConfig {
         webhooks: Some(webhooks),
-        ..ServerConfig::new(HookSettings::default())
+        ..ServerConfig::new(HookSettings::default()).unwrap()
     }
 }
 

@@ -1,63 +1,49 @@
-//! The process's one HTTP client for extracts and webhooks: built once (connection pool,
-//! timeouts, the extra CA bundle; verification is never switched off) and cloned, each job
-//! with its own retry policy; and the `HEAD` probe of what a source offers.
+//! The process's HTTP clients, built once from one builder (connection pool, timeouts; TLS
+//! verification is never switched off) and cloned: one for extracts, which also trusts the
+//! extra CA bundle (the publisher's IGC-Santé chain), and one for every other call (Entra's
+//! keys, webhooks) on the system roots alone. Each job has its own retry policy. And the
+//! `HEAD` probe of what a source offers.
 
 use super::checks::disposition_file_name;
 use super::{DownloadError, DownloadSettings, Probe, RetryPolicy};
 
-/// The process's HTTP client for extracts and webhooks: build it once (connection pool, CA
-/// bundle) and clone it; clones share the client. Each job may set its own retry policy.
+/// The process's HTTP clients: build them once (`new`, at start: a client that cannot be
+/// built is an error there, never a fallback) and clone; clones share the clients. Each job
+/// may set its own retry policy.
 #[derive(Debug, Clone)]
 pub struct Downloader {
+    /// Extracts: the system roots and the extra CA bundle.
     pub(super) client: reqwest::Client,
+    /// Every other call: the system roots only. The same client when there is no bundle.
+    plain: reqwest::Client,
     pub(super) settings: DownloadSettings,
-}
-
-impl Default for Downloader {
-    /// Default settings, no CA bundle: the only way building can fail then is the TLS
-    /// backend itself, where reqwest's own default client fails the same way.
-    fn default() -> Self {
-        Downloader::new(DownloadSettings::default()).unwrap_or_else(|error| {
-            tracing::warn!(%error, "cannot build the download client; using reqwest's default");
-            Downloader {
-                client: reqwest::Client::new(),
-                settings: DownloadSettings::default(),
-            }
-        })
-    }
 }
 
 impl Downloader {
     pub fn new(settings: DownloadSettings) -> Result<Downloader, DownloadError> {
         crate::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(settings.connect_timeout)
-            .read_timeout(settings.read_timeout)
-            .user_agent(concat!("annuaire/", env!("CARGO_PKG_VERSION")));
-        if let Some(bundle) = &settings.extra_ca_bundle {
-            let pem = std::fs::read(bundle)
-                .map_err(|e| DownloadError::Settings(format!("cannot read the CA bundle {}: {e}", bundle.display())))?;
-            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| DownloadError::Settings(format!("{} is not a PEM bundle: {e}", bundle.display())))?;
-            // The parser skips what is not a certificate: an empty file, a key or the
-            // wrong file parse as a bundle of none, and the publisher's chain would then
-            // fail at the first download instead of here.
-            if certificates.is_empty() {
-                return Err(DownloadError::Settings(format!(
-                    "the CA bundle {} holds no PEM certificate",
-                    bundle.display()
-                )));
-            }
-            builder = builder.tls_certs_merge(certificates);
-        }
-        let client = builder.build().map_err(|e| DownloadError::Settings(e.to_string()))?;
-        Ok(Downloader { client, settings })
+        let plain = builder(&settings)
+            .build()
+            .map_err(|e| DownloadError::Settings(format!("cannot build the HTTP client: {e}")))?;
+        let client = match &settings.extra_ca_bundle {
+            None => plain.clone(),
+            Some(bundle) => builder(&settings)
+                .tls_certs_merge(extra_roots(bundle)?)
+                .build()
+                .map_err(|e| DownloadError::Settings(format!("cannot build the download client: {e}")))?,
+        };
+        Ok(Downloader {
+            client,
+            plain,
+            settings,
+        })
     }
 
-    /// The same client with another retry policy (a job's).
+    /// The same clients with another retry policy (a job's).
     pub fn with_retry(&self, retry: RetryPolicy) -> Downloader {
         Downloader {
             client: self.client.clone(),
+            plain: self.plain.clone(),
             settings: DownloadSettings {
                 retry,
                 ..self.settings.clone()
@@ -65,9 +51,11 @@ impl Downloader {
         }
     }
 
-    /// The shared client itself, for other calls of the process (webhooks).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The client for the process's calls that are not downloads (Entra's keys, webhooks):
+    /// the system roots only, since the extra bundle is there for the publisher's chain and
+    /// nothing else should be trusted through it. Callers set their own per-request timeout.
+    pub fn plain_client(&self) -> &reqwest::Client {
+        &self.plain
     }
 
     /// `HEAD`: the file name the server would give, and its validators. One attempt.
@@ -97,4 +85,30 @@ impl Downloader {
             last_modified: header(reqwest::header::LAST_MODIFIED),
         })
     }
+}
+
+/// The one builder of the process's clients: what every call shares.
+fn builder(settings: &DownloadSettings) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .read_timeout(settings.read_timeout)
+        .user_agent(concat!("annuaire/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The certificates of the extra CA bundle, refused when it holds none.
+fn extra_roots(bundle: &std::path::Path) -> Result<Vec<reqwest::Certificate>, DownloadError> {
+    let pem = std::fs::read(bundle)
+        .map_err(|e| DownloadError::Settings(format!("cannot read the CA bundle {}: {e}", bundle.display())))?;
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| DownloadError::Settings(format!("{} is not a PEM bundle: {e}", bundle.display())))?;
+    // The parser skips what is not a certificate: an empty file, a key or the wrong file
+    // parse as a bundle of none, and the publisher's chain would then fail at the first
+    // download instead of here.
+    if certificates.is_empty() {
+        return Err(DownloadError::Settings(format!(
+            "the CA bundle {} holds no PEM certificate",
+            bundle.display()
+        )));
+    }
+    Ok(certificates)
 }

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::checks::{disposition_file_name, refusal, refused, url_file_name};
-use super::{DownloadError, DownloadSettings, Downloader, Fetched, is_remote, retry};
+use super::{DownloadError, Downloader, Fetched, is_remote, retry};
 use crate::extract::Source;
 use crate::scratch::{self, Claim};
 
@@ -290,8 +290,9 @@ impl LocalSource {
     }
 }
 
-/// For `annuaire import <URL>`: downloads with the process's client (a default one when
-/// `None`); a path is used as is.
+/// For `annuaire import <URL>`: downloads with the process's client, built once at start
+/// (`None` refuses a URL: a client made here could only repeat or hide a failure of that
+/// start); a path is used as is.
 pub async fn fetch_if_remote(
     location: &str,
     dir: &Path,
@@ -303,14 +304,9 @@ pub async fn fetch_if_remote(
             _fetched: None,
         });
     }
-    let default;
-    let downloader = match downloader {
-        Some(downloader) => downloader,
-        None => {
-            default = Downloader::new(DownloadSettings::default())?;
-            &default
-        }
-    };
+    let downloader = downloader.ok_or_else(|| DownloadError::NoClient {
+        url: location.to_owned(),
+    })?;
     let fetched = downloader.fetch(location, dir, 0, &CancellationToken::new()).await?;
     Ok(LocalSource {
         path: fetched.path.clone(),

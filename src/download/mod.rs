@@ -1,10 +1,11 @@
-//! The downloader of extracts (reqwest): one client per process, connect and read
-//! timeouts, an extra CA bundle for the publisher's IGC-Santé chain (verification is never
-//! switched off), retries of what is worth retrying (429, 503, timeouts, cut connections)
-//! with back-off and `Retry-After`, a size cap, a checksum, and a refusal of what is not an
-//! extract (an HTML page, an empty or far too small body, a broken zip, a zip without the
-//! expected files). Local paths pass through untouched. A partial download of a process
-//! killed mid-way is removed when the next download or server starts.
+//! The downloader of extracts and the process's HTTP clients (reqwest), built once at
+//! start: connect and read timeouts, an extra CA bundle for the publisher's IGC-Santé chain
+//! on downloads only (verification is never switched off), retries of what is worth
+//! retrying (429, 503, timeouts, cut connections) with back-off and `Retry-After`, a size
+//! cap, a checksum, and a refusal of what is not an extract (an HTML page, an empty or far
+//! too small body, a broken zip, a zip without the expected files). Local paths pass
+//! through untouched. A partial download of a process killed mid-way is removed when the
+//! next download or server starts.
 
 mod checks;
 mod client;
@@ -36,6 +37,8 @@ pub enum DownloadError {
     TooLarge { url: String, max_mb: u64 },
     #[error("cannot write the download to {path}: {reason}")]
     Write { path: String, reason: String },
+    #[error("{url}: a URL source, but no download client was given")]
+    NoClient { url: String },
     #[error("download settings: {0}")]
     Settings(String),
     #[error("download cancelled")]

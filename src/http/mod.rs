@@ -153,7 +153,8 @@ impl AppState {
             entra: config.hooks.entra.clone().map(|settings| {
                 Arc::new(entra::EntraAuth::new(
                     settings,
-                    config.runner.downloader.client().clone(),
+                    // Entra's keys through the system roots: the extra CA bundle is for downloads.
+                    config.runner.downloader.plain_client().clone(),
                 ))
             }),
             signer: config

@@ -43,8 +43,9 @@ impl Trigger {
     }
 }
 
-/// What every run shares: where downloads and work files go, the process's HTTP client (for downloads,
-/// with the job's retry policy, and webhooks), and the niceness of imports.
+/// What every run shares: where downloads and work files go, the process's HTTP clients
+/// (built once at start: the download client, with the job's retry policy, and the plain
+/// one for webhooks), and the niceness of imports.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     pub work_dir: PathBuf,
@@ -53,11 +54,13 @@ pub struct RunnerSettings {
     pub nice: i32,
 }
 
-impl Default for RunnerSettings {
-    fn default() -> Self {
+impl RunnerSettings {
+    /// The process's clients; work files in the system's temporary directory, imports at
+    /// niceness 10.
+    pub fn new(downloader: Downloader) -> RunnerSettings {
         RunnerSettings {
             work_dir: std::env::temp_dir(),
-            downloader: Downloader::default(),
+            downloader,
             nice: 10,
         }
     }
@@ -304,9 +307,10 @@ async fn published_facts(
     Ok((published.and_then(|p| p.extract_ts), bytes.unwrap_or(0).max(0) as u64))
 }
 
-/// Best effort: a webhook that is down must not fail the run (it is logged).
+/// Best effort: a webhook that is down must not fail the run (it is logged). On the plain
+/// client: the extra CA bundle is for downloads only.
 async fn notify(downloader: &Downloader, url: &str, run: &JobRun) {
-    let request = downloader.client().post(url).timeout(WEBHOOK_TIMEOUT).json(run);
+    let request = downloader.plain_client().post(url).timeout(WEBHOOK_TIMEOUT).json(run);
     match request.send().await {
         Ok(response) if response.status().is_success() => tracing::info!(job = %run.job, "webhook notified"),
         Ok(response) => {

@@ -62,14 +62,16 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Every route, hooks as given; no jobs, no scheduler, no search index.
-    pub fn new(hooks: HookSettings) -> ServerConfig {
-        ServerConfig {
+    /// Every route, hooks as given; no jobs, no scheduler, no search index; HTTP clients
+    /// with the default settings (no extra CA bundle), built here once for this server.
+    pub fn new(hooks: HookSettings) -> Result<ServerConfig, crate::download::DownloadError> {
+        let downloader = crate::download::Downloader::new(crate::download::DownloadSettings::default())?;
+        Ok(ServerConfig {
             routes: Routes::All,
             hooks,
             jobs: Vec::new(),
             scheduler: false,
-            runner: RunnerSettings::default(),
+            runner: RunnerSettings::new(downloader),
             search_dir: None,
             search_storage: crate::search::IndexStorage::default(),
             connections: ConnectionLimits::default(),
@@ -77,7 +79,7 @@ impl ServerConfig {
             signing: None,
             past: crate::http::PastLimits::default(),
             export_stall: crate::export::DEFAULT_STALL,
-        }
+        })
     }
 }
 
@@ -163,7 +165,8 @@ pub async fn run(
     if let Some(settings) = config.webhooks.clone().filter(|w| !w.urls.is_empty()) {
         let sender = Arc::new(webhooks::Sender {
             pool: pool.clone(),
-            client: config.runner.downloader.client().clone(),
+            // The plain client: the extra CA bundle is for downloads only.
+            client: config.runner.downloader.plain_client().clone(),
             settings,
         });
         let stop = shutdown.clone();

@@ -19,7 +19,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the server and waits until it is ready (a generation loaded).
     pub async fn start(pool: PgPool, hooks: HookSettings) -> TestServer {
-        TestServer::start_with(pool, ServerConfig::new(hooks)).await
+        TestServer::start_with(pool, ServerConfig::new(hooks).unwrap()).await
     }
 
     pub async fn start_with(pool: PgPool, config: ServerConfig) -> TestServer {

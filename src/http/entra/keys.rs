@@ -195,3 +195,45 @@ impl EntraKeys {
         Ok(keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::download::{DownloadSettings, Downloader};
+
+    /// The process's clients read for a minute before giving up on a silent server; Entra
+    /// waits about a second for its callout's answer, so a key fetch has its own 2 s.
+    #[tokio::test]
+    async fn a_key_server_that_never_answers_is_given_up_on_per_request() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // Accepts and holds every connection open without a word.
+        let silent = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let settings = EntraSettings {
+            jwks_url: EntraSettings::check_jwks_url(&format!("http://{address}/keys")).unwrap(),
+            issuer: "https://login.microsoftonline.com/tenant/v2.0".to_owned(),
+            audiences: vec!["api".to_owned()],
+            subject_attribute: "onPremisesSamAccountName".to_owned(),
+            mapping: None,
+            refetch_after: super::super::token::REFETCH_AFTER,
+            first_retry: super::super::token::FIRST_RETRY,
+        };
+        let clients = Downloader::new(DownloadSettings::default()).unwrap();
+        let keys = EntraKeys::new(&settings, clients.plain_client().clone());
+        // A generous bound, far under the client's 60 s read timeout: the fetch ends on its own.
+        let fetched = tokio::time::timeout(Duration::from_secs(20), keys.fetch())
+            .await
+            .expect("the key fetch must give up on its own per-request timeout");
+        match fetched {
+            Err(FetchError::Unreachable(error)) => assert!(error.is_timeout(), "{error:?}"),
+            Err(error) => panic!("not a timeout: {error}"),
+            Ok(_) => panic!("keys from a server that never answered"),
+        }
+        silent.abort();
+    }
+}
