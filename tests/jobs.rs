@@ -270,7 +270,9 @@ async fn two_schedulers_firing_at_once_make_exactly_one_run() {
     assert_eq!(imports, 1);
 }
 
-/// Real schedulers, firing every second on one database: one import, the rest skipped.
+/// Two real schedulers on one database, due at the same second: one run imports, the other
+/// is skipped by the job's lock and names the run in progress. Without the lock both would
+/// download and import, and one would fail or publish twice.
 #[tokio::test]
 async fn two_real_schedulers_on_one_database_import_once() {
     use annuaire::jobs::scheduler::Scheduler;
@@ -282,36 +284,38 @@ async fn two_real_schedulers_on_one_database_import_once() {
         vec![Reply::Stall(Duration::from_millis(300))],
     )
     .await;
-    let fast = every_second(
-        JobDefinition::parse(
-            Path::new("fast.toml"),
-            &format!(
-                "name = \"fast\"\nkind = \"ps_libreacces\"\nschedule = \"0 0 3 * * *\"\nsources = [{:?}]\n",
-                source.url
-            ),
-        )
-        .unwrap(),
-    );
+    let mut once = JobDefinition::parse(
+        Path::new("once.toml"),
+        &format!(
+            "name = \"once\"\nkind = \"ps_libreacces\"\nschedule = \"0 0 3 * * *\"\ntime_zone = \"UTC\"\nsources = [{:?}]\n",
+            source.url
+        ),
+    )
+    .unwrap();
+    // Due once, two seconds from now, for both schedulers at the same instant.
+    let due = chrono::Utc::now() + chrono::Duration::seconds(2);
+    once.schedule_text = due.format("%S %M %H * * *").to_string();
+    once.schedule = once.schedule_text.parse().expect("a cron expression");
     let shutdown = CancellationToken::new();
     let schedulers: Vec<_> = (0..2)
         .map(|_| {
             let scheduler = Scheduler {
                 pool: pool.clone(),
-                jobs: std::sync::Arc::new(vec![fast.clone()]),
+                jobs: std::sync::Arc::new(vec![once.clone()]),
                 settings: settings(),
             };
             tokio::spawn(scheduler.run(shutdown.clone()))
         })
         .collect();
     let watched = pool.clone();
-    wait_for("a published run and a skipped one", Duration::from_secs(20), || {
+    wait_for("both scheduled runs ended", Duration::from_secs(20), || {
         let pool = watched.clone();
         async move {
-            let statuses: Vec<String> = sqlx::query_scalar("SELECT status FROM job_run")
-                .fetch_all(&pool)
+            let ended: i64 = sqlx::query_scalar("SELECT count(*) FROM job_run WHERE status <> 'running'")
+                .fetch_one(&pool)
                 .await
                 .unwrap_or_default();
-            statuses.iter().any(|s| s == "published") && statuses.iter().filter(|s| *s == "skipped").count() >= 2
+            ended >= 2
         }
     })
     .await;
@@ -319,6 +323,27 @@ async fn two_real_schedulers_on_one_database_import_once() {
     for scheduler in schedulers {
         scheduler.await.unwrap();
     }
+    let runs: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT id, status::text, message FROM job_run ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let statuses: Vec<&str> = runs.iter().map(|(_, status, _)| status.as_str()).collect();
+    assert!(!statuses.contains(&"failed"), "{runs:?}");
+    let published: Vec<_> = runs.iter().filter(|(_, status, _)| status == "published").collect();
+    let skipped: Vec<_> = runs.iter().filter(|(_, status, _)| status == "skipped").collect();
+    assert_eq!((published.len(), skipped.len(), runs.len()), (1, 1, 2), "{runs:?}");
+    assert_eq!(
+        skipped[0].2.as_deref(),
+        Some(
+            format!(
+                "another run of once is in progress (run {}, on this or another replica)",
+                published[0].0
+            )
+            .as_str()
+        ),
+        "{runs:?}"
+    );
     let imports: i64 = sqlx::query_scalar("SELECT count(*) FROM import_run WHERE status = 'published'")
         .fetch_one(&pool)
         .await

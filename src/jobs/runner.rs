@@ -83,10 +83,16 @@ pub async fn run(
 ) -> Result<JobRun, sqlx::Error> {
     let Some(lock) = AdvisoryLock::try_acquire(pool, lock_key(&job.name)).await? else {
         let skipped = job_runs::start(pool, &job.name, trigger.as_str(), JobRunStatus::Skipped).await?;
-        let message = format!(
-            "another run of {} is in progress (on this or another replica)",
-            job.name
-        );
+        let message = match holder(pool, &job.name).await? {
+            Some(id) => format!(
+                "another run of {} is in progress (run {id}, on this or another replica)",
+                job.name
+            ),
+            None => format!(
+                "another run of {} is in progress (on this or another replica)",
+                job.name
+            ),
+        };
         let facts = JobRunFacts {
             message: Some(message),
             ..JobRunFacts::default()
@@ -104,6 +110,23 @@ pub async fn run(
         notify(&settings.downloader, url, &recorded).await;
     }
     Ok(recorded)
+}
+
+/// How long a run that found the job's lock taken waits for the holder's row, which the
+/// holder writes right after taking the lock: a few milliseconds on a sound database.
+const HOLDER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The id of the run holding the job's lock, so that a skipped run names it; `None` when the
+/// holder has not recorded itself within `HOLDER_WAIT`.
+async fn holder(pool: &PgPool, job: &str) -> Result<Option<i64>, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + HOLDER_WAIT;
+    loop {
+        let found = job_runs::in_progress(pool, job).await?;
+        if found.is_some() || tokio::time::Instant::now() >= deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn run_locked(

@@ -112,3 +112,12 @@ pub async fn last_published_bytes(db: impl PgExecutor<'_>, job: &str) -> Result<
     .fetch_optional(db)
     .await
 }
+
+/// The latest run of `job` still marked running: the one holding the job's lock when that
+/// lock is taken (a crashed replica's leftover row is older, and its lock died with it).
+pub async fn in_progress(db: impl PgExecutor<'_>, job: &str) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT id FROM job_run WHERE job = $1 AND status = 'running' ORDER BY id DESC LIMIT 1")
+        .bind(job)
+        .fetch_optional(db)
+        .await
+}
