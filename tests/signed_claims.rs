@@ -104,7 +104,7 @@ async fn signed_claims_verify_with_another_jose_implementation_and_survive_a_rot
         }),
         ..ServerConfig::new(HookSettings::default()).unwrap()
     };
-    let server = TestServer::start_with(pool.clone(), config).await;
+    let server = TestServer::start_with(pool.clone(), config.clone()).await;
 
     let plain = server.get(&format!("/v1/claims/{ID}"), &key).await;
     assert_eq!(plain.headers()["vary"], "accept", "negotiated: JSON answers vary too");
@@ -178,10 +178,13 @@ async fn signed_claims_verify_with_another_jose_implementation_and_survive_a_rot
         .unwrap();
     assert!(sealed && !private_key.is_empty());
 
-    // Rotation: published at once, signing after its delay; old tokens still verify.
+    // Rotation: published at once, signing after its delay; old tokens still verify. The
+    // delay is an hour, so that "not before its delay" holds however slow the machine; the
+    // test then brings the activation to now and starts the server again, as the hour
+    // passing would (a running server picks its signer by the time: unit-tested in signing).
     let first = kid_of(&token);
     let out = Command::new(common::cargo_bin())
-        .args(["signing-keys", "rotate", "--activate-after", "6"])
+        .args(["signing-keys", "rotate", "--activate-after", "3600"])
         .env("DATABASE_URL", &db.url)
         .env("ANNUAIRE_SIGNING_KEY_SECRET", SECRET)
         .env("RUST_LOG", "warn")
@@ -198,6 +201,21 @@ async fn signed_claims_verify_with_another_jose_implementation_and_survive_a_rot
         .await
         .unwrap();
     assert_eq!(kid_of(&before), first, "the new key does not sign before its delay");
+    let delay: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM activates_at - created_at)::float8 FROM signing_key WHERE kid <> $1",
+    )
+    .bind(&first)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(delay, 3600.0, "the new key activates after the delay asked");
+    sqlx::query("UPDATE signing_key SET activates_at = now() WHERE kid <> $1")
+        .bind(&first)
+        .execute(&pool)
+        .await
+        .unwrap();
+    server.stop().await;
+    let server = TestServer::start_with(pool.clone(), config).await;
     wait_for("the new key to sign", Duration::from_secs(20), || async {
         let token = jwt(&server, &format!("/v1/claims/{ID}"), &key)
             .await
