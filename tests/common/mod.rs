@@ -12,6 +12,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod fixtures;
+pub mod generations;
 pub mod server;
 pub mod source;
 
