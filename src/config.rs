@@ -223,7 +223,10 @@ mod tests {
                 "https://hook:***@receiver.example/annuaire?token=***&***",
             ),
             ("https://tok3n@receiver.example/in", "https://***@receiver.example/in"),
-            ("postgres://annuaire@db/annuaire?password=x", "postgres://annuaire@db/annuaire?password=***"),
+            (
+                "postgres://annuaire@db/annuaire?password=x",
+                "postgres://annuaire@db/annuaire?password=***",
+            ),
             ("https://receiver.example/in#k=v", "https://receiver.example/in#***"),
             ("http://127.0.0.1:8080/hook", "http://127.0.0.1:8080/hook"),
         ];
