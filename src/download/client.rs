@@ -58,7 +58,7 @@ impl Downloader {
         &self.plain
     }
 
-    /// `HEAD`: the file name the server would give, and its validators. One attempt.
+    /// `HEAD`: the file name the server would give. One attempt.
     pub async fn probe(&self, url: &str) -> Result<Probe, DownloadError> {
         let response = self.client.head(url).send().await.map_err(|e| DownloadError::GaveUp {
             url: url.to_owned(),
@@ -81,8 +81,6 @@ impl Downloader {
         };
         Ok(Probe {
             file_name: header(reqwest::header::CONTENT_DISPOSITION).and_then(|v| disposition_file_name(&v)),
-            etag: header(reqwest::header::ETAG),
-            last_modified: header(reqwest::header::LAST_MODIFIED),
         })
     }
 }

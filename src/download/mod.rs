@@ -73,8 +73,6 @@ impl Default for DownloadSettings {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Probe {
     pub file_name: Option<String>,
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
 }
 
 /// A downloaded extract, deleted with this value.

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::keys::KeyRing;
 use crate::snapshot::{HOUSEKEEPING_NICE, Snapshot, load_changes, load_full};
 use crate::store::RunId;
+use crate::store::channels;
 use crate::store::runs;
 
 /// How often the store is checked (and the publication compared) without a notification.
@@ -138,7 +139,7 @@ impl Follower {
             if listener.is_none() {
                 listener = tokio::time::timeout(PROBE_TIMEOUT, self.listen()).await.ok().flatten();
             }
-            let keys_changed = notified.as_deref() == Some("annuaire_keys");
+            let keys_changed = notified.as_deref() == Some(channels::KEYS);
             self.refresh(keys_changed || notified.is_none()).await;
         }
     }
@@ -146,7 +147,7 @@ impl Follower {
     async fn listen(&self) -> Option<PgListener> {
         let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
         listener
-            .listen_all(["annuaire_publication", "annuaire_keys"])
+            .listen_all([channels::PUBLICATION, channels::KEYS])
             .await
             .ok()?;
         Some(listener)

@@ -25,11 +25,12 @@ pub async fn insert(db: impl PgExecutor<'_>, name: &str, scopes: &[&str], hash: 
         "WITH created AS (
              INSERT INTO api_key (name, scopes, key_hash) VALUES ($1, $2, $3)
              RETURNING id, name, scopes, created_at, revoked_at)
-         SELECT created.*, pg_notify('annuaire_keys', '') IS NOT NULL AS notified FROM created",
+         SELECT created.*, pg_notify($4, '') IS NOT NULL AS notified FROM created",
     )
     .bind(name)
     .bind(scopes)
     .bind(hash)
+    .bind(super::channels::KEYS)
     .fetch_one(db)
     .await
 }
@@ -47,10 +48,11 @@ pub async fn revoke(db: impl PgExecutor<'_>, name: &str, id: Option<i64>) -> Res
              UPDATE api_key SET revoked_at = now()
              WHERE revoked_at IS NULL AND (name = $1 OR id = $2)
              RETURNING id, name, scopes, created_at, revoked_at)
-         SELECT revoked.*, pg_notify('annuaire_keys', '') IS NOT NULL AS notified FROM revoked",
+         SELECT revoked.*, pg_notify($3, '') IS NOT NULL AS notified FROM revoked",
     )
     .bind(name)
     .bind(id)
+    .bind(super::channels::KEYS)
     .fetch_optional(db)
     .await
 }

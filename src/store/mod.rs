@@ -4,6 +4,7 @@
 //! mailboxes, keys). Queries are runtime-checked; each is exercised by the integration tests.
 
 pub mod batch;
+pub mod channels;
 pub mod codec;
 pub mod copy;
 pub mod embedded;

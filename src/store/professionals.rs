@@ -63,26 +63,6 @@ pub async fn claims(db: impl PgExecutor<'_>, id: &NationalId) -> Result<ClaimsLo
     })
 }
 
-/// Counts of the published generation, for summaries and the safety gate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublishedCounts {
-    pub rpps: i64,
-    pub adeli: i64,
-    pub removed: i64,
-}
-
-pub async fn counts(db: impl PgExecutor<'_>) -> Result<PublishedCounts, sqlx::Error> {
-    let (rpps, adeli, removed): (i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE removed_at IS NULL AND id_type = '8'),
-                count(*) FILTER (WHERE removed_at IS NULL AND id_type = '0'),
-                count(*) FILTER (WHERE removed_at IS NOT NULL)
-         FROM professional",
-    )
-    .fetch_one(db)
-    .await?;
-    Ok(PublishedCounts { rpps, adeli, removed })
-}
-
 /// Everything known of one professional, for the admin pages: the claims document, the
 /// details, the published mailboxes, and the dates.
 #[derive(Debug, Clone, serde::Serialize)]

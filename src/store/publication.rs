@@ -88,7 +88,8 @@ pub async fn publish(
         .await?;
     }
     // Every server process follows the published generation through this (sent at commit).
-    sqlx::query("SELECT pg_notify('annuaire_publication', $1::text)")
+    sqlx::query("SELECT pg_notify($1, $2::text)")
+        .bind(super::channels::PUBLICATION)
         .bind(run_id)
         .execute(&mut *tx)
         .await?;

@@ -73,7 +73,8 @@ pub async fn purge(pool: &PgPool, retention_days: i32) -> Result<PurgeReport, sq
     .await?;
     if professionals > 0 {
         // Servers reload their snapshot: a purged professional answers 404, not 410.
-        sqlx::query("SELECT pg_notify('annuaire_publication', 'purge')")
+        sqlx::query("SELECT pg_notify($1, 'purge')")
+            .bind(super::channels::PUBLICATION)
             .execute(&mut *tx)
             .await?;
     }

@@ -52,13 +52,14 @@ pub async fn add(
              INSERT INTO signing_key (kid, public_jwk, private_key, sealed, activates_at)
              VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
              RETURNING kid, public_jwk, private_key, sealed, created_at, activates_at)
-         SELECT added.*, pg_notify('annuaire_keys', 'signing') IS NOT NULL AS notified FROM added",
+         SELECT added.*, pg_notify($6, 'signing') IS NOT NULL AS notified FROM added",
     )
     .bind(&key.kid)
     .bind(&key.public_jwk)
     .bind(&key.private_key)
     .bind(key.sealed)
     .bind(activate_after.as_secs_f64())
+    .bind(super::channels::KEYS)
     .fetch_one(db)
     .await
 }
@@ -67,9 +68,10 @@ pub async fn add(
 pub async fn remove(db: impl PgExecutor<'_>, kid: &str) -> Result<bool, sqlx::Error> {
     let removed: Option<String> = sqlx::query_scalar(
         "WITH removed AS (DELETE FROM signing_key WHERE kid = $1 RETURNING kid)
-         SELECT kid FROM removed WHERE pg_notify('annuaire_keys', 'signing') IS NOT NULL",
+         SELECT kid FROM removed WHERE pg_notify($2, 'signing') IS NOT NULL",
     )
     .bind(kid)
+    .bind(super::channels::KEYS)
     .fetch_optional(db)
     .await?;
     Ok(removed.is_some())
