@@ -1,7 +1,9 @@
 //! The admin page's address line (`addressLine` in src/http/page.js), run under Node on
 //! activities of the extract: the bureau cedex already carries the postcode, and the
-//! street type is written by its label. Without Node the test says so and passes (the
-//! browser test shows the same line in CI).
+//! street type is written by its label. Without Node the test is skipped with a message, or
+//! fails under CI (`common::tools`).
+
+mod common;
 
 use std::process::Command;
 
@@ -31,13 +33,10 @@ fn the_address_line_writes_the_postcode_once_and_the_street_type_label() {
         "{}\nconst cases = {cases};\nprocess.stdout.write(JSON.stringify(cases.map(([a, label]) => addressLine(a, label))));",
         address_line_source()
     );
-    let out = match Command::new("node").arg("-e").arg(&script).output() {
-        Ok(out) => out,
-        Err(error) => {
-            eprintln!("skipping: node cannot run ({error})");
-            return;
-        }
-    };
+    if !common::tools::require("node", "apt-get install nodejs (.ci/setup does)") {
+        return;
+    }
+    let out = Command::new("node").arg("-e").arg(&script).output().expect("node runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lines: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(

@@ -2,13 +2,14 @@
 //! JSON, so no driver crate): enough to type, click, read and wait like a person. The
 //! driver and every browser process it starts are killed when the `Browser` is dropped.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::tools;
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -17,30 +18,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 const INSTALL: &str = "apt-get install chromium chromium-driver (.ci/setup does)";
 
-/// Whether Chromium and chromedriver are installed. Without them, CI (`CI=true`) fails the
-/// test, since it must run the browser tests; elsewhere this says how to install them and
-/// the caller skips the test.
+/// Whether Chromium and chromedriver are installed (the policy of `tools::require`: a
+/// failure under CI, a skip with a message elsewhere).
 pub fn installed() -> bool {
-    let driver = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("chromedriver").is_file()));
-    let browser = Path::new(CHROMIUM).is_file();
-    if driver && browser {
-        return true;
-    }
-    let missing = match (browser, driver) {
-        (false, false) => format!("{CHROMIUM} and chromedriver"),
-        (false, true) => CHROMIUM.to_owned(),
-        _ => "chromedriver (on PATH)".to_owned(),
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("the browser test needs {missing}, which CI must provide: {INSTALL}");
-    }
-    // Straight to stderr: the test harness would capture `eprintln!` of a passing test.
-    let _ = writeln!(
-        std::io::stderr(),
-        "skipping the browser test: {missing} not found; to run it: {INSTALL}"
-    );
-    false
+    // Both checked, so a machine lacking both hears of both.
+    let browser = tools::require(CHROMIUM, INSTALL);
+    let driver = tools::require("chromedriver", INSTALL);
+    browser && driver
 }
 
 pub struct Browser {

@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod generations;
 pub mod server;
 pub mod source;
+pub mod tools;
 
 use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
