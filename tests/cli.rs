@@ -362,3 +362,30 @@ async fn a_closed_stdout_ends_quietly_with_the_commands_status() {
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(list[0]["status"], "published", "the import ran to its end: {list}");
 }
+
+/// A kid is base64url: one in 64 starts with `-`, and `signing-keys retire` must take it as
+/// the kid, not refuse it as an unknown option.
+#[test]
+fn a_kid_that_starts_with_a_hyphen_is_taken_as_the_kid() {
+    for args in [
+        &["-Xyz"][..],
+        &["--unproven-secret", "-Xyz"],
+        &["-Xyz", "--unproven-secret"],
+    ] {
+        let output = Command::new(cargo_bin())
+            .args(["signing-keys", "retire"])
+            .args(args)
+            .env("ANNUAIRE_EMBEDDED", "off")
+            .env_remove("DATABASE_URL")
+            .env_remove("ANNUAIRE_CONFIG")
+            .output()
+            .unwrap();
+        // Past the parser: it stops at the missing database, not at the arguments.
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("DATABASE_URL"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -498,7 +498,9 @@ pub enum SigningKeysCommand {
         after_help = "ANNUAIRE_SIGNING_KEY_SECRET is read from the environment only: give it the servers' value. The kids and their states: annuaire signing-keys list"
     )]
     Retire {
-        /// The key's kid, as `annuaire signing-keys list` shows it.
+        /// The key's kid, as `annuaire signing-keys list` shows it (one in 64 starts with
+        /// `-`: taken as the kid, not as an option).
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         /// Retire even though the secret opens no stored key (every key sealed under a lost
         /// secret): nothing then shows that this secret is not itself mistyped.
