@@ -10,7 +10,7 @@ use std::time::Duration;
 use annuaire::http::{ConnectionLimits, HookSettings};
 use annuaire::keys::{self, Scope};
 use annuaire::server::ServerConfig;
-use common::server::TestServer;
+use common::server::{TestServer, closed_within};
 use common::{TestDb, published_db};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -72,22 +72,6 @@ async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
         .bind(format!("{from}:0").parse().expect("address"))
         .expect("bind");
     socket.connect(to).await.expect("connect")
-}
-
-/// True when the server closes the connection (EOF or reset) within `deadline`; false
-/// when it is still open then.
-async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(deadline, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_ok()
 }
 
 /// One request on a kept-alive connection, its whole answer read: the connection is then

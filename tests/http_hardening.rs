@@ -10,10 +10,10 @@ use annuaire::http::{ConnectionLimits, HookSettings};
 use annuaire::keys::{self, Scope};
 use annuaire::server::ServerConfig;
 use common::published_db;
-use common::server::{TestServer, wait_for};
+use common::server::{TestServer, closed_within, wait_for};
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
@@ -256,21 +256,6 @@ async fn limited_server(pool: PgPool, limits: ConnectionLimits) -> (String, Canc
     let address = listener.local_addr().unwrap().to_string();
     tokio::spawn(annuaire::server::run(pool, listener, config, shutdown.clone()));
     (address, shutdown)
-}
-
-/// Reads until the server closes the connection (EOF or reset), within `deadline`.
-async fn closed_within(stream: &mut TcpStream, deadline: Duration) -> bool {
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(deadline, async {
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .is_ok()
 }
 
 #[tokio::test]

@@ -5,62 +5,11 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use annuaire::keys::{self, Scope};
 use serde_json::Value;
 
 use common::published_db;
-use common::server::wait_for;
-
-struct Serving {
-    child: Child,
-    base: String,
-}
-
-impl Serving {
-    async fn start(url: &str, format: &str) -> Serving {
-        let port = common::free_port();
-        let child = Command::new(common::cargo_bin())
-            .args([
-                "serve",
-                "--log-format",
-                format,
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .env("DATABASE_URL", url)
-            .env("RUST_LOG", "info")
-            .env("ANNUAIRE_HOME", tempfile::tempdir().unwrap().keep())
-            .env("ANNUAIRE_JOBS_DIR", "/nonexistent")
-            .env_remove("NO_COLOR")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        let ready = format!("{base}/readyz");
-        wait_for("the server to be ready", Duration::from_secs(30), || {
-            let ready = ready.clone();
-            async move { reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) }
-        })
-        .await;
-        Serving { child, base }
-    }
-
-    /// Stops the server and gives everything it logged.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let mut logged = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut logged).unwrap();
-        logged
-    }
-}
+use common::serving::Serving;
 
 #[tokio::test]
 async fn logs_are_plain_on_a_pipe_and_json_lines_carry_the_request_id() {
@@ -69,7 +18,7 @@ async fn logs_are_plain_on_a_pipe_and_json_lines_carry_the_request_id() {
     let (_, key) = keys::create(&db.pool, "admin", &[Scope::Admin]).await.unwrap();
     let client = reqwest::Client::new();
 
-    let text = Serving::start(&db.url, "text").await;
+    let text = Serving::start(&db.url, &["--log-format", "text"], &[]).await;
     client
         .get(format!("{}/v1/imports", text.base))
         .bearer_auth(&key)
@@ -80,7 +29,7 @@ async fn logs_are_plain_on_a_pipe_and_json_lines_carry_the_request_id() {
     assert!(logged.lines().count() >= 2, "{logged}");
     assert!(!logged.contains('\x1b'), "colour codes on a pipe:\n{logged}");
 
-    let json = Serving::start(&db.url, "json").await;
+    let json = Serving::start(&db.url, &["--log-format", "json"], &[]).await;
     let asked = client
         .get(format!("{}/v1/imports", json.base))
         .bearer_auth(&key)

@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +21,7 @@ use annuaire::server::ServerConfig;
 use annuaire::server::webhooks::{WebhookSettings, WebhookTiming};
 use annuaire::store::webhooks::EndpointKey;
 use common::server::{TestServer, wait_for};
+use common::serving::Serving;
 use common::{lenient, published_db, samples};
 
 const SECRET: &str = "a shared secret of the test, long enough";
@@ -235,7 +234,15 @@ async fn a_urls_credentials_reach_the_receiver_and_nothing_else() {
     let (receivers, base) = Receivers::start().await;
     let (password, token) = ("pa55-of-the-hook", "t0ken-of-the-hook");
     let url = format!("http://hook:{password}@{base}/fail-first?token={token}");
-    let serving = Serving::start(&db.url, &url).await;
+    let serving = Serving::start(
+        &db.url,
+        &[],
+        &[
+            ("ANNUAIRE_PUBLISH_WEBHOOKS", url.as_str()),
+            ("ANNUAIRE_WEBHOOK_SECRET", SECRET),
+        ],
+    )
+    .await;
     wait_for_endpoints(&db.pool, 1).await;
 
     let day2 = samples().join("ps-libreacces-day2");
@@ -364,45 +371,4 @@ async fn the_migration_keys_and_redacts_the_urls_already_stored() {
 fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-/// `annuaire serve` as deployed, its log on a pipe.
-struct Serving {
-    child: Child,
-}
-
-impl Serving {
-    async fn start(database_url: &str, webhook: &str) -> Serving {
-        let port = common::free_port();
-        let child = Command::new(common::cargo_bin())
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("DATABASE_URL", database_url)
-            .env("ANNUAIRE_PUBLISH_WEBHOOKS", webhook)
-            .env("ANNUAIRE_WEBHOOK_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .env("ANNUAIRE_HOME", tempfile::tempdir().unwrap().keep())
-            .env("ANNUAIRE_JOBS_DIR", "/nonexistent")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let ready = format!("http://127.0.0.1:{port}/readyz");
-        wait_for("the server to be ready", Duration::from_secs(30), || {
-            let ready = ready.clone();
-            async move { reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) }
-        })
-        .await;
-        Serving { child }
-    }
-
-    /// Stops the server and gives everything it logged.
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-        let mut logged = String::new();
-        self.child.stderr.take().unwrap().read_to_string(&mut logged).unwrap();
-        logged
-    }
 }

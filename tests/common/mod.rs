@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod fixtures;
 pub mod generations;
 pub mod server;
+pub mod serving;
 pub mod source;
 pub mod tools;
 

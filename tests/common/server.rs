@@ -125,3 +125,20 @@ impl TestServer {
         .await;
     }
 }
+
+/// True when the server closes the connection (EOF or reset) within `deadline`; false
+/// when it is still open then.
+pub async fn closed_within(stream: &mut tokio::net::TcpStream, deadline: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(deadline, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
