@@ -41,6 +41,9 @@ pub struct Registry {
     inner: Mutex<Inner>,
     /// Signalled when a connection ends or goes idle: the accept loop may find room.
     room: Notify,
+    /// The accept loop waits for room: only then does a request's end signal `room` (the
+    /// claims path's requests end by the thousand a second, the cap is rarely reached).
+    waiting: AtomicBool,
     stats: Arc<ConnectionStats>,
 }
 
@@ -97,7 +100,7 @@ impl Conn {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
+        self.in_flight.load(Ordering::SeqCst) == 0
     }
 
     /// Resolves once the registry chose this connection to make room.
@@ -122,6 +125,7 @@ impl Registry {
             max_per_client,
             inner: Mutex::new(Inner::default()),
             room: Notify::new(),
+            waiting: AtomicBool::new(false),
             stats,
         })
     }
@@ -143,22 +147,30 @@ impl Registry {
             *held += 1;
         }
         // From here the share is counted: the entry (or this guard) gives it back.
-        let pending = Pending {
+        let mut pending = Pending {
             registry: Arc::clone(self),
             client,
+            armed: true,
         };
         loop {
             let room = self.room.notified();
             tokio::pin!(room);
-            // Registered before looking, so a place freed meanwhile is not missed.
+            // Registered, and said to wait, before looking: a place freed or a connection
+            // gone idle meanwhile is not missed (SeqCst with `went_idle`'s side).
             room.as_mut().enable();
+            self.waiting.store(true, Ordering::SeqCst);
             if let Some(entry) = self.try_place(&pending) {
-                std::mem::forget(pending);
+                self.waiting.store(false, Ordering::SeqCst);
+                // The share now belongs to the entry.
+                pending.armed = false;
                 return Ok(entry);
             }
             tokio::select! {
                 _ = room => {}
-                _ = shutdown.cancelled() => return Err(Refusal::ShuttingDown),
+                _ = shutdown.cancelled() => {
+                    self.waiting.store(false, Ordering::SeqCst);
+                    return Err(Refusal::ShuttingDown);
+                }
             }
         }
     }
@@ -196,7 +208,9 @@ impl Registry {
     /// Called when a connection's last request in flight finished: the accept loop may be
     /// waiting for an idle connection to close.
     pub fn went_idle(&self) {
-        self.room.notify_one();
+        if self.waiting.load(Ordering::SeqCst) {
+            self.room.notify_one();
+        }
     }
 }
 
@@ -204,11 +218,15 @@ impl Registry {
 struct Pending {
     registry: Arc<Registry>,
     client: ClientKey,
+    /// Cleared once an entry holds the share.
+    armed: bool,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        release_share(&mut self.registry.lock(), self.client);
+        if self.armed {
+            release_share(&mut self.registry.lock(), self.client);
+        }
     }
 }
 
@@ -277,7 +295,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.conn.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.conn.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.registry.went_idle();
         }
     }
